@@ -1,0 +1,8 @@
+/* The pgship client's commands; each returns the process exit status. */
+#ifndef PGSHIP_CLIENT_COMMANDS_H
+#define PGSHIP_CLIENT_COMMANDS_H
+
+int cmd_keygen(int argc, char **argv);
+int cmd_decrypt(int argc, char **argv);
+
+#endif

@@ -1,0 +1,476 @@
+/*
+ * pgship decrypt: the offline way back from an archive to pg_dump output. It writes the plain tar
+ * (-o), unpacks it with every checksum verified (--extract), or shows the manifest (--list).
+ * --extract joins the custom format's parts into one dump.pgdump that pg_restore reads, and never
+ * trusts a path from the archive: the member names are checked (proto/bundle.c) and files are
+ * created with O_EXCL|O_NOFOLLOW under the target directory only. On any failure what it created
+ * is removed.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "client/commands.h"
+#include "common/fsutil.h"
+#include "common/keys.h"
+#include "common/log.h"
+#include "common/sha256.h"
+#include "common/spawn.h"
+#include "proto/bundle.h"
+#include "proto/envelope.h"
+#include "proto/manifest.h"
+
+#define MAX_KEYS 16
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: pgship decrypt --key FILE.key [INPUT|-] [-o OUT|- | --extract DIR | --list]\n"
+            "\n"
+            "Decrypts a pgship archive (INPUT, or standard input) with a recipient's secret key.\n"
+            "\n"
+            "  -k, --key FILE       a secret key from `pgship keygen` (repeatable: the one that\n"
+            "                       opens the archive is used)\n"
+            "  -o, --output OUT|-   write the plain (uncompressed) tar; default standard output\n"
+            "  -x, --extract DIR    unpack into DIR (created; if it exists it must be empty),\n"
+            "                       verifying every member's SHA-256: DIR/dump.pgdump (custom\n"
+            "                       format) or DIR/dump/ (directory format), DIR/globals.sql when\n"
+            "                       dumped, DIR/manifest.json and DIR/end.json\n"
+            "  -l, --list           verify the whole archive and show its manifest and members\n"
+            "      --json           with --list: JSON on standard output\n"
+            "  -f, --force          overwrite an existing -o file\n"
+            "  -h, --help\n"
+            "\n"
+            "Then: pg_restore -d DBNAME DIR/dump.pgdump (or DIR/dump). Exit status 0 only when\n"
+            "the archive was complete and authentic; an -o file or DIR is removed otherwise.\n");
+}
+
+typedef struct fd_src {
+    int fd;
+    int err;
+} fd_src;
+
+static ssize_t fd_source(void *arg, void *buf, size_t len)
+{
+    fd_src *s = arg;
+    for (;;) {
+        ssize_t n = read(s->fd, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            s->err = errno;
+        return n;
+    }
+}
+
+static int fd_sink(void *arg, const void *buf, size_t len)
+{
+    return fs_write_all(*(int *)arg, buf, len) == 0 ? 0 : PGS_EIO;
+}
+
+typedef struct extract_state {
+    const char *dir;
+    int dirfd;
+    int created_dir;
+    int dump_fd;   /* dump.pgdump for custom format */
+    int made_dump_dir;
+    manifest man;
+    int have_manifest;
+    manifest_end end;
+    int have_end;
+    uint64_t members, dump_bytes, parts, files;
+    json_t *manifest_json;
+} extract_state;
+
+static int read_member_all(bundle_reader *br, const bundle_member *m, size_t max, char **out,
+                           pgs_error *e)
+{
+    if (m->size > max)
+        return pgs_fail(e, PGS_ELIMIT, "%s is larger than %zu bytes", m->name, max);
+    char *buf = malloc((size_t)m->size + 1);
+    if (buf == NULL)
+        return pgs_fail(e, PGS_ENOMEM, "out of memory");
+    size_t got = 0;
+    while (got < m->size) {
+        ssize_t n = bundle_reader_read(br, buf + got, (size_t)m->size - got, e);
+        if (n < 0) {
+            free(buf);
+            return (int)n;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    if (got != m->size) {
+        free(buf);
+        return pgs_fail(e, PGS_ETRUNC, "%s is shorter than its header says", m->name);
+    }
+    *out = buf;
+    return 0;
+}
+
+static int create_file(extract_state *x, const char *rel, pgs_error *e)
+{
+    int fd = openat(x->dirfd, rel, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return pgs_fail(e, PGS_EIO, "%s/%s: %s", x->dir, rel, strerror(errno));
+    return fd;
+}
+
+static int copy_member(bundle_reader *br, int fd, const char *what, pgs_error *e)
+{
+    static char buf[1 << 20];
+    for (;;) {
+        ssize_t n = bundle_reader_read(br, buf, sizeof(buf), e);
+        if (n < 0)
+            return (int)n;
+        if (n == 0)
+            return 0;
+        if (fs_write_all(fd, buf, (size_t)n) != 0)
+            return pgs_fail(e, PGS_EIO, "writing %s: %s", what, strerror(errno));
+        if (sig_stop_requested())
+            return pgs_fail(e, PGS_EINTR, "interrupted by signal %d", sig_stop_requested());
+    }
+}
+
+/* Reads every member; with x->dir set, writes them out. */
+static int walk_archive(bundle_reader *br, extract_state *x, pgs_error *e)
+{
+    bundle_member m;
+    int rc;
+    while ((rc = bundle_reader_next(br, &m, e)) == 1) {
+        x->members++;
+        char *text = NULL;
+        switch (m.kind) {
+        case BUNDLE_K_MANIFEST:
+            if ((rc = read_member_all(br, &m, BUNDLE_MANIFEST_MAX, &text, e)) != 0)
+                return rc;
+            rc = manifest_decode(text, (size_t)m.size, &x->man, e);
+            if (rc == 0) {
+                x->have_manifest = 1;
+                x->manifest_json = json_loadb(text, (size_t)m.size, 0, NULL);
+            }
+            if (rc == 0 && x->dir) {
+                int fd = create_file(x, BUNDLE_MANIFEST, e);
+                if (fd < 0)
+                    rc = fd;
+                else {
+                    if (fs_write_all(fd, text, (size_t)m.size) != 0)
+                        rc = pgs_fail(e, PGS_EIO, "writing manifest.json: %s", strerror(errno));
+                    close(fd);
+                }
+            }
+            free(text);
+            if (rc != 0)
+                return rc == PGS_EFORMAT ? pgs_wrap(e, "manifest.json") : rc;
+            break;
+        case BUNDLE_K_END:
+            if ((rc = read_member_all(br, &m, BUNDLE_END_MAX, &text, e)) != 0)
+                return rc;
+            rc = manifest_end_decode(text, (size_t)m.size, &x->end, e);
+            if (rc == 0 && x->dir) {
+                int fd = create_file(x, BUNDLE_END, e);
+                if (fd < 0)
+                    rc = fd;
+                else {
+                    if (fs_write_all(fd, text, (size_t)m.size) != 0)
+                        rc = pgs_fail(e, PGS_EIO, "writing end.json: %s", strerror(errno));
+                    close(fd);
+                }
+            }
+            free(text);
+            if (rc != 0)
+                return rc;
+            x->have_end = 1;
+            break;
+        case BUNDLE_K_GLOBALS:
+            x->dump_bytes += m.size;
+            if (x->dir) {
+                int fd = create_file(x, BUNDLE_GLOBALS, e);
+                if (fd < 0)
+                    return fd;
+                rc = copy_member(br, fd, BUNDLE_GLOBALS, e);
+                close(fd);
+                if (rc != 0)
+                    return rc;
+            }
+            break;
+        case BUNDLE_K_PART:
+            if (strcmp(x->man.format, "custom") != 0)
+                return pgs_fail(e, PGS_EFORMAT, "member %s in a %s-format archive", m.name,
+                                x->man.format);
+            x->parts++;
+            x->dump_bytes += m.size;
+            if (x->dir) {
+                if (x->dump_fd < 0 && (x->dump_fd = create_file(x, "dump.pgdump", e)) < 0)
+                    return x->dump_fd;
+                if ((rc = copy_member(br, x->dump_fd, "dump.pgdump", e)) != 0)
+                    return rc;
+            }
+            break;
+        case BUNDLE_K_DUMPFILE:
+            if (strcmp(x->man.format, "directory") != 0)
+                return pgs_fail(e, PGS_EFORMAT, "member %s in a %s-format archive", m.name,
+                                x->man.format);
+            x->files++;
+            x->dump_bytes += m.size;
+            if (x->dir) {
+                if (!x->made_dump_dir) {
+                    if (mkdirat(x->dirfd, "dump", 0700) != 0)
+                        return pgs_fail(e, PGS_EIO, "%s/dump: %s", x->dir, strerror(errno));
+                    x->made_dump_dir = 1;
+                }
+                int fd = create_file(x, m.name, e);
+                if (fd < 0)
+                    return fd;
+                rc = copy_member(br, fd, m.name, e);
+                if (rc == 0 && fsync(fd) != 0)
+                    rc = pgs_fail(e, PGS_EIO, "writing %s: %s", m.name, strerror(errno));
+                close(fd);
+                if (rc != 0)
+                    return rc;
+            }
+            break;
+        default:
+            return pgs_fail(e, PGS_EFORMAT, "unexpected member %s", m.name);
+        }
+    }
+    if (rc < 0)
+        return rc;
+    if (!x->have_manifest || !x->have_end)
+        return pgs_fail(e, PGS_EFORMAT, "the archive lacks manifest.json or end.json");
+    if (x->end.dump_members != x->parts + x->files)
+        return pgs_fail(e, PGS_EFORMAT, "end.json counts %llu dump members, the archive has %llu",
+                        (unsigned long long)x->end.dump_members,
+                        (unsigned long long)(x->parts + x->files));
+    if (x->dump_fd >= 0 && fsync(x->dump_fd) != 0)
+        return pgs_fail(e, PGS_EIO, "writing dump.pgdump: %s", strerror(errno));
+    return 0;
+}
+
+static int prepare_dir(extract_state *x, pgs_error *e)
+{
+    if (mkdir(x->dir, 0700) == 0) {
+        x->created_dir = 1;
+    } else if (errno == EEXIST) {
+        DIR *d = opendir(x->dir);
+        if (d == NULL)
+            return pgs_fail(e, PGS_EIO, "%s: %s", x->dir, strerror(errno));
+        struct dirent *de;
+        int empty = 1;
+        while ((de = readdir(d)) != NULL)
+            if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+                empty = 0;
+        closedir(d);
+        if (!empty)
+            return pgs_fail(e, PGS_EEXIST, "%s exists and is not empty", x->dir);
+    } else {
+        return pgs_fail(e, PGS_EIO, "%s: %s", x->dir, strerror(errno));
+    }
+    x->dirfd = open(x->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (x->dirfd < 0)
+        return pgs_fail(e, PGS_EIO, "%s: %s", x->dir, strerror(errno));
+    return 0;
+}
+
+/* Removes what extraction made: the whole directory if we created it, else our entries. */
+static void undo_extract(extract_state *x)
+{
+    if (x->created_dir) {
+        fs_rm_rf(x->dir);
+        return;
+    }
+    static const char *ours[] = {BUNDLE_MANIFEST, BUNDLE_END, BUNDLE_GLOBALS, "dump.pgdump"};
+    for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++) {
+        char p[4200];
+        snprintf(p, sizeof(p), "%s/%s", x->dir, ours[i]);
+        unlink(p);
+    }
+    char p[4200];
+    snprintf(p, sizeof(p), "%s/dump", x->dir);
+    if (x->made_dump_dir)
+        fs_rm_rf(p);
+}
+
+static void print_list(extract_state *x, int json)
+{
+    if (json) {
+        json_t *j = json_pack("{s:O, s:{s:s, s:I, s:I}, s:I, s:b}", "manifest",
+                              x->manifest_json ? x->manifest_json : json_object(), "end",
+                              "ended_at", x->end.ended_at, "dump_bytes",
+                              (json_int_t)x->end.dump_bytes, "dump_members",
+                              (json_int_t)x->end.dump_members, "members",
+                              (json_int_t)x->members, "verified", 1);
+        json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        fputc('\n', stdout);
+        json_decref(j);
+        return;
+    }
+    char b[32];
+    printf("database:        %s\n", x->man.database);
+    printf("format:          %s\n", x->man.format);
+    printf("server version:  %s\n", x->man.server_version);
+    printf("pg_dump version: %s\n", x->man.pg_dump_version);
+    printf("host:            %s\n", x->man.host);
+    printf("created by:      %s\n", x->man.created_by);
+    printf("started at:      %s\n", x->man.started_at);
+    printf("ended at:        %s\n", x->end.ended_at);
+    printf("globals:         %s\n", x->man.globals ? "yes" : "no");
+    printf("dump size:       %s (%llu members)\n", fs_human_bytes(x->end.dump_bytes, b, sizeof(b)),
+           (unsigned long long)x->end.dump_members);
+    for (size_t i = 0; i < x->man.nrecipients; i++)
+        printf("recipient:       %s (key id %s)\n", x->man.recipients[i].name,
+               x->man.recipients[i].key_id);
+    printf("verified:        every member matches SHA256SUMS; the archive is complete\n");
+}
+
+int cmd_decrypt(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"key", required_argument, NULL, 'k'},     {"output", required_argument, NULL, 'o'},
+        {"extract", required_argument, NULL, 'x'}, {"list", no_argument, NULL, 'l'},
+        {"json", no_argument, NULL, 'J'},          {"force", no_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    const char *keyfiles[MAX_KEYS];
+    size_t nkeyfiles = 0;
+    const char *output = NULL, *extract = NULL;
+    int list = 0, json = 0, force = 0, ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "k:o:x:lfh", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'k':
+            if (nkeyfiles == MAX_KEYS) {
+                log_error("at most %d --key options", MAX_KEYS);
+                return 2;
+            }
+            keyfiles[nkeyfiles++] = optarg;
+            break;
+        case 'o': output = optarg; break;
+        case 'x': extract = optarg; break;
+        case 'l': list = 1; break;
+        case 'J': json = 1; break;
+        case 'f': force = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (nkeyfiles == 0) {
+        log_error("--key FILE is required (the secret key of one of the archive's recipients)");
+        return 2;
+    }
+    if ((output != NULL) + (extract != NULL) + list > 1) {
+        log_error("choose one of -o, --extract and --list");
+        return 2;
+    }
+    if (argc - optind > 1) {
+        log_error("one INPUT at most (see pgship decrypt --help)");
+        return 2;
+    }
+    const char *input = optind < argc ? argv[optind] : "-";
+    if (!extract && !list && output == NULL)
+        output = "-";
+
+    pgs_seckey keys[MAX_KEYS];
+    pgs_error e = {0};
+    int rc = 0, status = 1;
+    size_t nkeys = 0;
+    envelope_reader *env = NULL;
+    bundle_reader *br = NULL;
+    fs_outfile out = {.fd = -1};
+    int out_open = 0;
+    extract_state x = {.dir = extract, .dirfd = -1, .dump_fd = -1};
+    fd_src src = {.fd = -1};
+
+    for (; nkeys < nkeyfiles; nkeys++)
+        if ((rc = key_load_secret(keyfiles[nkeys], &keys[nkeys], &e)) != 0)
+            goto out;
+    if (strcmp(input, "-") == 0) {
+        if (isatty(STDIN_FILENO)) {
+            rc = pgs_fail(&e, PGS_EINVAL, "no INPUT given and standard input is a terminal");
+            goto out;
+        }
+        src.fd = STDIN_FILENO;
+    } else if ((src.fd = open(input, O_RDONLY | O_CLOEXEC)) < 0) {
+        rc = pgs_fail(&e, PGS_EIO, "%s: %s", input, strerror(errno));
+        goto out;
+    }
+    if (sig_guard_start() != 0) {
+        rc = pgs_fail(&e, PGS_EIO, "cannot set up signal handling");
+        goto out;
+    }
+    if ((rc = envelope_reader_new(&env, fd_source, &src)) != 0) {
+        pgs_fail(&e, rc, "out of memory");
+        goto out;
+    }
+    if ((rc = envelope_reader_read_header(env, &e)) != 0 ||
+        (rc = envelope_reader_unlock(env, keys, nkeys, &e)) != 0)
+        goto out;
+
+    if (output != NULL) {
+        if ((rc = fs_outfile_open(&out, output, force, &e)) != 0)
+            goto out;
+        out_open = 1;
+        if (out.to_stdout && isatty(STDOUT_FILENO)) {
+            rc = pgs_fail(&e, PGS_EINVAL,
+                          "refusing to write a tar to a terminal; use -o FILE, --extract DIR or "
+                          "--list");
+            goto out;
+        }
+        if ((rc = bundle_decompress(env, fd_sink, &out.fd, &e)) != 0 ||
+            (rc = fs_outfile_commit(&out, &e)) != 0)
+            goto out;
+        out_open = 0;
+        status = 0;
+        goto out;
+    }
+    if (extract && (rc = prepare_dir(&x, &e)) != 0)
+        goto out;
+    if ((rc = bundle_reader_new(&br, env, &e)) != 0 || (rc = walk_archive(br, &x, &e)) != 0)
+        goto out;
+    if (list) {
+        print_list(&x, json);
+    } else {
+        if (fsync(x.dirfd) != 0) {
+            rc = pgs_fail(&e, PGS_EIO, "%s: %s", x.dir, strerror(errno));
+            goto out;
+        }
+        char b[32];
+        fprintf(stderr,
+                "pgship: extracted %s (%s format, %s, every checksum verified) into %s\n"
+                "pgship: restore with: pg_restore -d DBNAME %s/%s\n",
+                x.man.database, x.man.format, fs_human_bytes(x.dump_bytes, b, sizeof(b)), x.dir,
+                x.dir, strcmp(x.man.format, "custom") == 0 ? "dump.pgdump" : "dump");
+    }
+    status = 0;
+out:
+    if (rc != 0) {
+        log_error("%s", e.msg);
+        if (rc == PGS_EINTR && sig_stop_requested())
+            status = 128 + sig_stop_requested();
+    }
+    if (out_open)
+        fs_outfile_abort(&out);
+    if (x.dump_fd >= 0)
+        close(x.dump_fd);
+    if (status != 0 && extract && x.dirfd >= 0)
+        undo_extract(&x);
+    if (x.dirfd >= 0)
+        close(x.dirfd);
+    manifest_clear(&x.man);
+    json_decref(x.manifest_json);
+    bundle_reader_free(br);
+    envelope_reader_free(env);
+    if (src.fd > STDIN_FILENO)
+        close(src.fd);
+    for (size_t i = 0; i < nkeys; i++)
+        key_secret_wipe(&keys[i]);
+    return status;
+}

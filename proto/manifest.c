@@ -1,0 +1,206 @@
+/* Encoding and strict decoding of manifest.json and end.json (see manifest.h). */
+#include "proto/manifest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "proto/bundle.h"
+
+void manifest_time(long long unix_seconds, char out[32])
+{
+    time_t t = (time_t)unix_seconds;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int dump_json(json_t *root, char **out, size_t *len, pgs_error *e)
+{
+    char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    if (s == NULL)
+        return pgs_fail(e, PGS_ENOMEM, "cannot encode JSON");
+    *out = s;
+    *len = strlen(s);
+    return 0;
+}
+
+int manifest_encode(const manifest *m, char **out, size_t *len, pgs_error *e)
+{
+    json_t *rcpts = json_array();
+    for (size_t i = 0; i < m->nrecipients; i++)
+        json_array_append_new(rcpts, json_pack("{s:s, s:s}", "key_id", m->recipients[i].key_id,
+                                               "name", m->recipients[i].name));
+    json_t *root = json_pack(
+        "{s:i, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:I, s:I, s:b, s:o, s:O}", "pgship_archive",
+        MANIFEST_VERSION, "created_by", m->created_by, "host", m->host, "database", m->database,
+        "server_version", m->server_version, "server_version_num", m->server_version_num,
+        "pg_dump_version", m->pg_dump_version, "format", m->format, "started_at", m->started_at,
+        "estimated_bytes", (json_int_t)m->estimated_bytes, "part_size", (json_int_t)m->part_size,
+        "globals", m->globals, "recipients", rcpts, "options",
+        m->options ? m->options : json_object());
+    if (root == NULL)
+        return pgs_fail(e, PGS_ENOMEM, "cannot encode the manifest");
+    if (m->options == NULL) {
+        /* json_pack's O took a new reference to the temporary object above; drop ours. */
+        json_decref(json_object_get(root, "options"));
+    }
+    return dump_json(root, out, len, e);
+}
+
+/* Copies a required string field of at most cap-1 bytes. */
+static int get_str(json_t *o, const char *key, char *dst, size_t cap, pgs_error *e)
+{
+    json_t *v = json_object_get(o, key);
+    if (!json_is_string(v))
+        return pgs_fail(e, PGS_EFORMAT, "field \"%s\" is missing or not a string", key);
+    size_t n = json_string_length(v);
+    if (n >= cap)
+        return pgs_fail(e, PGS_ELIMIT, "field \"%s\" is longer than %zu bytes", key, cap - 1);
+    if (memchr(json_string_value(v), '\0', n) != NULL)
+        return pgs_fail(e, PGS_EFORMAT, "field \"%s\" contains a NUL byte", key);
+    memcpy(dst, json_string_value(v), n + 1);
+    return 0;
+}
+
+static int get_uint(json_t *o, const char *key, uint64_t max, uint64_t *dst, pgs_error *e)
+{
+    json_t *v = json_object_get(o, key);
+    if (!json_is_integer(v))
+        return pgs_fail(e, PGS_EFORMAT, "field \"%s\" is missing or not an integer", key);
+    json_int_t x = json_integer_value(v);
+    if (x < 0 || (uint64_t)x > max)
+        return pgs_fail(e, PGS_ELIMIT, "field \"%s\" is out of range", key);
+    *dst = (uint64_t)x;
+    return 0;
+}
+
+static json_t *load_object(const void *buf, size_t len, size_t max, const char *what,
+                           pgs_error *e)
+{
+    if (len > max) {
+        pgs_fail(e, PGS_ELIMIT, "%s is larger than %zu bytes", what, max);
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        pgs_fail(e, PGS_EFORMAT, "%s is not valid JSON: %s (line %d)", what, jerr.text, jerr.line);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        json_decref(root);
+        pgs_fail(e, PGS_EFORMAT, "%s is not a JSON object", what);
+        return NULL;
+    }
+    return root;
+}
+
+int manifest_decode(const void *buf, size_t len, manifest *m, pgs_error *e)
+{
+    memset(m, 0, sizeof(*m));
+    json_t *root = load_object(buf, len, BUNDLE_MANIFEST_MAX, BUNDLE_MANIFEST, e);
+    if (root == NULL)
+        return e ? e->code : PGS_EFORMAT;
+    uint64_t v = 0;
+    int rc;
+    if ((rc = get_uint(root, "pgship_archive", 1000, &v, e)) != 0)
+        goto out;
+    if (v != MANIFEST_VERSION) {
+        rc = pgs_fail(e, PGS_EVERSION, "manifest version %llu is not supported (expected %d)",
+                      (unsigned long long)v, MANIFEST_VERSION);
+        goto out;
+    }
+    m->version = (int)v;
+    if ((rc = get_str(root, "created_by", m->created_by, sizeof(m->created_by), e)) ||
+        (rc = get_str(root, "host", m->host, sizeof(m->host), e)) ||
+        (rc = get_str(root, "database", m->database, sizeof(m->database), e)) ||
+        (rc = get_str(root, "server_version", m->server_version, sizeof(m->server_version), e)) ||
+        (rc = get_str(root, "pg_dump_version", m->pg_dump_version, sizeof(m->pg_dump_version),
+                      e)) ||
+        (rc = get_str(root, "format", m->format, sizeof(m->format), e)) ||
+        (rc = get_str(root, "started_at", m->started_at, sizeof(m->started_at), e)))
+        goto out;
+    if (strcmp(m->format, "custom") != 0 && strcmp(m->format, "directory") != 0) {
+        rc = pgs_fail(e, PGS_EFORMAT, "unknown dump format \"%s\"", m->format);
+        goto out;
+    }
+    if ((rc = get_uint(root, "server_version_num", 10000000, &v, e)) != 0)
+        goto out;
+    m->server_version_num = (int)v;
+    if ((rc = get_uint(root, "estimated_bytes", UINT64_MAX >> 1, &m->estimated_bytes, e)) != 0)
+        goto out;
+    if ((rc = get_uint(root, "part_size", UINT32_MAX, &v, e)) != 0)
+        goto out;
+    m->part_size = (uint32_t)v;
+    json_t *g = json_object_get(root, "globals");
+    if (!json_is_boolean(g)) {
+        rc = pgs_fail(e, PGS_EFORMAT, "field \"globals\" is missing or not a boolean");
+        goto out;
+    }
+    m->globals = json_is_true(g);
+    json_t *rcpts = json_object_get(root, "recipients");
+    if (!json_is_array(rcpts) || json_array_size(rcpts) < 1 ||
+        json_array_size(rcpts) > ENVELOPE_RECIPIENTS_MAX) {
+        rc = pgs_fail(e, PGS_EFORMAT, "field \"recipients\" must list 1 to %d recipients",
+                      ENVELOPE_RECIPIENTS_MAX);
+        goto out;
+    }
+    for (size_t i = 0; i < json_array_size(rcpts); i++) {
+        json_t *r = json_array_get(rcpts, i);
+        if (!json_is_object(r)) {
+            rc = pgs_fail(e, PGS_EFORMAT, "recipient %zu is not an object", i);
+            goto out;
+        }
+        if ((rc = get_str(r, "key_id", m->recipients[i].key_id, sizeof(m->recipients[i].key_id),
+                          e)) ||
+            (rc = get_str(r, "name", m->recipients[i].name, sizeof(m->recipients[i].name), e)))
+            goto out;
+    }
+    m->nrecipients = json_array_size(rcpts);
+    json_t *opts = json_object_get(root, "options");
+    if (!json_is_object(opts)) {
+        rc = pgs_fail(e, PGS_EFORMAT, "field \"options\" is missing or not an object");
+        goto out;
+    }
+    m->options = json_incref(opts);
+    rc = 0;
+out:
+    json_decref(root);
+    if (rc != 0)
+        manifest_clear(m);
+    return rc;
+}
+
+void manifest_clear(manifest *m)
+{
+    json_decref(m->options);
+    m->options = NULL;
+}
+
+int manifest_end_encode(const manifest_end *m, char **out, size_t *len, pgs_error *e)
+{
+    json_t *root = json_pack("{s:s, s:I, s:I}", "ended_at", m->ended_at, "dump_bytes",
+                             (json_int_t)m->dump_bytes, "dump_members",
+                             (json_int_t)m->dump_members);
+    if (root == NULL)
+        return pgs_fail(e, PGS_ENOMEM, "cannot encode %s", BUNDLE_END);
+    return dump_json(root, out, len, e);
+}
+
+int manifest_end_decode(const void *buf, size_t len, manifest_end *m, pgs_error *e)
+{
+    memset(m, 0, sizeof(*m));
+    json_t *root = load_object(buf, len, BUNDLE_END_MAX, BUNDLE_END, e);
+    if (root == NULL)
+        return e ? e->code : PGS_EFORMAT;
+    int rc = get_str(root, "ended_at", m->ended_at, sizeof(m->ended_at), e);
+    if (rc == 0)
+        rc = get_uint(root, "dump_bytes", UINT64_MAX >> 1, &m->dump_bytes, e);
+    if (rc == 0)
+        rc = get_uint(root, "dump_members", UINT64_MAX >> 1, &m->dump_members, e);
+    json_decref(root);
+    return rc;
+}

@@ -237,12 +237,13 @@ static void free_child_env(dump_ctx *c)
     c->env = NULL;
 }
 
+/* "pg_dump failed (exited with status 1):" and the end of what it said on stderr. */
 static int child_failed(spawn_proc *p, const char *what, pgs_error *e)
 {
+    char how[sizeof(e->msg)];
+    snprintf(how, sizeof(how), "%s", e->msg);
     const char *tail = spawn_stderr_tail(p);
-    if (tail[0] != '\0')
-        return pgs_fail(e, PGS_ECHILD, "%s failed: %s\n%s", what, e->msg, tail);
-    return pgs_wrap(e, "%s failed", what);
+    return pgs_fail(e, PGS_ECHILD, "%s failed (%s)%s%s", what, how, tail[0] ? ":\n" : "", tail);
 }
 
 /* pg_dumpall --globals-only into an unlinked temporary file, before the dump, so that a missing

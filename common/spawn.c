@@ -292,8 +292,8 @@ int spawn_wait(spawn_proc *p, pgs_error *e)
     if (WIFEXITED(p->status) && WEXITSTATUS(p->status) == 0)
         return 0;
     if (WIFSIGNALED(p->status))
-        return pgs_fail(e, PGS_ECHILD, "%s was killed by signal %d", p->prog, WTERMSIG(p->status));
-    return pgs_fail(e, PGS_ECHILD, "%s exited with status %d", p->prog, WEXITSTATUS(p->status));
+        return pgs_fail(e, PGS_ECHILD, "killed by signal %d", WTERMSIG(p->status));
+    return pgs_fail(e, PGS_ECHILD, "exited with status %d", WEXITSTATUS(p->status));
 }
 
 const char *spawn_stderr_tail(spawn_proc *p)

@@ -34,7 +34,7 @@ int spawn_stdout_fd(const spawn_proc *p);
 void spawn_close_stdout(spawn_proc *p);
 pid_t spawn_pid(const spawn_proc *p);
 /* Waits for the child and its stderr drain. Returns 0 when it exited with status 0, PGS_ECHILD
- * otherwise with a message naming the program and how it ended. */
+ * otherwise with a message saying how it ended ("exited with status 1"). */
 int spawn_wait(spawn_proc *p, pgs_error *e);
 /* 1 while the child runs, 0 once it has ended (then spawn_wait returns at once). */
 int spawn_running(spawn_proc *p);

@@ -292,7 +292,9 @@ int envelope_reader_read_header(envelope_reader *r, pgs_error *e)
     ssize_t n = reader_fill(r, r->fixed, ENVELOPE_FIXED_LEN);
     if (n < 0)
         return RFAIL(PGS_EIO, "reading the archive failed");
-    if (n >= ENVELOPE_MAGIC_LEN && memcmp(r->fixed, ENVELOPE_MAGIC, ENVELOPE_MAGIC_LEN) != 0)
+    /* Compare what arrived, so that a short file of something else is called what it is. */
+    size_t cmp = (size_t)n < ENVELOPE_MAGIC_LEN ? (size_t)n : ENVELOPE_MAGIC_LEN;
+    if (memcmp(r->fixed, ENVELOPE_MAGIC, cmp) != 0)
         return RFAIL(PGS_EFORMAT, "not a pgship archive (bad magic)");
     if (n == 0)
         return RFAIL(PGS_ETRUNC, "truncated archive: the input is empty");

@@ -11,7 +11,7 @@
 #include "common/error.h"
 #include "proto/envelope.h"
 
-#define DUMP_PART_SIZE_DEFAULT (8u << 20)
+#define DUMP_PART_SIZE_DEFAULT (4u << 20)
 #define DUMP_PART_SIZE_MIN (64u << 10)
 #define DUMP_PART_SIZE_MAX (1u << 30)
 #define DUMP_PATTERNS_MAX 256

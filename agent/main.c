@@ -45,7 +45,7 @@ static void usage_dump(FILE *f)
             "      --compress-threads N   zstd worker threads, default one per CPU (at most 8);\n"
             "                             0 compresses in the main thread\n"
             "      --part-size BYTES      size of the dump's tar members (custom format), default\n"
-            "                             8 MiB; accepts K, M, G suffixes\n"
+            "                             4 MiB; accepts K, M, G suffixes\n"
             "      --pg-bindir DIR        use pg_dump from DIR instead of searching\n"
             "      --spool-dir DIR        where --format directory spools (default $TMPDIR or /tmp)\n"
             "  -f, --force                overwrite an existing output file\n"
@@ -174,7 +174,7 @@ static int cmd_dump(int argc, char **argv)
             break;
         case OPT_PART:
             if (parse_size(optarg, &o.part_size) != 0) {
-                log_error("--part-size must be a size like 8M");
+                log_error("--part-size must be a size like 4M");
                 bad = 1;
             }
             break;

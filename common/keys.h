@@ -4,7 +4,7 @@
  * A key file holds one key line, optionally preceded by '#' comment lines:
  *   pgship-public-key-v1 x25519 <base64 of 32 bytes> <name>
  *   pgship-secret-key-v1 x25519 <base64 of 32 bytes> <name>
- * The key id is the first 8 bytes of BLAKE2b("pgship key id v1" || "x25519" || public key),
+ * The key id is BLAKE2b with an 8-byte digest of ("pgship key id v1" || "x25519" || public key),
  * written as 16 hex digits. Archives record the ids of their recipients so that a wrong key can be
  * named. Parsers are bounded (a key file is at most KEY_FILE_MAX bytes) and strict.
  */

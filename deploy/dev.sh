@@ -11,7 +11,7 @@ JOBS=$(nproc)
 
 build() { # build DIR [cmake args...]
     local dir=$1; shift
-    cmake -S "$ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+    cmake -S "$ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGSHIP_TESTS=ON "$@" >/dev/null
     cmake --build "$dir" -j "$JOBS" >/dev/null
 }
 

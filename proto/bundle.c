@@ -271,8 +271,12 @@ void bundle_writer_free(bundle_writer *w)
 {
     if (w == NULL)
         return;
-    if (w->ar != NULL)
-        archive_write_free(w->ar); /* may flush into env; env is freed after */
+    if (w->ar != NULL) {
+        /* Unfinished: mark it failed so that freeing does not flush more data into the sink. */
+        if (w->in_member || !envelope_writer_finished(w->env))
+            archive_write_fail(w->ar);
+        archive_write_free(w->ar);
+    }
     envelope_writer_free(w->env);
     sha256_free(w->member_hash);
     if (w->sums != NULL)
@@ -285,10 +289,14 @@ void bundle_writer_free(bundle_writer *w)
 enum br_stage { BR_START, BR_AFTER_MANIFEST, BR_DUMP, BR_AFTER_END, BR_DONE };
 
 struct bundle_reader {
-    struct archive *ar;
+    struct archive *raw; /* zstd -> one decompressed stream (format "raw") */
+    struct archive *ar;  /* tar over that stream, no filter */
     envelope_reader *env;
     pgs_error env_err;
     int env_failed;
+    int raw_started;
+    int raw_failed;
+    uint64_t raw_bytes; /* decompressed bytes handed to the tar reader */
     sha256_ctx *hash;
     FILE *sums; /* the lines we computed, compared with SHA256SUMS at the end */
     enum br_stage stage;
@@ -314,6 +322,39 @@ static la_ssize_t br_read_cb(struct archive *a, void *ud, const void **buf)
     }
     *buf = d;
     return rc == 0 ? 0 : (la_ssize_t)n;
+}
+
+/* The decompressed stream, block by block, for the tar reader. Only zstd is accepted: libarchive
+ * always has a pass-through filter, so an uncompressed tar would otherwise be read too. */
+static la_ssize_t br_tar_read_cb(struct archive *a, void *ud, const void **buf)
+{
+    bundle_reader *r = ud;
+    if (!r->raw_started) {
+        struct archive_entry *ent;
+        if (archive_read_next_header(r->raw, &ent) != ARCHIVE_OK) {
+            r->raw_failed = 1;
+            archive_set_error(a, EIO, "%s", archive_error_string(r->raw));
+            return -1;
+        }
+        r->raw_started = 1;
+        if (archive_filter_code(r->raw, 0) != ARCHIVE_FILTER_ZSTD) {
+            r->raw_failed = 1;
+            archive_set_error(a, EINVAL, "the archive's content is not zstd-compressed");
+            return -1;
+        }
+    }
+    size_t len = 0;
+    la_int64_t off = 0;
+    int ar = archive_read_data_block(r->raw, buf, &len, &off);
+    if (ar == ARCHIVE_EOF)
+        return 0;
+    if (ar != ARCHIVE_OK) {
+        r->raw_failed = 1;
+        archive_set_error(a, EIO, "decompressing: %s", archive_error_string(r->raw));
+        return -1;
+    }
+    r->raw_bytes += len;
+    return (la_ssize_t)len;
 }
 
 static int br_archive_fail(bundle_reader *r, pgs_error *e, const char *what)
@@ -342,18 +383,27 @@ int bundle_reader_new(bundle_reader **out, envelope_reader *env, pgs_error *e)
         goto fail;
     }
     r->hash = sha256_new();
+    r->raw = archive_read_new();
     r->ar = archive_read_new();
-    if (r->hash == NULL || r->ar == NULL) {
+    if (r->hash == NULL || r->raw == NULL || r->ar == NULL) {
         rc = pgs_fail(e, PGS_ENOMEM, "out of memory");
         goto fail;
     }
     /* Only what pgship writes: fewer parsers, less to attack. */
-    if (archive_read_support_filter_zstd(r->ar) != ARCHIVE_OK ||
+    if (archive_read_support_filter_zstd(r->raw) != ARCHIVE_OK ||
+        archive_read_support_format_raw(r->raw) != ARCHIVE_OK ||
         archive_read_support_format_tar(r->ar) != ARCHIVE_OK) {
         rc = pgs_fail(e, PGS_EIO, "libarchive: %s", archive_error_string(r->ar));
         goto fail;
     }
-    if (archive_read_open(r->ar, r, NULL, br_read_cb, NULL) != ARCHIVE_OK) {
+    if (archive_read_open(r->raw, r, NULL, br_read_cb, NULL) != ARCHIVE_OK) {
+        rc = br_archive_fail(r, e, "opening the archive");
+        if (!r->env_failed)
+            rc = pgs_fail(e, PGS_EFORMAT, "opening the archive: %s",
+                          archive_error_string(r->raw));
+        goto fail;
+    }
+    if (archive_read_open(r->ar, r, NULL, br_tar_read_cb, NULL) != ARCHIVE_OK) {
         rc = br_archive_fail(r, e, "opening the archive");
         goto fail;
     }
@@ -452,6 +502,9 @@ static int br_check_sums(bundle_reader *r, pgs_error *e)
 /* Checks that a member may come next, given what came before. */
 static int br_check_order(bundle_reader *r, bundle_member *m, pgs_error *e)
 {
+    if (r->stage == BR_START && m->kind != BUNDLE_K_MANIFEST && m->kind != BUNDLE_K_INVALID)
+        return pgs_fail(e, PGS_EORDER, "the first member must be %s, not %s", BUNDLE_MANIFEST,
+                        m->name);
     switch (m->kind) {
     case BUNDLE_K_MANIFEST:
         if (r->stage != BR_START)
@@ -540,8 +593,6 @@ int bundle_reader_next(bundle_reader *r, bundle_member *m, pgs_error *e)
     rc = br_check_order(r, m, e);
     if (rc != 0)
         return rc;
-    if (r->stage == BR_START)
-        return pgs_fail(e, PGS_EFORMAT, "the first member must be %s", BUNDLE_MANIFEST);
     r->cur = *m;
     r->cur_read = 0;
     r->have_member = 1;
@@ -558,6 +609,25 @@ int bundle_reader_next(bundle_reader *r, bundle_member *m, pgs_error *e)
                         BUNDLE_SUMS);
     if (ar != ARCHIVE_EOF)
         return br_archive_fail(r, e, "reading the end of the archive");
+    /* Nothing may hide after the tar's end-of-archive blocks: the writer ends the stream right
+     * there, so the decompressed stream must end exactly where the tar reader stopped. Reading it
+     * to its end also reaches the envelope's final tag. */
+    const void *blk;
+    size_t blen;
+    la_int64_t boff;
+    while ((ar = archive_read_data_block(r->raw, &blk, &blen, &boff)) == ARCHIVE_OK)
+        r->raw_bytes += blen;
+    if (ar != ARCHIVE_EOF) {
+        if (r->env_failed) {
+            *e = r->env_err;
+            return e->code;
+        }
+        return pgs_fail(e, PGS_EFORMAT, "decompressing: %s", archive_error_string(r->raw));
+    }
+    if ((uint64_t)archive_filter_bytes(r->ar, 0) != r->raw_bytes)
+        return pgs_fail(e, PGS_ETRAIL, "%llu bytes of data follow the end of the tar",
+                        (unsigned long long)(r->raw_bytes -
+                                             (uint64_t)archive_filter_bytes(r->ar, 0)));
     const uint8_t *d;
     size_t n;
     while ((rc = envelope_reader_next(r->env, &d, &n, e)) > 0)
@@ -574,6 +644,8 @@ void bundle_reader_free(bundle_reader *r)
         return;
     if (r->ar != NULL)
         archive_read_free(r->ar);
+    if (r->raw != NULL)
+        archive_read_free(r->raw);
     sha256_free(r->hash);
     if (r->sums != NULL)
         fclose(r->sums);
@@ -632,7 +704,8 @@ int bundle_decompress(envelope_reader *env, envelope_sink_fn sink, void *arg, pg
             goto out;
         }
         if ((rc = sink(arg, blk, len)) != 0) {
-            rc = pgs_fail(e, rc, "writing the tar failed: %s", strerror(errno));
+            rc = pgs_fail(e, rc, "writing the tar failed: %s",
+                          errno ? strerror(errno) : "the output refused the data");
             goto out;
         }
     }

@@ -219,6 +219,11 @@ int envelope_writer_finish(envelope_writer *w, pgs_error *e)
     return rc;
 }
 
+int envelope_writer_finished(const envelope_writer *w)
+{
+    return w != NULL && w->finished;
+}
+
 void envelope_writer_free(envelope_writer *w)
 {
     if (w == NULL)
@@ -479,6 +484,10 @@ int envelope_reader_next(envelope_reader *r, const uint8_t **data, size_t *len, 
                      seqn);
     r->seq++;
     if (tag == crypto_secretstream_xchacha20poly1305_TAG_FINAL) {
+        /* The writer sends a full chunk only when more data follows, so only an empty stream
+         * ends with an empty chunk. */
+        if (plen == 0 && seqn > 0)
+            return RFAIL(PGS_EFORMAT, "chunk %llu is an empty final chunk after data", seqn);
         uint8_t extra;
         n = reader_fill(r, &extra, 1);
         if (n < 0)

@@ -50,6 +50,8 @@ int envelope_writer_new(envelope_writer **out, const pgs_pubkey *rcpts, size_t n
 int envelope_writer_write(envelope_writer *w, const void *buf, size_t len, pgs_error *e);
 /* Emits the final chunk. No write may follow. */
 int envelope_writer_finish(envelope_writer *w, pgs_error *e);
+/* True once finish succeeded. */
+int envelope_writer_finished(const envelope_writer *w);
 void envelope_writer_free(envelope_writer *w);
 
 int envelope_reader_new(envelope_reader **out, envelope_source_fn src, void *arg);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/sha256.h"
 #include "proto/bundle.h"
 
 void manifest_time(long long unix_seconds, char out[32])
@@ -27,27 +28,59 @@ static int dump_json(json_t *root, char **out, size_t *len, pgs_error *e)
     return 0;
 }
 
+/* Sets key to a string, refusing text that is not UTF-8 (a database name from an SQL_ASCII or
+ * LATIN1 server may not be) with an error that names the field. */
+static int set_str(json_t *o, const char *key, const char *val, pgs_error *e)
+{
+    json_t *v = json_string(val);
+    if (v == NULL)
+        return pgs_fail(e, PGS_EINVAL, "manifest field \"%s\" is not valid UTF-8", key);
+    json_object_set_new(o, key, v);
+    return 0;
+}
+
 int manifest_encode(const manifest *m, char **out, size_t *len, pgs_error *e)
 {
+    json_t *root = json_object();
     json_t *rcpts = json_array();
-    for (size_t i = 0; i < m->nrecipients; i++)
-        json_array_append_new(rcpts, json_pack("{s:s, s:s}", "key_id", m->recipients[i].key_id,
-                                               "name", m->recipients[i].name));
-    json_t *root = json_pack(
-        "{s:i, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:I, s:I, s:b, s:o, s:O}", "pgship_archive",
-        MANIFEST_VERSION, "created_by", m->created_by, "host", m->host, "database", m->database,
-        "server_version", m->server_version, "server_version_num", m->server_version_num,
-        "pg_dump_version", m->pg_dump_version, "format", m->format, "started_at", m->started_at,
-        "estimated_bytes", (json_int_t)m->estimated_bytes, "part_size", (json_int_t)m->part_size,
-        "globals", m->globals, "recipients", rcpts, "options",
-        m->options ? m->options : json_object());
-    if (root == NULL)
-        return pgs_fail(e, PGS_ENOMEM, "cannot encode the manifest");
-    if (m->options == NULL) {
-        /* json_pack's O took a new reference to the temporary object above; drop ours. */
-        json_decref(json_object_get(root, "options"));
+    int rc = 0;
+    if (root == NULL || rcpts == NULL) {
+        json_decref(root);
+        json_decref(rcpts);
+        return pgs_fail(e, PGS_ENOMEM, "out of memory");
     }
+    json_object_set_new(root, "pgship_archive", json_integer(MANIFEST_VERSION));
+    if ((rc = set_str(root, "created_by", m->created_by, e)) ||
+        (rc = set_str(root, "host", m->host, e)) ||
+        (rc = set_str(root, "database", m->database, e)) ||
+        (rc = set_str(root, "server_version", m->server_version, e)))
+        goto fail;
+    json_object_set_new(root, "server_version_num", json_integer(m->server_version_num));
+    if ((rc = set_str(root, "pg_dump_version", m->pg_dump_version, e)) ||
+        (rc = set_str(root, "format", m->format, e)) ||
+        (rc = set_str(root, "started_at", m->started_at, e)))
+        goto fail;
+    json_object_set_new(root, "estimated_bytes", json_integer((json_int_t)m->estimated_bytes));
+    json_object_set_new(root, "part_size", json_integer((json_int_t)m->part_size));
+    json_object_set_new(root, "globals", json_boolean(m->globals));
+    for (size_t i = 0; i < m->nrecipients; i++) {
+        json_t *r = json_object();
+        if (r == NULL || json_array_append_new(rcpts, r) != 0) {
+            rc = pgs_fail(e, PGS_ENOMEM, "out of memory");
+            goto fail;
+        }
+        if ((rc = set_str(r, "key_id", m->recipients[i].key_id, e)) ||
+            (rc = set_str(r, "name", m->recipients[i].name, e)))
+            goto fail;
+    }
+    json_object_set(root, "recipients", rcpts);
+    json_object_set_new(root, "options", m->options ? json_incref(m->options) : json_object());
+    json_decref(rcpts);
     return dump_json(root, out, len, e);
+fail:
+    json_decref(rcpts);
+    json_decref(root);
+    return rc;
 }
 
 /* Copies a required string field of at most cap-1 bytes. */
@@ -59,8 +92,6 @@ static int get_str(json_t *o, const char *key, char *dst, size_t cap, pgs_error 
     size_t n = json_string_length(v);
     if (n >= cap)
         return pgs_fail(e, PGS_ELIMIT, "field \"%s\" is longer than %zu bytes", key, cap - 1);
-    if (memchr(json_string_value(v), '\0', n) != NULL)
-        return pgs_fail(e, PGS_EFORMAT, "field \"%s\" contains a NUL byte", key);
     memcpy(dst, json_string_value(v), n + 1);
     return 0;
 }
@@ -158,6 +189,17 @@ int manifest_decode(const void *buf, size_t len, manifest *m, pgs_error *e)
                           e)) ||
             (rc = get_str(r, "name", m->recipients[i].name, sizeof(m->recipients[i].name), e)))
             goto out;
+        uint8_t id[KEY_ID_LEN];
+        if (strlen(m->recipients[i].key_id) != KEY_ID_HEX_LEN ||
+            hex_decode(m->recipients[i].key_id, KEY_ID_HEX_LEN, id, KEY_ID_LEN) != 0) {
+            rc = pgs_fail(e, PGS_EFORMAT, "recipient %zu: key_id is not %d hex digits", i,
+                          KEY_ID_HEX_LEN);
+            goto out;
+        }
+        if (!key_name_valid(m->recipients[i].name)) {
+            rc = pgs_fail(e, PGS_EFORMAT, "recipient %zu: name is not a valid key name", i);
+            goto out;
+        }
     }
     m->nrecipients = json_array_size(rcpts);
     json_t *opts = json_object_get(root, "options");

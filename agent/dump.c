@@ -758,6 +758,10 @@ int dump_run(const dump_opts *o, pgs_error *e)
 out_io:
     rc = out_fail(c, e, rc);
 out:
+    /* A stop we were asked for explains whatever failed after it (pg_dump killed, a short read). */
+    if (rc != 0 && sig_stop_requested())
+        rc = pgs_fail(e, PGS_EINTR, "interrupted by signal %d; no archive was written",
+                      sig_stop_requested());
     progress_end(&c->prog);
     bundle_writer_free(c->bw);
     if (c->out_open)

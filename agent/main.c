@@ -211,7 +211,7 @@ static int cmd_dump(int argc, char **argv)
     if (rc == 0)
         return 0;
     log_error("%s", e.msg);
-    if (rc == PGS_EINTR && sig_stop_requested())
+    if (sig_stop_requested())
         return 128 + sig_stop_requested();
     return (rc == PGS_EINVAL && o.conninfo == NULL) ? 2 : 1;
 }

@@ -62,7 +62,7 @@ static ssize_t fd_source(void *arg, void *buf, size_t len)
     fd_src *s = arg;
     for (;;) {
         ssize_t n = read(s->fd, buf, len);
-        if (n < 0 && errno == EINTR)
+        if (n < 0 && errno == EINTR && !sig_stop_requested())
             continue;
         if (n < 0)
             s->err = errno;
@@ -402,7 +402,7 @@ int cmd_decrypt(int argc, char **argv)
         rc = pgs_fail(&e, PGS_EIO, "%s: %s", input, strerror(errno));
         goto out;
     }
-    if (sig_guard_start() != 0) {
+    if (sig_catch_start() != 0) {
         rc = pgs_fail(&e, PGS_EIO, "cannot set up signal handling");
         goto out;
     }
@@ -451,9 +451,11 @@ int cmd_decrypt(int argc, char **argv)
     }
     status = 0;
 out:
+    if (rc != 0 && sig_stop_requested())
+        rc = pgs_fail(&e, PGS_EINTR, "interrupted by signal %d", sig_stop_requested());
     if (rc != 0) {
         log_error("%s", e.msg);
-        if (rc == PGS_EINTR && sig_stop_requested())
+        if (sig_stop_requested())
             status = 128 + sig_stop_requested();
     }
     if (out_open)

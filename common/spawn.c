@@ -92,6 +92,24 @@ int sig_guard_start(void)
     return 0;
 }
 
+static void sig_catch_handler(int sig)
+{
+    atomic_store(&sig_stop, sig);
+}
+
+int sig_catch_start(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = sig_catch_handler;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0 ||
+        sigaction(SIGHUP, &sa, NULL) != 0)
+        return -1;
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
 int sig_stop_requested(void)
 {
     return atomic_load(&sig_stop);

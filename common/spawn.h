@@ -54,6 +54,9 @@ int spawn_capture(const char *const *argv, char *out, size_t cap, pgs_error *e);
  * files and directories removed) and exits with 128+signal.
  */
 int sig_guard_start(void);
+/* For single-threaded commands with no child to kill: handlers (without SA_RESTART) that record
+ * the signal, so a blocking read returns EINTR and the caller unwinds through its cleanup. */
+int sig_catch_start(void);
 /* 0, or the signal number that asked us to stop. */
 int sig_stop_requested(void);
 

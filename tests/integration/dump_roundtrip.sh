@@ -131,18 +131,34 @@ check "--globals as a non-superuser still writes the archive" test -s rlsglobals
 
 # A signal mid-dump: slow the archive down with zstd level 19 so the signal lands mid-way.
 mkdir spool
-for fmt in custom directory; do
+# (directory at 0.2 s lands while pg_dump -Fd is still writing the spool, at 1.5 s while archiving)
+for case in custom:1 directory:0.2 directory:1.5; do
+    fmt=${case%:*}
     "$BIN/pgship-agent" dump -d "$SRC" -r ops.pub -F "$fmt" -Z 19 --compress-threads 0 \
         --spool-dir "$WORK/spool" -o "sig_$fmt.pgship" 2>/dev/null &
     pid=$!
-    sleep 1
+    sleep "${case#*:}"
     kill -TERM "$pid"
     rc=0; wait "$pid" || rc=$?
-    check "SIGTERM mid-dump ($fmt) exits 143" test "$rc" -eq 143
-    check "SIGTERM mid-dump ($fmt): no output, no temporary file, spool empty" \
+    check "SIGTERM mid-dump ($case) exits 143" test "$rc" -eq 143
+    check "SIGTERM mid-dump ($case): no output, no temporary file, spool empty" \
         bash -c "test ! -e sig_$fmt.pgship && ! ls -A | grep -q '\.tmp-' && test -z \"\$(ls -A spool)\""
 done
 check "SIGTERM mid-dump: no pg_dump left running" bash -c "! pgrep -x pg_dump >/dev/null"
+
+# pgship decrypt stalled on its input (a FIFO fed half an archive) stops on SIGTERM and removes
+# the directory it was extracting into.
+mkfifo stall.fifo
+"$BIN/pgship" decrypt -k ops.key stall.fifo -x x_stalled 2>/dev/null &
+pid=$!
+exec 3>stall.fifo
+head -c 3000000 custom.pgship >&3
+sleep 1
+kill -TERM "$pid"
+rc=0; wait "$pid" || rc=$?
+exec 3>&-
+check "SIGTERM to a stalled decrypt exits 143" test "$rc" -eq 143
+check "SIGTERM to a stalled decrypt removes its extract directory" test ! -e x_stalled
 
 # --- archives that must be refused
 size=$(stat -c %s custom.pgship)

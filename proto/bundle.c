@@ -73,6 +73,7 @@ struct bundle_writer {
     FILE *sums;
     pgs_error cb_err;
     int cb_failed;
+    int aborted;
     int in_member;
     char name[BUNDLE_NAME_MAX + 1];
     uint64_t size, written;
@@ -84,6 +85,8 @@ static la_ssize_t bw_write_cb(struct archive *a, void *ud, const void *buf, size
 {
     (void)a;
     bundle_writer *w = ud;
+    if (w->aborted)
+        return -1;
     if (envelope_writer_write(w->env, buf, len, &w->cb_err) != 0) {
         w->cb_failed = 1;
         return -1;
@@ -272,9 +275,11 @@ void bundle_writer_free(bundle_writer *w)
     if (w == NULL)
         return;
     if (w->ar != NULL) {
-        /* Unfinished: mark it failed so that freeing does not flush more data into the sink. */
+        /* Unfinished: freeing closes the zstd stream, whose last bytes must not reach a sink the
+         * caller may have torn down. (archive_write_fail would do it, but then libarchive 3.6.2
+         * leaks its block buffers.) */
         if (w->in_member || !envelope_writer_finished(w->env))
-            archive_write_fail(w->ar);
+            w->aborted = 1;
         archive_write_free(w->ar);
     }
     envelope_writer_free(w->env);

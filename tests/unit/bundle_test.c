@@ -338,6 +338,26 @@ static void test_bundle_round_trip_custom_layout(void **state)
     tu_buf_free(&env);
 }
 
+static void test_bundle_writer_free_unfinished_writes_nothing_more(void **state)
+{
+    (void)state;
+    tu_buf out = {0};
+    bundle_writer *w = NULL;
+    new_writer(&w, &out);
+    pgs_error e = {0};
+    uint8_t data[300000];
+    make_data(data, sizeof(data), 7);
+    assert_int_equal(bundle_writer_add(w, BUNDLE_MANIFEST, MANIFEST_TEXT, strlen(MANIFEST_TEXT), &e),
+                     0);
+    assert_int_equal(bundle_writer_begin(w, "dump/part-000001", sizeof(data) * 2, &e), 0);
+    assert_int_equal(bundle_writer_data(w, data, sizeof(data), &e), 0);
+    size_t before = out.len;
+    /* A failed dump frees its writer mid-member: the sink must not see another byte. */
+    bundle_writer_free(w);
+    assert_int_equal(out.len, before);
+    tu_buf_free(&out);
+}
+
 static void test_bundle_round_trip_directory_layout(void **state)
 {
     (void)state;
@@ -1039,6 +1059,7 @@ int main(void)
         cmocka_unit_test(test_bundle_reader_data_after_tar_end),
         cmocka_unit_test(test_bundle_reader_envelope_errors_pass_through),
         cmocka_unit_test(test_bundle_decompress_gives_a_plain_tar),
+        cmocka_unit_test(test_bundle_writer_free_unfinished_writes_nothing_more),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

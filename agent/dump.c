@@ -123,6 +123,9 @@ static int probe_database(dump_ctx *c, pgs_error *e)
         rc = pgs_fail(e, PGS_EIO, "cannot connect to the database: %s", msg);
         goto out;
     }
+    /* Names go into manifest.json, which is UTF-8: let the server convert them. (An SQL_ASCII
+     * database's name with high bytes cannot be converted; the manifest then refuses it by name.) */
+    PQsetClientEncoding(conn, "UTF8");
     PGresult *res = PQexec(conn, "SELECT current_database(), "
                                  "pg_database_size(current_database()), "
                                  "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user), "

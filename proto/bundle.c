@@ -291,17 +291,106 @@ void bundle_writer_free(bundle_writer *w)
 
 /* ---- reader ---- */
 
-enum br_stage { BR_START, BR_AFTER_MANIFEST, BR_DUMP, BR_AFTER_END, BR_DONE };
-
-struct bundle_reader {
-    struct archive *raw; /* zstd -> one decompressed stream (format "raw") */
-    struct archive *ar;  /* tar over that stream, no filter */
+/*
+ * The envelope's plaintext, decompressed: one libarchive reader with only the zstd filter and the
+ * "raw" format, handing out the decompressed stream block by block. Used by the tar reader below
+ * and by bundle_decompress. Only zstd is accepted: libarchive always has a pass-through filter, so
+ * uncompressed data would otherwise be read too.
+ */
+typedef struct zstream {
+    struct archive *a;
     envelope_reader *env;
     pgs_error env_err;
     int env_failed;
-    int raw_started;
-    int raw_failed;
-    uint64_t raw_bytes; /* decompressed bytes handed to the tar reader */
+    int started;
+    uint64_t bytes; /* decompressed bytes handed out */
+} zstream;
+
+static la_ssize_t zstream_read_cb(struct archive *a, void *ud, const void **buf)
+{
+    zstream *z = ud;
+    const uint8_t *d = NULL;
+    size_t n = 0;
+    int rc = envelope_reader_next(z->env, &d, &n, &z->env_err);
+    if (rc < 0) {
+        z->env_failed = 1;
+        archive_set_error(a, EIO, "%s", z->env_err.msg);
+        return -1;
+    }
+    *buf = d;
+    return rc == 0 ? 0 : (la_ssize_t)n;
+}
+
+static int zstream_fail(zstream *z, pgs_error *e, const char *what)
+{
+    if (z->env_failed) {
+        *e = z->env_err;
+        return e->code;
+    }
+    return pgs_fail(e, PGS_EFORMAT, "%s: %s", what, archive_error_string(z->a));
+}
+
+static int zstream_open(zstream *z, envelope_reader *env, pgs_error *e)
+{
+    memset(z, 0, sizeof(*z));
+    z->env = env;
+    z->a = archive_read_new();
+    if (z->a == NULL)
+        return pgs_fail(e, PGS_ENOMEM, "out of memory");
+    if (archive_read_support_filter_zstd(z->a) != ARCHIVE_OK ||
+        archive_read_support_format_raw(z->a) != ARCHIVE_OK)
+        return pgs_fail(e, PGS_EIO, "libarchive: %s", archive_error_string(z->a));
+    if (archive_read_open(z->a, z, NULL, zstream_read_cb, NULL) != ARCHIVE_OK)
+        return zstream_fail(z, e, "opening the archive");
+    return 0;
+}
+
+/* 1 with the next block (valid until the next call), 0 at the end, or a negative code. */
+static int zstream_next(zstream *z, const void **buf, size_t *len, pgs_error *e)
+{
+    if (!z->started) {
+        struct archive_entry *ent;
+        if (archive_read_next_header(z->a, &ent) != ARCHIVE_OK)
+            return zstream_fail(z, e, "opening the archive");
+        if (archive_filter_code(z->a, 0) != ARCHIVE_FILTER_ZSTD)
+            return pgs_fail(e, PGS_EFORMAT, "the archive's content is not zstd-compressed");
+        z->started = 1;
+    }
+    la_int64_t off = 0;
+    int ar = archive_read_data_block(z->a, buf, len, &off);
+    if (ar == ARCHIVE_EOF)
+        return 0;
+    if (ar != ARCHIVE_OK)
+        return zstream_fail(z, e, "decompressing");
+    z->bytes += *len;
+    return 1;
+}
+
+/* After the decompressed stream ended: the envelope must be at its verified end (final tag). */
+static int zstream_finish(zstream *z, pgs_error *e)
+{
+    const uint8_t *d;
+    size_t n;
+    int rc;
+    while ((rc = envelope_reader_next(z->env, &d, &n, e)) > 0)
+        ;
+    return rc;
+}
+
+static void zstream_close(zstream *z)
+{
+    if (z->a != NULL)
+        archive_read_free(z->a);
+    z->a = NULL;
+}
+
+enum br_stage { BR_START, BR_AFTER_MANIFEST, BR_DUMP, BR_AFTER_END, BR_DONE };
+
+struct bundle_reader {
+    zstream z;          /* the decompressed stream */
+    struct archive *ar; /* tar over it, no filter */
+    pgs_error z_err;
+    int z_failed;
     sha256_ctx *hash;
     FILE *sums; /* the lines we computed, compared with SHA256SUMS at the end */
     enum br_stage stage;
@@ -314,58 +403,23 @@ struct bundle_reader {
     int globals_seen;
 };
 
-static la_ssize_t br_read_cb(struct archive *a, void *ud, const void **buf)
-{
-    bundle_reader *r = ud;
-    const uint8_t *d = NULL;
-    size_t n = 0;
-    int rc = envelope_reader_next(r->env, &d, &n, &r->env_err);
-    if (rc < 0) {
-        r->env_failed = 1;
-        archive_set_error(a, EIO, "%s", r->env_err.msg);
-        return -1;
-    }
-    *buf = d;
-    return rc == 0 ? 0 : (la_ssize_t)n;
-}
-
-/* The decompressed stream, block by block, for the tar reader. Only zstd is accepted: libarchive
- * always has a pass-through filter, so an uncompressed tar would otherwise be read too. */
 static la_ssize_t br_tar_read_cb(struct archive *a, void *ud, const void **buf)
 {
     bundle_reader *r = ud;
-    if (!r->raw_started) {
-        struct archive_entry *ent;
-        if (archive_read_next_header(r->raw, &ent) != ARCHIVE_OK) {
-            r->raw_failed = 1;
-            archive_set_error(a, EIO, "%s", archive_error_string(r->raw));
-            return -1;
-        }
-        r->raw_started = 1;
-        if (archive_filter_code(r->raw, 0) != ARCHIVE_FILTER_ZSTD) {
-            r->raw_failed = 1;
-            archive_set_error(a, EINVAL, "the archive's content is not zstd-compressed");
-            return -1;
-        }
-    }
     size_t len = 0;
-    la_int64_t off = 0;
-    int ar = archive_read_data_block(r->raw, buf, &len, &off);
-    if (ar == ARCHIVE_EOF)
-        return 0;
-    if (ar != ARCHIVE_OK) {
-        r->raw_failed = 1;
-        archive_set_error(a, EIO, "decompressing: %s", archive_error_string(r->raw));
+    int rc = zstream_next(&r->z, buf, &len, &r->z_err);
+    if (rc < 0) {
+        r->z_failed = 1;
+        archive_set_error(a, EIO, "%s", r->z_err.msg);
         return -1;
     }
-    r->raw_bytes += len;
-    return (la_ssize_t)len;
+    return rc == 0 ? 0 : (la_ssize_t)len;
 }
 
 static int br_archive_fail(bundle_reader *r, pgs_error *e, const char *what)
 {
-    if (r->env_failed) {
-        *e = r->env_err;
+    if (r->z_failed) {
+        *e = r->z_err;
         return e->code;
     }
     return pgs_fail(e, PGS_EFORMAT, "%s: %s", what, archive_error_string(r->ar));
@@ -377,7 +431,6 @@ int bundle_reader_new(bundle_reader **out, envelope_reader *env, pgs_error *e)
     bundle_reader *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return pgs_fail(e, PGS_ENOMEM, "out of memory");
-    r->env = env;
     r->next_part = 1;
     int rc = 0;
     int fd = fs_tmpfd();
@@ -388,26 +441,18 @@ int bundle_reader_new(bundle_reader **out, envelope_reader *env, pgs_error *e)
         goto fail;
     }
     r->hash = sha256_new();
-    r->raw = archive_read_new();
     r->ar = archive_read_new();
-    if (r->hash == NULL || r->raw == NULL || r->ar == NULL) {
+    if (r->hash == NULL || r->ar == NULL) {
         rc = pgs_fail(e, PGS_ENOMEM, "out of memory");
         goto fail;
     }
     /* Only what pgship writes: fewer parsers, less to attack. */
-    if (archive_read_support_filter_zstd(r->raw) != ARCHIVE_OK ||
-        archive_read_support_format_raw(r->raw) != ARCHIVE_OK ||
-        archive_read_support_format_tar(r->ar) != ARCHIVE_OK) {
+    if (archive_read_support_format_tar(r->ar) != ARCHIVE_OK) {
         rc = pgs_fail(e, PGS_EIO, "libarchive: %s", archive_error_string(r->ar));
         goto fail;
     }
-    if (archive_read_open(r->raw, r, NULL, br_read_cb, NULL) != ARCHIVE_OK) {
-        rc = br_archive_fail(r, e, "opening the archive");
-        if (!r->env_failed)
-            rc = pgs_fail(e, PGS_EFORMAT, "opening the archive: %s",
-                          archive_error_string(r->raw));
+    if ((rc = zstream_open(&r->z, env, e)) != 0)
         goto fail;
-    }
     if (archive_read_open(r->ar, r, NULL, br_tar_read_cb, NULL) != ARCHIVE_OK) {
         rc = br_archive_fail(r, e, "opening the archive");
         goto fail;
@@ -573,8 +618,8 @@ int bundle_reader_next(bundle_reader *r, bundle_member *m, pgs_error *e)
     struct archive_entry *ent = NULL;
     int ar = archive_read_next_header(r->ar, &ent);
     if (ar == ARCHIVE_EOF) {
-        if (r->env_failed) {
-            *e = r->env_err;
+        if (r->z_failed) {
+            *e = r->z_err;
             return e->code;
         }
         if (r->stage == BR_START)
@@ -615,29 +660,17 @@ int bundle_reader_next(bundle_reader *r, bundle_member *m, pgs_error *e)
     if (ar != ARCHIVE_EOF)
         return br_archive_fail(r, e, "reading the end of the archive");
     /* Nothing may hide after the tar's end-of-archive blocks: the writer ends the stream right
-     * there, so the decompressed stream must end exactly where the tar reader stopped. Reading it
-     * to its end also reaches the envelope's final tag. */
+     * there, so the decompressed stream must end exactly where the tar reader stopped. */
     const void *blk;
     size_t blen;
-    la_int64_t boff;
-    while ((ar = archive_read_data_block(r->raw, &blk, &blen, &boff)) == ARCHIVE_OK)
-        r->raw_bytes += blen;
-    if (ar != ARCHIVE_EOF) {
-        if (r->env_failed) {
-            *e = r->env_err;
-            return e->code;
-        }
-        return pgs_fail(e, PGS_EFORMAT, "decompressing: %s", archive_error_string(r->raw));
-    }
-    if ((uint64_t)archive_filter_bytes(r->ar, 0) != r->raw_bytes)
-        return pgs_fail(e, PGS_ETRAIL, "%llu bytes of data follow the end of the tar",
-                        (unsigned long long)(r->raw_bytes -
-                                             (uint64_t)archive_filter_bytes(r->ar, 0)));
-    const uint8_t *d;
-    size_t n;
-    while ((rc = envelope_reader_next(r->env, &d, &n, e)) > 0)
+    while ((rc = zstream_next(&r->z, &blk, &blen, e)) > 0)
         ;
     if (rc < 0)
+        return rc;
+    if ((uint64_t)archive_filter_bytes(r->ar, 0) != r->z.bytes)
+        return pgs_fail(e, PGS_ETRAIL, "%llu bytes of data follow the end of the tar",
+                        (unsigned long long)(r->z.bytes - (uint64_t)archive_filter_bytes(r->ar, 0)));
+    if ((rc = zstream_finish(&r->z, e)) < 0)
         return rc;
     r->stage = BR_DONE;
     return 0;
@@ -649,8 +682,7 @@ void bundle_reader_free(bundle_reader *r)
         return;
     if (r->ar != NULL)
         archive_read_free(r->ar);
-    if (r->raw != NULL)
-        archive_read_free(r->raw);
+    zstream_close(&r->z);
     sha256_free(r->hash);
     if (r->sums != NULL)
         fclose(r->sums);
@@ -659,66 +691,22 @@ void bundle_reader_free(bundle_reader *r)
 
 /* ---- plain tar out ---- */
 
-typedef struct {
-    envelope_reader *env;
-    pgs_error err;
-    int failed;
-} raw_src;
-
-static la_ssize_t raw_read_cb(struct archive *a, void *ud, const void **buf)
-{
-    raw_src *s = ud;
-    const uint8_t *d = NULL;
-    size_t n = 0;
-    int rc = envelope_reader_next(s->env, &d, &n, &s->err);
-    if (rc < 0) {
-        s->failed = 1;
-        archive_set_error(a, EIO, "%s", s->err.msg);
-        return -1;
-    }
-    *buf = d;
-    return rc == 0 ? 0 : (la_ssize_t)n;
-}
-
 int bundle_decompress(envelope_reader *env, envelope_sink_fn sink, void *arg, pgs_error *e)
 {
-    raw_src s = {.env = env};
-    struct archive *a = archive_read_new();
-    if (a == NULL)
-        return pgs_fail(e, PGS_ENOMEM, "out of memory");
-    int rc = 0;
-    struct archive_entry *ent;
-    if (archive_read_support_filter_zstd(a) != ARCHIVE_OK ||
-        archive_read_support_format_raw(a) != ARCHIVE_OK ||
-        archive_read_open(a, &s, NULL, raw_read_cb, NULL) != ARCHIVE_OK ||
-        archive_read_next_header(a, &ent) != ARCHIVE_OK) {
-        rc = s.failed ? (*e = s.err, e->code)
-                      : pgs_fail(e, PGS_EFORMAT, "%s", archive_error_string(a));
-        goto out;
-    }
-    for (;;) {
-        const void *blk;
-        size_t len;
-        la_int64_t off;
-        int ar = archive_read_data_block(a, &blk, &len, &off);
-        if (ar == ARCHIVE_EOF)
-            break;
-        if (ar != ARCHIVE_OK) {
-            rc = s.failed ? (*e = s.err, e->code)
-                          : pgs_fail(e, PGS_EFORMAT, "decompressing: %s", archive_error_string(a));
-            goto out;
-        }
+    zstream z;
+    int rc = zstream_open(&z, env, e);
+    const void *blk;
+    size_t len;
+    while (rc == 0 && (rc = zstream_next(&z, &blk, &len, e)) > 0) {
+        errno = 0;
         if ((rc = sink(arg, blk, len)) != 0) {
             rc = pgs_fail(e, rc, "writing the tar failed: %s",
                           errno ? strerror(errno) : "the output refused the data");
-            goto out;
+            break;
         }
     }
-    const uint8_t *d;
-    size_t n;
-    while ((rc = envelope_reader_next(env, &d, &n, e)) > 0)
-        ;
-out:
-    archive_read_free(a);
+    if (rc == 0)
+        rc = zstream_finish(&z, e);
+    zstream_close(&z);
     return rc;
 }

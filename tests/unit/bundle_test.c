@@ -1025,6 +1025,18 @@ static void test_bundle_decompress_gives_a_plain_tar(void **state)
     TU_ASSERT_ERR(rc, e, PGS_EAUTH, "failed authentication");
     tu_buf_free(&tar);
 
+    /* An authentic envelope around an uncompressed tar: decompress takes only zstd. */
+    {
+        member m[] = {M_MANIFEST, M_PART1, M_END};
+        tu_buf plain = {0}, sealed = {0};
+        craft_tar(m, 3, 1, &plain);
+        seal(&plain, &sealed);
+        TU_ASSERT_ERR(decompress(&sealed, &tar, &e), e, PGS_EFORMAT, "not zstd-compressed");
+        tu_buf_free(&tar);
+        tu_buf_free(&plain);
+        tu_buf_free(&sealed);
+    }
+
     /* A sink error comes back with the sink's code. */
     env.data[env.len - 3] ^= 1;
     tar.fail_after = 100;

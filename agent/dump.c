@@ -731,6 +731,7 @@ int dump_run(const dump_opts *o, pgs_error *e)
                              .chunk_size = o->chunk_size,
                              .zstd_level = o->compress_level,
                              .zstd_threads = threads,
+                             .zstd_job_size = o->compress_job_size,
                              .sink = out_sink,
                              .sink_arg = c};
     if ((rc = bundle_writer_new(&c->bw, &bo, e)) != 0 || (rc = write_manifest(c, started, e)) != 0)

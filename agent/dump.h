@@ -32,6 +32,7 @@ typedef struct dump_opts {
     int globals;
     int compress_level;
     int compress_threads;   /* -1: one per CPU, at most 8 */
+    uint32_t compress_job_size; /* zstd job size with threads; 0: the default (4 MiB) */
     uint32_t part_size;
     uint32_t chunk_size;
     const char *pg_bindir;

@@ -10,6 +10,7 @@
 #include "agent/dump.h"
 #include "common/log.h"
 #include "common/spawn.h"
+#include "proto/bundle.h"
 
 static void usage_main(FILE *f)
 {
@@ -44,6 +45,9 @@ static void usage_dump(FILE *f)
             "  -Z, --compress-level N     zstd level 1-19, default 3\n"
             "      --compress-threads N   zstd worker threads, default one per CPU (at most 8);\n"
             "                             0 compresses in the main thread\n"
+            "      --compress-job-size BYTES\n"
+            "                             bytes per zstd job with threads, default 4M (512K-64M);\n"
+            "                             memory is about 8 jobs, smaller jobs compress a little less\n"
             "      --part-size BYTES      size of the dump's tar members (custom format), default\n"
             "                             4 MiB; accepts K, M, G suffixes\n"
             "      --pg-bindir DIR        use pg_dump from DIR instead of searching\n"
@@ -99,7 +103,7 @@ static int add_str(strlist *l, const char *v, const char *flag)
     return 0;
 }
 
-enum { OPT_GLOBALS = 1000, OPT_THREADS, OPT_PART, OPT_BINDIR, OPT_SPOOL, OPT_PROGRESS,
+enum { OPT_GLOBALS = 1000, OPT_THREADS, OPT_JOBSIZE, OPT_PART, OPT_BINDIR, OPT_SPOOL, OPT_PROGRESS,
        OPT_NOPROGRESS, OPT_JSON, OPT_CHUNK };
 
 static int cmd_dump(int argc, char **argv)
@@ -117,6 +121,7 @@ static int cmd_dump(int argc, char **argv)
         {"globals", no_argument, NULL, OPT_GLOBALS},
         {"compress-level", required_argument, NULL, 'Z'},
         {"compress-threads", required_argument, NULL, OPT_THREADS},
+        {"compress-job-size", required_argument, NULL, OPT_JOBSIZE},
         {"part-size", required_argument, NULL, OPT_PART},
         {"chunk-size", required_argument, NULL, OPT_CHUNK},
         {"pg-bindir", required_argument, NULL, OPT_BINDIR},
@@ -169,6 +174,14 @@ static int cmd_dump(int argc, char **argv)
         case OPT_THREADS:
             if (parse_int(optarg, 0, 64, &o.compress_threads) != 0) {
                 log_error("--compress-threads must be a number from 0 to 64");
+                bad = 1;
+            }
+            break;
+        case OPT_JOBSIZE:
+            if (parse_size(optarg, &o.compress_job_size) != 0 ||
+                o.compress_job_size < BUNDLE_ZSTD_JOB_MIN ||
+                o.compress_job_size > BUNDLE_ZSTD_JOB_MAX) {
+                log_error("--compress-job-size must be between 512K and 64M");
                 bad = 1;
             }
             break;

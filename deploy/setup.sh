@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
     build-essential cmake pkg-config git ca-certificates
     clang libclang-rt-14-dev                       # libFuzzer targets and sanitizer runtimes
-    libpq-dev libnng-dev libcurl4-openssl-dev libssl-dev libsodium-dev libarchive-dev
+    libpq-dev libnng-dev libcurl4-openssl-dev libssl-dev libsodium-dev libarchive-dev libzstd-dev
     libsqlite3-dev libjansson-dev libinih-dev libcmocka-dev
     postgresql postgresql-client zstd
     procps time util-linux coreutils tar           # pgrep, /usr/bin/time, runuser: tests, benchmark

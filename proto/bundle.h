@@ -1,6 +1,7 @@
 /*
- * The archive's inner layer: a pax tar, zstd-compressed by libarchive, whose bytes go into (or
- * come out of) the envelope. The members, in order (docs/archive-format.md):
+ * The archive's inner layer: a pax tar (written and read by libarchive), zstd-compressed, whose
+ * bytes go into (or come out of) the envelope. Writing compresses with libzstd (for its job size,
+ * see docs/decisions.md); reading decompresses with libarchive's zstd filter. The members, in order (docs/archive-format.md):
  *
  *   manifest.json        what was dumped, how, and for whom (bundle_name_kind: BUNDLE_MANIFEST)
  *   globals.sql          optional, pg_dumpall --globals-only
@@ -32,6 +33,9 @@
 #define BUNDLE_END_MAX (64u << 10)
 #define BUNDLE_NAME_MAX 160
 #define BUNDLE_PARTS_MAX 99999999u
+#define BUNDLE_ZSTD_JOB_DEFAULT (4u << 20)
+#define BUNDLE_ZSTD_JOB_MIN (512u << 10)
+#define BUNDLE_ZSTD_JOB_MAX (64u << 20)
 #define BUNDLE_SUMS_LINE_MAX (SHA256_HEX_LEN + 2 + BUNDLE_NAME_MAX + 1)
 
 enum bundle_kind {
@@ -55,6 +59,7 @@ typedef struct bundle_writer_opts {
     uint32_t chunk_size;  /* envelope chunk size; 0 for the default */
     int zstd_level;       /* 1..19 */
     int zstd_threads;     /* 0 = compress in the calling thread */
+    uint32_t zstd_job_size; /* with threads: bytes per zstd job; 0 for the default */
     envelope_sink_fn sink;
     void *sink_arg;
 } bundle_writer_opts;

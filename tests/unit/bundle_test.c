@@ -358,6 +358,44 @@ static void test_bundle_writer_free_unfinished_writes_nothing_more(void **state)
     tu_buf_free(&out);
 }
 
+static void test_bundle_writer_threaded_jobs_round_trip(void **state)
+{
+    (void)state;
+    /* Two zstd workers with the smallest job size: several jobs in flight, one frame out. */
+    tu_buf out = {0};
+    bundle_writer *w = NULL;
+    bundle_writer_opts o = {.rcpts = &g_pub, .nrcpts = 1, .chunk_size = CHUNK, .zstd_level = 3,
+                            .zstd_threads = 2, .zstd_job_size = BUNDLE_ZSTD_JOB_MIN,
+                            .sink = tu_buf_sink, .sink_arg = &out};
+    pgs_error e = {0};
+    assert_int_equal(bundle_writer_new(&w, &o, &e), 0);
+    size_t len = 3 * BUNDLE_ZSTD_JOB_MIN + 12345;
+    uint8_t *data = malloc(len);
+    make_data(data, len, 11);
+    assert_int_equal(
+        bundle_writer_add(w, BUNDLE_MANIFEST, MANIFEST_TEXT, strlen(MANIFEST_TEXT), &e), 0);
+    assert_int_equal(bundle_writer_add(w, "dump/part-000001", data, len, &e), 0);
+    assert_int_equal(bundle_writer_add(w, BUNDLE_END, END_TEXT, strlen(END_TEXT), &e), 0);
+    assert_int_equal(bundle_writer_finish(w, &e), 0);
+    bundle_writer_free(w);
+    read_result res;
+    int rc = read_bundle(&out, 1, &res, &e);
+    if (rc != 0)
+        fail_msg("%s", e.msg);
+    assert_int_equal(res.n, 3);
+    assert_int_equal(res.mem[1].data.len, len);
+    assert_memory_equal(res.mem[1].data.data, data, len);
+    read_result_free(&res);
+    free(data);
+    tu_buf_free(&out);
+
+    /* Job sizes outside the documented range are refused by name. */
+    o.zstd_job_size = BUNDLE_ZSTD_JOB_MIN - 1;
+    TU_ASSERT_ERR(bundle_writer_new(&w, &o, &e), e, PGS_EINVAL, "compression job size");
+    o.zstd_job_size = BUNDLE_ZSTD_JOB_MAX + 1;
+    TU_ASSERT_ERR(bundle_writer_new(&w, &o, &e), e, PGS_EINVAL, "compression job size");
+}
+
 static void test_bundle_round_trip_directory_layout(void **state)
 {
     (void)state;
@@ -1072,6 +1110,7 @@ int main(void)
         cmocka_unit_test(test_bundle_reader_envelope_errors_pass_through),
         cmocka_unit_test(test_bundle_decompress_gives_a_plain_tar),
         cmocka_unit_test(test_bundle_writer_free_unfinished_writes_nothing_more),
+        cmocka_unit_test(test_bundle_writer_threaded_jobs_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

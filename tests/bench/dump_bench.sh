@@ -31,6 +31,9 @@ and pg_dump -Fd -j2 on a throwaway PostgreSQL 15 cluster.
   --text-mb2 N        size in MB of the second text-heavy data set "texty2",
                       used only to check that pgship-agent's peak RSS does not
                       grow with the database (default: half of --text-mb)
+  --runs N            measure every command N times, rows interleaved, and report
+                      the median wall time and the largest RSS (default 3): this
+                      machine's timings vary from run to run
   --keep              keep the work directory (cluster data dir, dumps, logs);
                       the cluster itself is always stopped on exit
   --workdir DIR       work directory (default: a new mktemp dir under /tmp)
@@ -64,6 +67,7 @@ SQL=$ROOT/tests/bench/textheavy.sql
 GNUTIME=/usr/bin/time
 
 SCALE=50
+RUNS=3
 TEXT_MB=300
 TEXT_MB2=
 KEEP=0
@@ -79,6 +83,8 @@ while [[ $# -gt 0 ]]; do
         --text-mb=*) TEXT_MB=${1#*=}; shift ;;
         --text-mb2) [[ $# -ge 2 ]] || die "$1 needs a value"; TEXT_MB2=$2; shift 2 ;;
         --text-mb2=*) TEXT_MB2=${1#*=}; shift ;;
+        --runs) [[ $# -ge 2 ]] || die "$1 needs a value"; RUNS=$2; shift 2 ;;
+        --runs=*) RUNS=${1#*=}; shift ;;
         --keep) KEEP=1; shift ;;
         --workdir) [[ $# -ge 2 ]] || die "$1 needs a value"; WORK=$2; shift 2 ;;
         --workdir=*) WORK=${1#*=}; shift ;;
@@ -87,6 +93,7 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 is_uint "$SCALE" || die "--pgbench-scale must be a positive integer"
+is_uint "$RUNS" || die "--runs must be a positive integer"
 is_uint "$TEXT_MB" || die "--text-mb must be a positive integer"
 [[ -n $TEXT_MB2 ]] || TEXT_MB2=$(( (TEXT_MB + 1) / 2 ))
 is_uint "$TEXT_MB2" || die "--text-mb2 must be a positive integer"
@@ -353,16 +360,34 @@ declare -A LABEL=(
     [pgd]="pgship-agent --format directory -j2"
 )
 
+# aggregate KEY N: R_*[KEY] from runs KEY#1..KEY#N: median wall, largest RSS, last size.
+aggregate() {
+    local key=$1 n=$2 i walls=() rss=0 self=0
+    for ((i = 1; i <= n; i++)); do
+        local k=$key#$i
+        if [[ -n ${R_ERR[$k]:-} ]]; then R_ERR[$key]=${R_ERR[$k]}; return; fi
+        walls+=("${R_WALL[$k]}")
+        rss=$(awk -v a="$rss" -v b="${R_RSS[$k]}" 'BEGIN { print (b > a ? b : a) }')
+        self=$(awk -v a="$self" -v b="${R_SELF[$k]}" 'BEGIN { print (b > a ? b : a) }')
+        R_BYTES[$key]=${R_BYTES[$k]}
+        R_CMD[$key]=${R_CMD[$k]}
+    done
+    R_WALL[$key]=$(printf '%s\n' "${walls[@]}" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+    R_RSS[$key]=$rss
+    R_SELF[$key]=$self
+}
+
 bench_db() {
     local db=$1; shift
-    local rows=("$@") r key out conn
+    local rows=("$@") r key out conn run
     conn=$(pgc_conninfo "$PORT" "$db")
     echo "== dataset $db ($(mb "${DBSIZE[$db]}") MB)"
     echo "   warm-up: pg_dump -Fc -Z0 > /dev/null"
     "$PG_DUMP" -d "$conn" -Fc -Z0 >/dev/null 2>"$LOGS/warmup.$db.log" \
         || { cat "$LOGS/warmup.$db.log" >&2; die "warm-up pg_dump of $db failed"; }
+    for ((run = 1; run <= RUNS; run++)); do
     for r in "${rows[@]}"; do
-        key=$db.$r
+        key=$db.$r#$run
         case $r in
             fc)
                 out=$OUT/$db.fc.dump
@@ -393,6 +418,12 @@ bench_db() {
                         --spool-dir "$SPOOL"
                 fi ;;
         esac
+    done
+    done
+    for r in "${rows[@]}"; do
+        key=$db.$r
+        [[ ${R_ERR[$key#1]:-} == skipped ]] && { R_ERR[$key]=skipped; continue; }
+        aggregate "$key" "$RUNS"
         [[ -z ${R_CMD[$key]:-} ]] || note_cmd "${R_CMD[$key]}"
     done
 }

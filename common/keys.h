@@ -1,10 +1,13 @@
 /*
- * Recipient keys (X25519) in pgship's text form, and their short ids.
+ * Keys in pgship's text form, and their short ids: recipient keys (X25519), which archives are
+ * sealed to, and identity keys (Ed25519), with which an agent proves its name to the coordinator.
  *
  * A key file holds one key line, optionally preceded by '#' comment lines:
  *   pgship-public-key-v1 x25519 <base64 of 32 bytes> <name>
  *   pgship-secret-key-v1 x25519 <base64 of 32 bytes> <name>
- * The key id is BLAKE2b with an 8-byte digest of ("pgship key id v1" || "x25519" || public key),
+ *   pgship-identity-public-v1 ed25519 <base64 of the 32-byte public key> <name>
+ *   pgship-identity-secret-v1 ed25519 <base64 of the 32-byte seed> <name>
+ * The key id is BLAKE2b with an 8-byte digest of ("pgship key id v1" || algorithm || public key),
  * written as 16 hex digits. Archives record the ids of their recipients so that a wrong key can be
  * named. Parsers are bounded (a key file is at most KEY_FILE_MAX bytes) and strict.
  */
@@ -58,5 +61,37 @@ int key_format_public(const pgs_pubkey *k, char *out, size_t outlen);
 int key_format_secret(const pgs_seckey *k, char *out, size_t outlen);
 
 void key_secret_wipe(pgs_seckey *k);
+
+/* ---- identity keys (Ed25519) ---- */
+
+#define IDENTITY_SIG_LEN 64
+
+typedef struct pgs_identity_pub {
+    uint8_t pk[KEY_LEN];
+    uint8_t id[KEY_ID_LEN];
+    char name[KEY_NAME_MAX + 1];
+} pgs_identity_pub;
+
+typedef struct pgs_identity_sec {
+    uint8_t sk[64]; /* libsodium's seed || public key */
+    uint8_t pk[KEY_LEN];
+    uint8_t id[KEY_ID_LEN];
+    char name[KEY_NAME_MAX + 1];
+} pgs_identity_sec;
+
+int identity_parse_public(const char *text, size_t len, pgs_identity_pub *out, pgs_error *e);
+int identity_parse_secret(const char *text, size_t len, pgs_identity_sec *out, pgs_error *e);
+int identity_load_public(const char *path, pgs_identity_pub *out, pgs_error *e);
+/* Refuses a file readable by group or others, like key_load_secret. */
+int identity_load_secret(const char *path, pgs_identity_sec *out, pgs_error *e);
+/* PREFIX.pub and PREFIX.key, as key_generate_files. */
+int identity_generate_files(const char *prefix, pgs_identity_pub *pub_out, pgs_error *e);
+int identity_format_public(const pgs_identity_pub *k, char *out, size_t outlen);
+void identity_sign(const pgs_identity_sec *k, const void *msg, size_t len,
+                   uint8_t sig[IDENTITY_SIG_LEN]);
+/* 0 when sig is k's signature of msg, PGS_EAUTH otherwise. */
+int identity_verify(const pgs_identity_pub *k, const void *msg, size_t len,
+                    const uint8_t sig[IDENTITY_SIG_LEN]);
+void identity_secret_wipe(pgs_identity_sec *k);
 
 #endif

@@ -30,5 +30,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         key_secret_wipe(&sk2);
     }
     key_secret_wipe(&sk);
+    pgs_identity_pub ip, ip2;
+    pgs_identity_sec is;
+    if (identity_parse_public((const char *)data, size, &ip, &e) == 0) {
+        if (identity_format_public(&ip, line, sizeof(line)) != 0 ||
+            identity_parse_public(line, strlen(line), &ip2, &e) != 0 ||
+            memcmp(&ip, &ip2, sizeof(ip)) != 0)
+            __builtin_trap();
+    }
+    if (identity_parse_secret((const char *)data, size, &is, &e) == 0) {
+        /* A parsed identity key signs, and its public half verifies. */
+        uint8_t sig[IDENTITY_SIG_LEN];
+        pgs_identity_pub pub;
+        memset(&pub, 0, sizeof(pub));
+        memcpy(pub.pk, is.pk, KEY_LEN);
+        identity_sign(&is, data, size, sig);
+        if (identity_verify(&pub, data, size, sig) != 0)
+            __builtin_trap();
+    }
+    identity_secret_wipe(&is);
     return 0;
 }

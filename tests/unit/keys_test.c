@@ -373,6 +373,55 @@ static void test_keys_parse_accepts_valid_forms(void **state)
     free(full);
 }
 
+static void test_identity_generate_load_sign_verify(void **state)
+{
+    char prefix[512], pub_path[600], sec_path[600];
+    tu_path_in(state, "agent1", prefix, sizeof(prefix));
+    snprintf(pub_path, sizeof(pub_path), "%s.pub", prefix);
+    snprintf(sec_path, sizeof(sec_path), "%s.key", prefix);
+    pgs_error e = {0};
+    pgs_identity_pub made, pub;
+    pgs_identity_sec sec;
+    assert_int_equal(identity_generate_files(prefix, &made, &e), 0);
+    struct stat st;
+    assert_int_equal(stat(sec_path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(identity_load_public(pub_path, &pub, &e), 0);
+    assert_int_equal(identity_load_secret(sec_path, &sec, &e), 0);
+    assert_memory_equal(pub.pk, made.pk, KEY_LEN);
+    assert_memory_equal(sec.pk, pub.pk, KEY_LEN);
+    assert_memory_equal(sec.id, pub.id, KEY_ID_LEN);
+    assert_string_equal(pub.name, "agent1");
+
+    /* A signature verifies with the public key, and not once message or signature change. */
+    static const char msg[] = "pgship-auth-v1 nonce";
+    uint8_t sig[IDENTITY_SIG_LEN];
+    identity_sign(&sec, msg, sizeof(msg), sig);
+    assert_int_equal(identity_verify(&pub, msg, sizeof(msg), sig), 0);
+    assert_int_equal(identity_verify(&pub, msg, sizeof(msg) - 1, sig), PGS_EAUTH);
+    sig[10] ^= 1;
+    assert_int_equal(identity_verify(&pub, msg, sizeof(msg), sig), PGS_EAUTH);
+
+    /* Identity and recipient keys are told apart by name, never mistaken for each other. */
+    pgs_pubkey rpub;
+    TU_ASSERT_ERR(key_load_public(pub_path, &rpub, &e), e, PGS_EINVAL,
+                  "this is an identity public key file, a public key is needed here");
+    char rprefix[512], rpub_path[600];
+    tu_path_in(state, "ops", rprefix, sizeof(rprefix));
+    assert_int_equal(key_generate_files(rprefix, NULL, &e), 0);
+    snprintf(rpub_path, sizeof(rpub_path), "%s.pub", rprefix);
+    TU_ASSERT_ERR(identity_load_public(rpub_path, &pub, &e), e, PGS_EINVAL,
+                  "an identity public key is needed here");
+    TU_ASSERT_ERR(identity_load_secret(pub_path, &sec, &e), e, PGS_EINVAL,
+                  "an identity secret key is needed here");
+
+    /* Same refusals as recipient keys: no overwrite, private secret file. */
+    TU_ASSERT_ERR(identity_generate_files(prefix, NULL, &e), e, PGS_EEXIST, "refusing to overwrite");
+    assert_int_equal(chmod(sec_path, 0640), 0);
+    TU_ASSERT_ERR(identity_load_secret(sec_path, &sec, &e), e, PGS_EINVAL, "chmod 600");
+    identity_secret_wipe(&sec);
+}
+
 static void test_keys_parse_rejects(void **state)
 {
     (void)state;
@@ -469,6 +518,8 @@ int main(void)
         cmocka_unit_test(test_keys_id_is_16_hex_and_stable),
         cmocka_unit_test(test_keys_parse_accepts_valid_forms),
         cmocka_unit_test(test_keys_parse_rejects),
+        cmocka_unit_test_setup_teardown(test_identity_generate_load_sign_verify, tu_tmpdir_setup,
+                                        tu_tmpdir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "common/sha256.h"
+#include "proto/jsonutil.h"
 #include "proto/bundle.h"
 
 void manifest_time(long long unix_seconds, char out[32])
@@ -15,28 +16,6 @@ void manifest_time(long long unix_seconds, char out[32])
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static int dump_json(json_t *root, char **out, size_t *len, pgs_error *e)
-{
-    char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    json_decref(root);
-    if (s == NULL)
-        return pgs_fail(e, PGS_ENOMEM, "cannot encode JSON");
-    *out = s;
-    *len = strlen(s);
-    return 0;
-}
-
-/* Sets key to a string, refusing text that is not UTF-8 (a database name from an SQL_ASCII or
- * LATIN1 server may not be) with an error that names the field. */
-static int set_str(json_t *o, const char *key, const char *val, pgs_error *e)
-{
-    json_t *v = json_string(val);
-    if (v == NULL)
-        return pgs_fail(e, PGS_EINVAL, "manifest field \"%s\" is not valid UTF-8", key);
-    json_object_set_new(o, key, v);
-    return 0;
 }
 
 int manifest_encode(const manifest *m, char **out, size_t *len, pgs_error *e)
@@ -50,15 +29,15 @@ int manifest_encode(const manifest *m, char **out, size_t *len, pgs_error *e)
         return pgs_fail(e, PGS_ENOMEM, "out of memory");
     }
     json_object_set_new(root, "pgship_archive", json_integer(MANIFEST_VERSION));
-    if ((rc = set_str(root, "created_by", m->created_by, e)) ||
-        (rc = set_str(root, "host", m->host, e)) ||
-        (rc = set_str(root, "database", m->database, e)) ||
-        (rc = set_str(root, "server_version", m->server_version, e)))
+    if ((rc = jsonu_set_str(root, "created_by", m->created_by, e)) ||
+        (rc = jsonu_set_str(root, "host", m->host, e)) ||
+        (rc = jsonu_set_str(root, "database", m->database, e)) ||
+        (rc = jsonu_set_str(root, "server_version", m->server_version, e)))
         goto fail;
     json_object_set_new(root, "server_version_num", json_integer(m->server_version_num));
-    if ((rc = set_str(root, "pg_dump_version", m->pg_dump_version, e)) ||
-        (rc = set_str(root, "format", m->format, e)) ||
-        (rc = set_str(root, "started_at", m->started_at, e)))
+    if ((rc = jsonu_set_str(root, "pg_dump_version", m->pg_dump_version, e)) ||
+        (rc = jsonu_set_str(root, "format", m->format, e)) ||
+        (rc = jsonu_set_str(root, "started_at", m->started_at, e)))
         goto fail;
     json_object_set_new(root, "estimated_bytes", json_integer((json_int_t)m->estimated_bytes));
     json_object_set_new(root, "part_size", json_integer((json_int_t)m->part_size));
@@ -69,75 +48,29 @@ int manifest_encode(const manifest *m, char **out, size_t *len, pgs_error *e)
             rc = pgs_fail(e, PGS_ENOMEM, "out of memory");
             goto fail;
         }
-        if ((rc = set_str(r, "key_id", m->recipients[i].key_id, e)) ||
-            (rc = set_str(r, "name", m->recipients[i].name, e)))
+        if ((rc = jsonu_set_str(r, "key_id", m->recipients[i].key_id, e)) ||
+            (rc = jsonu_set_str(r, "name", m->recipients[i].name, e)))
             goto fail;
     }
     json_object_set(root, "recipients", rcpts);
     json_object_set_new(root, "options", m->options ? json_incref(m->options) : json_object());
     json_decref(rcpts);
-    return dump_json(root, out, len, e);
+    return jsonu_dump(root, out, len, e);
 fail:
     json_decref(rcpts);
     json_decref(root);
     return rc;
 }
 
-/* Copies a required string field of at most cap-1 bytes. */
-static int get_str(json_t *o, const char *key, char *dst, size_t cap, pgs_error *e)
-{
-    json_t *v = json_object_get(o, key);
-    if (!json_is_string(v))
-        return pgs_fail(e, PGS_EFORMAT, "field \"%s\" is missing or not a string", key);
-    size_t n = json_string_length(v);
-    if (n >= cap)
-        return pgs_fail(e, PGS_ELIMIT, "field \"%s\" is longer than %zu bytes", key, cap - 1);
-    memcpy(dst, json_string_value(v), n + 1);
-    return 0;
-}
-
-static int get_uint(json_t *o, const char *key, uint64_t max, uint64_t *dst, pgs_error *e)
-{
-    json_t *v = json_object_get(o, key);
-    if (!json_is_integer(v))
-        return pgs_fail(e, PGS_EFORMAT, "field \"%s\" is missing or not an integer", key);
-    json_int_t x = json_integer_value(v);
-    if (x < 0 || (uint64_t)x > max)
-        return pgs_fail(e, PGS_ELIMIT, "field \"%s\" is out of range", key);
-    *dst = (uint64_t)x;
-    return 0;
-}
-
-static json_t *load_object(const void *buf, size_t len, size_t max, const char *what,
-                           pgs_error *e)
-{
-    if (len > max) {
-        pgs_fail(e, PGS_ELIMIT, "%s is larger than %zu bytes", what, max);
-        return NULL;
-    }
-    json_error_t jerr;
-    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (root == NULL) {
-        pgs_fail(e, PGS_EFORMAT, "%s is not valid JSON: %s (line %d)", what, jerr.text, jerr.line);
-        return NULL;
-    }
-    if (!json_is_object(root)) {
-        json_decref(root);
-        pgs_fail(e, PGS_EFORMAT, "%s is not a JSON object", what);
-        return NULL;
-    }
-    return root;
-}
-
 int manifest_decode(const void *buf, size_t len, manifest *m, pgs_error *e)
 {
     memset(m, 0, sizeof(*m));
-    json_t *root = load_object(buf, len, BUNDLE_MANIFEST_MAX, BUNDLE_MANIFEST, e);
+    json_t *root = jsonu_load_object(buf, len, BUNDLE_MANIFEST_MAX, BUNDLE_MANIFEST, e);
     if (root == NULL)
         return e ? e->code : PGS_EFORMAT;
     uint64_t v = 0;
     int rc;
-    if ((rc = get_uint(root, "pgship_archive", 1000, &v, e)) != 0)
+    if ((rc = jsonu_get_uint(root, "pgship_archive", 1000, &v, e)) != 0)
         goto out;
     if (v != MANIFEST_VERSION) {
         rc = pgs_fail(e, PGS_EVERSION, "manifest version %llu is not supported (expected %d)",
@@ -145,25 +78,25 @@ int manifest_decode(const void *buf, size_t len, manifest *m, pgs_error *e)
         goto out;
     }
     m->version = (int)v;
-    if ((rc = get_str(root, "created_by", m->created_by, sizeof(m->created_by), e)) ||
-        (rc = get_str(root, "host", m->host, sizeof(m->host), e)) ||
-        (rc = get_str(root, "database", m->database, sizeof(m->database), e)) ||
-        (rc = get_str(root, "server_version", m->server_version, sizeof(m->server_version), e)) ||
-        (rc = get_str(root, "pg_dump_version", m->pg_dump_version, sizeof(m->pg_dump_version),
+    if ((rc = jsonu_get_str(root, "created_by", m->created_by, sizeof(m->created_by), e)) ||
+        (rc = jsonu_get_str(root, "host", m->host, sizeof(m->host), e)) ||
+        (rc = jsonu_get_str(root, "database", m->database, sizeof(m->database), e)) ||
+        (rc = jsonu_get_str(root, "server_version", m->server_version, sizeof(m->server_version), e)) ||
+        (rc = jsonu_get_str(root, "pg_dump_version", m->pg_dump_version, sizeof(m->pg_dump_version),
                       e)) ||
-        (rc = get_str(root, "format", m->format, sizeof(m->format), e)) ||
-        (rc = get_str(root, "started_at", m->started_at, sizeof(m->started_at), e)))
+        (rc = jsonu_get_str(root, "format", m->format, sizeof(m->format), e)) ||
+        (rc = jsonu_get_str(root, "started_at", m->started_at, sizeof(m->started_at), e)))
         goto out;
     if (strcmp(m->format, "custom") != 0 && strcmp(m->format, "directory") != 0) {
         rc = pgs_fail(e, PGS_EFORMAT, "unknown dump format \"%s\"", m->format);
         goto out;
     }
-    if ((rc = get_uint(root, "server_version_num", 10000000, &v, e)) != 0)
+    if ((rc = jsonu_get_uint(root, "server_version_num", 10000000, &v, e)) != 0)
         goto out;
     m->server_version_num = (int)v;
-    if ((rc = get_uint(root, "estimated_bytes", UINT64_MAX >> 1, &m->estimated_bytes, e)) != 0)
+    if ((rc = jsonu_get_uint(root, "estimated_bytes", UINT64_MAX >> 1, &m->estimated_bytes, e)) != 0)
         goto out;
-    if ((rc = get_uint(root, "part_size", UINT32_MAX, &v, e)) != 0)
+    if ((rc = jsonu_get_uint(root, "part_size", UINT32_MAX, &v, e)) != 0)
         goto out;
     m->part_size = (uint32_t)v;
     json_t *g = json_object_get(root, "globals");
@@ -185,9 +118,9 @@ int manifest_decode(const void *buf, size_t len, manifest *m, pgs_error *e)
             rc = pgs_fail(e, PGS_EFORMAT, "recipient %zu is not an object", i);
             goto out;
         }
-        if ((rc = get_str(r, "key_id", m->recipients[i].key_id, sizeof(m->recipients[i].key_id),
+        if ((rc = jsonu_get_str(r, "key_id", m->recipients[i].key_id, sizeof(m->recipients[i].key_id),
                           e)) ||
-            (rc = get_str(r, "name", m->recipients[i].name, sizeof(m->recipients[i].name), e)))
+            (rc = jsonu_get_str(r, "name", m->recipients[i].name, sizeof(m->recipients[i].name), e)))
             goto out;
         uint8_t id[KEY_ID_LEN];
         if (strlen(m->recipients[i].key_id) != KEY_ID_HEX_LEN ||
@@ -229,20 +162,20 @@ int manifest_end_encode(const manifest_end *m, char **out, size_t *len, pgs_erro
                              (json_int_t)m->dump_members);
     if (root == NULL)
         return pgs_fail(e, PGS_ENOMEM, "cannot encode %s", BUNDLE_END);
-    return dump_json(root, out, len, e);
+    return jsonu_dump(root, out, len, e);
 }
 
 int manifest_end_decode(const void *buf, size_t len, manifest_end *m, pgs_error *e)
 {
     memset(m, 0, sizeof(*m));
-    json_t *root = load_object(buf, len, BUNDLE_END_MAX, BUNDLE_END, e);
+    json_t *root = jsonu_load_object(buf, len, BUNDLE_END_MAX, BUNDLE_END, e);
     if (root == NULL)
         return e ? e->code : PGS_EFORMAT;
-    int rc = get_str(root, "ended_at", m->ended_at, sizeof(m->ended_at), e);
+    int rc = jsonu_get_str(root, "ended_at", m->ended_at, sizeof(m->ended_at), e);
     if (rc == 0)
-        rc = get_uint(root, "dump_bytes", UINT64_MAX >> 1, &m->dump_bytes, e);
+        rc = jsonu_get_uint(root, "dump_bytes", UINT64_MAX >> 1, &m->dump_bytes, e);
     if (rc == 0)
-        rc = get_uint(root, "dump_members", UINT64_MAX >> 1, &m->dump_members, e);
+        rc = jsonu_get_uint(root, "dump_members", UINT64_MAX >> 1, &m->dump_members, e);
     json_decref(root);
     return rc;
 }

@@ -1,0 +1,1477 @@
+/*
+ * The catalog in SQLite (see catalog.h for the model, docs/catalog.md for the schema and its
+ * history).
+ *
+ * Rules this file keeps: every value from a caller goes through a check at the API and into a
+ * bound parameter of a prepared statement, never into SQL text; every state change is a single
+ * UPDATE whose WHERE names the state it leaves, so the database decides who wins; the schema
+ * repeats the rules (CHECK constraints, a transition trigger) so that a future code path or a
+ * hand edit in the sqlite3 shell cannot produce a complete row without an object.
+ */
+#include "coordinator/catalog.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+/* "PGSH": marks the file as ours, so that another program's SQLite file is not migrated. */
+#define CATALOG_APPLICATION_ID 0x50475348
+/* How long a statement waits for another connection's write lock before giving up: long enough
+ * for the CLI's or the API's short transactions, short enough not to stall the main loop for
+ * long. */
+#define CATALOG_BUSY_TIMEOUT_MS 5000
+/* A new id collides only when two backups are created in the same second with the same 32
+ * random bits; a few retries make that impossible in practice. */
+#define CATALOG_ID_TRIES 8
+/* The recipients column as we write it is at most 32 ids of 16 hex digits in JSON; anything much
+ * longer was not written by us. */
+#define CATALOG_RECIPIENTS_JSON_MAX 1024
+
+struct catalog {
+    sqlite3 *db;
+    int iterating; /* inside a list callback: calls into this handle are refused */
+    int64_t (*now_ms)(void *arg);
+    void *clock_arg;
+    char path[1024];
+};
+
+/*
+ * Migrations, in order: migrations[i] takes a catalog from schema version i to i + 1. Each runs in
+ * one transaction together with the user_version bump, so a crash leaves the old version or the
+ * new one. Never edit a released entry; append a new one (and raise CATALOG_SCHEMA_VERSION).
+ */
+static const char *const migrations[] = {
+    /* 0 -> 1: the first schema. */
+    "PRAGMA application_id = 1346851656;\n" /* CATALOG_APPLICATION_ID */
+    "CREATE TABLE agents (\n"
+    "    name        TEXT PRIMARY KEY NOT NULL,\n"
+    "    key_id      TEXT,\n"
+    "    public_key  TEXT,\n"
+    "    version     TEXT NOT NULL DEFAULT '',\n"
+    "    first_seen  TEXT NOT NULL,\n"
+    "    last_seen   TEXT NOT NULL,\n"
+    "    connected   INTEGER NOT NULL DEFAULT 0 CHECK (connected IN (0, 1))\n"
+    ") STRICT;\n"
+    "CREATE TABLE databases (\n"
+    "    agent          TEXT NOT NULL REFERENCES agents (name) ON DELETE CASCADE,\n"
+    "    name           TEXT NOT NULL,\n"
+    "    environment    TEXT NOT NULL,\n"
+    "    server_version TEXT NOT NULL DEFAULT '',\n"
+    "    first_seen     TEXT NOT NULL,\n"
+    "    last_seen      TEXT NOT NULL,\n"
+    "    PRIMARY KEY (agent, name)\n"
+    ") STRICT;\n"
+    "CREATE TABLE backups (\n"
+    "    id               TEXT PRIMARY KEY NOT NULL CHECK (id GLOB\n"
+    "        '[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z-"
+    "[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'),\n"
+    "    agent            TEXT NOT NULL REFERENCES agents (name),\n"
+    "    database         TEXT NOT NULL,\n"
+    "    environment      TEXT NOT NULL,\n"
+    "    label            TEXT NOT NULL DEFAULT '',\n"
+    "    state            TEXT NOT NULL DEFAULT 'queued'\n"
+    "                     CHECK (state IN ('queued', 'running', 'complete', 'failed')),\n"
+    "    error            TEXT,\n"
+    "    requested_by     TEXT NOT NULL DEFAULT '',\n"
+    "    created_at       TEXT NOT NULL,\n"
+    "    started_at       TEXT,\n"
+    "    finished_at      TEXT,\n"
+    "    bytes            INTEGER CHECK (bytes >= 0),\n"
+    "    dump_bytes       INTEGER CHECK (dump_bytes >= 0),\n"
+    "    storage_key      TEXT,\n"
+    "    sha256           TEXT CHECK (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'),\n"
+    "    server_version   TEXT,\n"
+    "    pg_dump_version  TEXT,\n"
+    "    recipients       TEXT NOT NULL DEFAULT '[]'\n"
+    /* The shape of a JSON array of hex key ids, by GLOB: the JSON functions are not marked
+     * innocuous in SQLite 3.40, and trusted_schema is off. */
+    "                     CHECK (recipients GLOB '[[]*[]]'\n"
+    "                            AND recipients NOT GLOB '*[^][\",0-9a-f]*'),\n"
+    "    source_backup_id TEXT REFERENCES backups (id),\n"
+    /* coalesce: a CHECK that evaluates to NULL passes, so every test here must be true or false. */
+    "    CHECK (state <> 'complete' OR (coalesce(length(storage_key), 0) > 0\n"
+    "           AND coalesce(length(sha256), 0) = 64 AND coalesce(bytes, 0) > 0\n"
+    "           AND started_at IS NOT NULL AND finished_at IS NOT NULL)),\n"
+    "    CHECK (state <> 'failed' OR (error IS NOT NULL AND finished_at IS NOT NULL)),\n"
+    "    CHECK (state <> 'running' OR started_at IS NOT NULL)\n"
+    ") STRICT;\n"
+    "CREATE INDEX backups_by_database ON backups (agent, database, created_at);\n"
+    "CREATE INDEX backups_by_created ON backups (created_at);\n"
+    "CREATE INDEX backups_in_flight ON backups (state) WHERE state IN ('queued', 'running');\n"
+    "CREATE TRIGGER backups_state_transition BEFORE UPDATE OF state ON backups\n"
+    "FOR EACH ROW WHEN NOT ((OLD.state = 'queued' AND NEW.state IN ('running', 'failed'))\n"
+    "                    OR (OLD.state = 'running' AND NEW.state IN ('complete', 'failed')))\n"
+    "BEGIN SELECT RAISE(ABORT, 'illegal backup state transition'); END;\n"
+    "CREATE TRIGGER backups_complete_is_final\n"
+    "BEFORE UPDATE OF id, agent, database, environment, started_at, finished_at, bytes,\n"
+    "                 storage_key, sha256 ON backups\n"
+    "FOR EACH ROW WHEN OLD.state = 'complete'\n"
+    "BEGIN SELECT RAISE(ABORT, 'a complete backup does not change'); END;\n",
+};
+
+#define CATALOG_NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+_Static_assert(CATALOG_NMIGRATIONS == CATALOG_SCHEMA_VERSION, "one migration per schema version");
+_Static_assert(CATALOG_APPLICATION_ID == 1346851656, "the migration spells the id in decimal");
+
+/* The columns every backup query reads, in the order row_to_backup expects. */
+#define BACKUP_COLUMNS                                                                             \
+    "id, agent, database, environment, label, state, error, requested_by, created_at, "            \
+    "started_at, finished_at, bytes, dump_bytes, storage_key, sha256, server_version, "            \
+    "pg_dump_version, recipients, source_backup_id"
+
+/* ---- states, names and checks ---- */
+
+static const char *const state_names[] = {"any", "queued", "running", "complete", "failed"};
+
+const char *catalog_state_name(enum catalog_state s)
+{
+    if ((int)s < 0 || (int)s > CATALOG_FAILED)
+        return "?";
+    return state_names[s];
+}
+
+int catalog_state_parse(const char *name, enum catalog_state *out)
+{
+    for (int s = CATALOG_QUEUED; name != NULL && s <= CATALOG_FAILED; s++) {
+        if (strcmp(name, state_names[s]) == 0) {
+            *out = (enum catalog_state)s;
+            return 0;
+        }
+    }
+    return PGS_EINVAL;
+}
+
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static int is_lower_hex(char c)
+{
+    return is_digit(c) || (c >= 'a' && c <= 'f');
+}
+
+/* The number in s[0..n), which must be digits. */
+static int digits(const char *s, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++)
+        v = v * 10 + (s[i] - '0');
+    return v;
+}
+
+int catalog_id_valid(const char *id)
+{
+    if (id == NULL || strnlen(id, CATALOG_ID_LEN + 1) != CATALOG_ID_LEN)
+        return 0;
+    for (int i = 0; i < 15; i++)
+        if (i != 8 && !is_digit(id[i]))
+            return 0;
+    if (id[8] != 'T' || id[15] != 'Z' || id[16] != '-')
+        return 0;
+    for (int i = 17; i < CATALOG_ID_LEN; i++)
+        if (!is_lower_hex(id[i]))
+            return 0;
+    int month = digits(id + 4, 2), day = digits(id + 6, 2);
+    int hour = digits(id + 9, 2), min = digits(id + 11, 2), sec = digits(id + 13, 2);
+    return month >= 1 && month <= 12 && day >= 1 && day <= 31 && hour <= 23 && min <= 59 &&
+           sec <= 60;
+}
+
+int catalog_name_valid(const char *name)
+{
+    if (name == NULL)
+        return 0;
+    size_t n = strnlen(name, CATALOG_NAME_MAX + 1);
+    if (n == 0 || n > CATALOG_NAME_MAX || name[0] == '.' || name[0] == '-')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '.' ||
+              c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/*
+ * Length of the well-formed UTF-8 sequence at s (at most avail bytes) and its code point, or 0 when
+ * there is none: overlong forms, surrogates and values past U+10FFFF are refused, as JSON
+ * encoders refuse them.
+ */
+static size_t utf8_seq(const unsigned char *s, size_t avail, uint32_t *cp)
+{
+    unsigned char c = s[0];
+    size_t len;
+    uint32_t v, min;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    } else if ((c & 0xe0) == 0xc0) {
+        len = 2, v = c & 0x1f, min = 0x80;
+    } else if ((c & 0xf0) == 0xe0) {
+        len = 3, v = c & 0x0f, min = 0x800;
+    } else if ((c & 0xf8) == 0xf0) {
+        len = 4, v = c & 0x07, min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (len > avail)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        v = (v << 6) | (s[i] & 0x3f);
+    }
+    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+        return 0;
+    *cp = v;
+    return len;
+}
+
+static int is_control(uint32_t cp)
+{
+    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
+}
+
+/* Names are required and follow catalog_name_valid. Invalid values are not echoed: they may hold
+ * anything, and the message ends up in logs. */
+static int check_name(const char *what, const char *s, pgs_error *e)
+{
+    if (s == NULL || s[0] == '\0')
+        return pgs_fail(e, PGS_EINVAL, "%s is missing", what);
+    if (strnlen(s, CATALOG_NAME_MAX + 1) > CATALOG_NAME_MAX)
+        return pgs_fail(e, PGS_ELIMIT, "%s is longer than %d bytes", what, CATALOG_NAME_MAX);
+    if (!catalog_name_valid(s))
+        return pgs_fail(e, PGS_EINVAL,
+                        "%s is not valid: use A-Z a-z 0-9 . _ - and do not start with . or -",
+                        what);
+    return 0;
+}
+
+/* An optional name: NULL passes. */
+static int check_opt_name(const char *what, const char *s, pgs_error *e)
+{
+    return s == NULL ? 0 : check_name(what, s, e);
+}
+
+static int check_id(const char *what, const char *id, pgs_error *e)
+{
+    if (id == NULL || id[0] == '\0')
+        return pgs_fail(e, PGS_EINVAL, "%s is missing", what);
+    if (!catalog_id_valid(id))
+        return pgs_fail(e, PGS_EINVAL, "%s is not valid (expected YYYYMMDDTHHMMSSZ-xxxxxxxx)",
+                        what);
+    return 0;
+}
+
+/* Free text (labels, requester names): optional, UTF-8, no control characters, at most max
+ * bytes. */
+static int check_text(const char *what, const char *s, size_t max, pgs_error *e)
+{
+    if (s == NULL)
+        return 0;
+    size_t n = strnlen(s, max + 1);
+    if (n > max)
+        return pgs_fail(e, PGS_ELIMIT, "%s is longer than %zu bytes", what, max);
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        size_t len = utf8_seq((const unsigned char *)s + i, n - i, &cp);
+        if (len == 0)
+            return pgs_fail(e, PGS_EINVAL, "%s is not valid UTF-8", what);
+        if (is_control(cp))
+            return pgs_fail(e, PGS_EINVAL, "%s contains a control character", what);
+        i += len;
+    }
+    return 0;
+}
+
+/* Optional printable ASCII (versions, keys): spaces allowed when space is set, empty when
+ * empty_ok is. */
+static int check_ascii(const char *what, const char *s, size_t max, int space, int empty_ok,
+                       pgs_error *e)
+{
+    if (s == NULL)
+        return 0;
+    size_t n = strnlen(s, max + 1);
+    if (n > max)
+        return pgs_fail(e, PGS_ELIMIT, "%s is longer than %zu bytes", what, max);
+    if (n == 0 && !empty_ok)
+        return pgs_fail(e, PGS_EINVAL, "%s is empty", what);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c > 0x7e || c < (space ? 0x20 : 0x21))
+            return pgs_fail(e, PGS_EINVAL, "%s has a character outside printable ASCII%s", what,
+                            space ? "" : " or a space");
+    }
+    return 0;
+}
+
+/* Storage keys are relative paths of printable ASCII without empty, "." or ".." segments, so that
+ * a directory driver that joins them to its root cannot be led outside it. */
+static int check_storage_key(const char *s, pgs_error *e)
+{
+    int rc = check_ascii("storage key", s, CATALOG_STORAGE_KEY_MAX, 1, 0, e);
+    if (rc != 0)
+        return rc;
+    const char *seg = s;
+    for (;;) {
+        const char *end = strchr(seg, '/');
+        size_t len = end ? (size_t)(end - seg) : strlen(seg);
+        if (len == 0 || (len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.'))
+            return pgs_fail(e, PGS_EINVAL,
+                            "storage key has an empty, \".\" or \"..\" path segment");
+        if (end == NULL)
+            break;
+        seg = end + 1;
+    }
+    if (strchr(s, '\\') != NULL)
+        return pgs_fail(e, PGS_EINVAL, "storage key contains a backslash");
+    return 0;
+}
+
+/* 64 hex digits of either case, written lowercase to out. */
+static int check_sha256(const char *s, char out[CATALOG_SHA256_HEX_LEN + 1], pgs_error *e)
+{
+    if (s == NULL || strnlen(s, CATALOG_SHA256_HEX_LEN + 1) != CATALOG_SHA256_HEX_LEN)
+        return pgs_fail(e, PGS_EINVAL, "SHA-256 must be %d hex digits", CATALOG_SHA256_HEX_LEN);
+    for (int i = 0; i < CATALOG_SHA256_HEX_LEN; i++) {
+        char c = s[i];
+        if (c >= 'A' && c <= 'F')
+            c = (char)(c - 'A' + 'a');
+        if (!is_lower_hex(c))
+            return pgs_fail(e, PGS_EINVAL, "SHA-256 must be %d hex digits", CATALOG_SHA256_HEX_LEN);
+        out[i] = c;
+    }
+    out[CATALOG_SHA256_HEX_LEN] = '\0';
+    return 0;
+}
+
+/* Checks the recipients of info and writes them as a JSON array into out. Key ids are hex, so
+ * the text needs no escaping. */
+static int encode_recipients(const catalog_backup_info *info, char *out, size_t outlen,
+                             pgs_error *e)
+{
+    if (info->nrecipients > CATALOG_RECIPIENTS_MAX)
+        return pgs_fail(e, PGS_ELIMIT, "more than %d recipients", CATALOG_RECIPIENTS_MAX);
+    if (info->nrecipients > 0 && info->recipients == NULL)
+        return pgs_fail(e, PGS_EINVAL, "recipients are missing");
+    size_t pos = 0;
+    out[pos++] = '[';
+    for (size_t i = 0; i < info->nrecipients; i++) {
+        const char *r = info->recipients[i];
+        int ok = r != NULL && strnlen(r, CATALOG_RECIPIENT_ID_LEN + 1) == CATALOG_RECIPIENT_ID_LEN;
+        for (int j = 0; ok && j < CATALOG_RECIPIENT_ID_LEN; j++)
+            ok = is_lower_hex(r[j]);
+        if (!ok)
+            return pgs_fail(e, PGS_EINVAL,
+                            "recipient %zu is not a key id (%d lowercase hex digits)", i + 1,
+                            CATALOG_RECIPIENT_ID_LEN);
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(info->recipients[k], r) == 0)
+                return pgs_fail(e, PGS_EINVAL, "recipient %s is listed twice", r);
+        if (pos + CATALOG_RECIPIENT_ID_LEN + 4 > outlen)
+            return pgs_fail(e, PGS_ELIMIT, "recipients do not fit");
+        pos += (size_t)snprintf(out + pos, outlen - pos, "%s\"%s\"", i ? "," : "", r);
+    }
+    out[pos++] = ']';
+    out[pos] = '\0';
+    return 0;
+}
+
+static int check_info(const catalog_backup_info *info, char *recipients, size_t rlen, pgs_error *e)
+{
+    int rc;
+    if ((rc = check_ascii("server version", info->server_version, CATALOG_VERSION_MAX, 1, 1, e)) ||
+        (rc = check_ascii("pg_dump version", info->pg_dump_version, CATALOG_VERSION_MAX, 1, 1, e)))
+        return rc;
+    if (info->storage_key != NULL && (rc = check_storage_key(info->storage_key, e)) != 0)
+        return rc;
+    return encode_recipients(info, recipients, rlen, e);
+}
+
+/*
+ * Failure reasons are recorded whatever they hold (often the last lines of pg_dump's stderr): bytes
+ * that are not UTF-8 become '?', control characters other than newline and tab become spaces,
+ * trailing white space goes, and text past CATALOG_ERROR_MAX bytes is cut at a character boundary
+ * and marked with "...".
+ */
+static void clean_reason(const char *in, char out[CATALOG_ERROR_MAX + 1])
+{
+    const unsigned char *s = (const unsigned char *)(in ? in : "");
+    size_t j = 0, n = strlen((const char *)s);
+    int cut = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        size_t len = utf8_seq(s + i, n - i, &cp);
+        const unsigned char *src = s + i;
+        unsigned char sub;
+        if (len == 0) {
+            sub = '?';
+            src = &sub;
+            i++, len = 1;
+        } else {
+            i += len;
+            if (is_control(cp) && cp != '\n' && cp != '\t') {
+                sub = ' ';
+                src = &sub;
+                len = 1;
+            }
+        }
+        if (j + len > CATALOG_ERROR_MAX) {
+            cut = 1;
+            break;
+        }
+        memcpy(out + j, src, len);
+        j += len;
+    }
+    if (cut) {
+        /* Make room for the marker, backing up to the first byte of a character (out[0..j) holds
+         * whole characters only). */
+        if (j > CATALOG_ERROR_MAX - 3) {
+            j = CATALOG_ERROR_MAX - 3;
+            while (j > 0 && ((unsigned char)out[j] & 0xc0) == 0x80)
+                j--;
+        }
+        memcpy(out + j, "...", 3);
+        j += 3;
+    }
+    while (j > 0 && (out[j - 1] == ' ' || out[j - 1] == '\n' || out[j - 1] == '\t'))
+        j--;
+    out[j] = '\0';
+    if (j == 0)
+        snprintf(out, CATALOG_ERROR_MAX + 1, "no reason given");
+}
+
+/* ---- time and ids ---- */
+
+static int64_t real_now_ms(void *arg)
+{
+    (void)arg;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void catalog_set_clock(catalog *cat, int64_t (*now_ms)(void *arg), void *arg)
+{
+    if (cat == NULL)
+        return;
+    cat->now_ms = now_ms ? now_ms : real_now_ms;
+    cat->clock_arg = now_ms ? arg : NULL;
+}
+
+static void split_time(int64_t ms, struct tm *tm, int *millis)
+{
+    if (ms < 0)
+        ms = 0;
+    time_t t = (time_t)(ms / 1000);
+    gmtime_r(&t, tm);
+    *millis = (int)(ms % 1000);
+}
+
+static void format_time(int64_t ms, char out[CATALOG_TIME_SIZE])
+{
+    struct tm tm;
+    int millis;
+    split_time(ms, &tm, &millis);
+    snprintf(out, CATALOG_TIME_SIZE, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+}
+
+static void make_id(int64_t ms, char out[CATALOG_ID_SIZE])
+{
+    struct tm tm;
+    int millis;
+    uint32_t r;
+    split_time(ms, &tm, &millis);
+    randombytes_buf(&r, sizeof(r));
+    snprintf(out, CATALOG_ID_SIZE, "%04d%02d%02dT%02d%02d%02dZ-%08x", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)r);
+}
+
+/* ---- SQLite plumbing ---- */
+
+static int sql_code(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_NOMEM:
+        return PGS_ENOMEM;
+    case SQLITE_CONSTRAINT:
+        return PGS_EINVAL;
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+        return PGS_EFORMAT;
+    case SQLITE_TOOBIG:
+        return PGS_ELIMIT;
+    default:
+        return PGS_EIO;
+    }
+}
+
+/* Reports SQLite's error rc for "what", with SQLite's own message (which names a constraint, a
+ * lock or a disk problem). */
+static int sql_fail(catalog *cat, int rc, pgs_error *e, const char *what)
+{
+    const char *msg = cat->db ? sqlite3_errmsg(cat->db) : sqlite3_errstr(rc);
+    return pgs_fail(e, sql_code(rc), "catalog %s: %s: %s", cat->path, what, msg);
+}
+
+static int sql_exec(catalog *cat, const char *sql, pgs_error *e, const char *what)
+{
+    int rc = sqlite3_exec(cat->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : sql_fail(cat, rc, e, what);
+}
+
+static int sql_prepare(catalog *cat, const char *sql, sqlite3_stmt **st, pgs_error *e)
+{
+    int rc = sqlite3_prepare_v3(cat->db, sql, -1, 0, st, NULL);
+    return rc == SQLITE_OK ? 0 : sql_fail(cat, rc, e, "cannot prepare a statement");
+}
+
+/* Binds s, or NULL when s is NULL. The caller's strings outlive the statement's execution. */
+static int bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+}
+
+/* Runs a statement that returns no rows. */
+static int sql_step_done(catalog *cat, sqlite3_stmt *st, pgs_error *e, const char *what)
+{
+    int rc = sqlite3_step(st);
+    return rc == SQLITE_DONE ? 0 : sql_fail(cat, rc, e, what);
+}
+
+static int pragma_int(catalog *cat, const char *sql, int64_t *out, pgs_error *e)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sql_prepare(cat, sql, &st, e);
+    if (rc != 0)
+        return rc;
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    else
+        rc = sql_fail(cat, src, e, "cannot read the file header");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Every entry point starts here. */
+static int catalog_enter(catalog *cat, pgs_error *e)
+{
+    if (cat == NULL || cat->db == NULL)
+        return pgs_fail(e, PGS_EINVAL, "catalog is not open");
+    if (cat->iterating)
+        return pgs_fail(e, PGS_EINVAL, "catalog called from inside one of its list callbacks");
+    return 0;
+}
+
+/* Copies column i (NULL as "") into out; a value longer than its field was not written by this
+ * code and is refused rather than cut. */
+static int col_text(sqlite3_stmt *st, int i, char *out, size_t size)
+{
+    const unsigned char *s = sqlite3_column_text(st, i);
+    size_t n = (size_t)sqlite3_column_bytes(st, i);
+    if (s == NULL) {
+        out[0] = '\0';
+        return 0;
+    }
+    if (n >= size)
+        return -1;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return 0;
+}
+
+#define COL_TEXT(st, i, field) col_text((st), (i), (field), sizeof(field))
+
+/* ---- open, migrate, close ---- */
+
+static void rollback(catalog *cat)
+{
+    sqlite3_exec(cat->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/*
+ * One step towards CATALOG_SCHEMA_VERSION: applies the next migration in its own transaction, or
+ * sets *done when there is none left. The version is read inside the write transaction, so two
+ * processes opening an old catalog at once migrate it once.
+ */
+static int catalog_migrate_step(catalog *cat, int *done, pgs_error *e)
+{
+    int64_t version = 0, app = 0, nobjects = 0;
+    char bump[64];
+    int rc = sql_exec(cat, "BEGIN IMMEDIATE", e, "cannot begin the migration");
+    if (rc != 0)
+        return rc;
+    if ((rc = pragma_int(cat, "PRAGMA user_version", &version, e)) != 0 ||
+        (rc = pragma_int(cat, "PRAGMA application_id", &app, e)) != 0 ||
+        (rc = pragma_int(cat, "SELECT count(*) FROM sqlite_schema", &nobjects, e)) != 0)
+        goto out;
+    if (version > CATALOG_SCHEMA_VERSION) {
+        rc = pgs_fail(e, PGS_EVERSION,
+                      "catalog %s has schema version %lld, newer than version %d that this pgship "
+                      "(%s) knows; use a newer pgship with this catalog",
+                      cat->path, (long long)version, CATALOG_SCHEMA_VERSION, PGSHIP_VERSION);
+        goto out;
+    }
+    /* Version 0 is a new file only when it is empty: never migrate another program's data. */
+    if (app != CATALOG_APPLICATION_ID && (app != 0 || version != 0 || nobjects != 0)) {
+        rc = pgs_fail(e, PGS_EFORMAT,
+                      "%s is a SQLite database of another program (application id %lld, schema "
+                      "version %lld), not a pgship catalog",
+                      cat->path, (long long)app, (long long)version);
+        goto out;
+    }
+    if (version == CATALOG_SCHEMA_VERSION) {
+        *done = 1;
+        rc = sql_exec(cat, "COMMIT", e, "cannot end the migration check");
+        goto out;
+    }
+    /* The version is a number from this code, not input: the one SQL text built at run time. */
+    snprintf(bump, sizeof(bump), "PRAGMA user_version = %d", (int)version + 1);
+    if ((rc = sql_exec(cat, migrations[version], e, "migration failed")) != 0 ||
+        (rc = sql_exec(cat, bump, e, "cannot record the schema version")) != 0 ||
+        (rc = sql_exec(cat, "COMMIT", e, "cannot commit the migration")) != 0) {
+        pgs_wrap(e, "schema version %lld to %lld", (long long)version, (long long)version + 1);
+        goto out;
+    }
+    log_info("catalog %s: schema migrated from version %lld to %lld", cat->path, (long long)version,
+             (long long)version + 1);
+out:
+    if (rc != 0)
+        rollback(cat);
+    return rc;
+}
+
+static int catalog_migrate(catalog *cat, pgs_error *e)
+{
+    int done = 0, rc = 0;
+    while (rc == 0 && !done)
+        rc = catalog_migrate_step(cat, &done, e);
+    return rc;
+}
+
+int catalog_open(const char *path, catalog **out, pgs_error *e)
+{
+    catalog *cat = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = 0, src, fd;
+
+    *out = NULL;
+    if (path == NULL || path[0] == '\0')
+        return pgs_fail(e, PGS_EINVAL, "catalog path is missing");
+    if (strlen(path) >= sizeof(cat->path))
+        return pgs_fail(e, PGS_ELIMIT, "catalog path is longer than %zu bytes",
+                        sizeof(cat->path) - 1);
+    if (sodium_init() < 0)
+        return pgs_fail(e, PGS_EIO, "cannot initialize libsodium");
+    if ((cat = calloc(1, sizeof(*cat))) == NULL)
+        return pgs_fail(e, PGS_ENOMEM, "out of memory");
+    snprintf(cat->path, sizeof(cat->path), "%s", path);
+    catalog_set_clock(cat, NULL, NULL);
+
+    /* Create the file ourselves so that it is private from the start; SQLite gives its -wal and
+     * -shm files the mode of the database file. */
+    if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+        rc = pgs_fail(e, PGS_EIO, "cannot open catalog %s: %s", path, strerror(errno));
+        goto out;
+    }
+    close(fd);
+    src = sqlite3_open_v2(
+        path, &cat->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, NULL);
+    if (src != SQLITE_OK) {
+        rc = sql_fail(cat, src, e, "cannot open");
+        goto out;
+    }
+    sqlite3_busy_timeout(cat->db, CATALOG_BUSY_TIMEOUT_MS);
+    /* Defensive: no writes to the schema through SQL tricks; the file's schema may only call
+     * functions marked harmless. */
+    sqlite3_db_config(cat->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+    sqlite3_db_config(cat->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
+
+    /* Reading the header first turns "not a database" into one clear error. */
+    int64_t ignored;
+    if ((rc = pragma_int(cat, "PRAGMA application_id", &ignored, e)) != 0)
+        goto out;
+    if ((rc = sql_exec(cat, "PRAGMA foreign_keys = ON", e, "cannot enable foreign keys")) != 0)
+        goto out;
+    /* WAL lets the HTTP API and the CLI read while the coordinator writes. */
+    if ((rc = sql_prepare(cat, "PRAGMA journal_mode = WAL", &st, e)) != 0)
+        goto out;
+    src = sqlite3_step(st);
+    if (src != SQLITE_ROW) {
+        rc = sql_fail(cat, src, e, "cannot switch to WAL mode");
+        goto out;
+    }
+    const unsigned char *m = sqlite3_column_text(st, 0);
+    if (m == NULL || strcmp((const char *)m, "wal") != 0) {
+        rc = pgs_fail(e, PGS_EIO,
+                      "catalog %s: cannot use WAL mode (journal mode stays \"%s\"); keep the "
+                      "catalog on a local file system",
+                      path, m ? (const char *)m : "?");
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    /*
+     * FULL, not WAL's usual NORMAL: "complete" must be on disk before the agent is told so. Were it
+     * lost in a power cut, the row would come back as running, recovery would fail it and hand its
+     * storage key to the caller for removal: a good backup, already acknowledged, deleted.
+     */
+    if ((rc = sql_exec(cat, "PRAGMA synchronous = FULL", e, "cannot set synchronous")) != 0)
+        goto out;
+    if ((rc = catalog_migrate(cat, e)) != 0)
+        goto out;
+    *out = cat;
+    cat = NULL;
+out:
+    sqlite3_finalize(st);
+    catalog_close(cat);
+    return rc;
+}
+
+void catalog_close(catalog *cat)
+{
+    if (cat == NULL)
+        return;
+    if (cat->db != NULL) {
+        /* Keeps the planner's statistics current at little cost, as SQLite advises on close. */
+        sqlite3_exec(cat->db, "PRAGMA optimize", NULL, NULL, NULL);
+        sqlite3_close_v2(cat->db);
+    }
+    free(cat);
+}
+
+/* ---- agents and databases ---- */
+
+int catalog_agent_seen(catalog *cat, const char *name, const char *key_id, const char *public_key,
+                       const char *version, int connected, pgs_error *e)
+{
+    static const char sql[] =
+        "INSERT INTO agents (name, key_id, public_key, version, first_seen, last_seen, connected)"
+        " VALUES (?1, ?2, ?3, coalesce(?4, ''), ?5, ?5, ?6)"
+        " ON CONFLICT (name) DO UPDATE SET key_id = coalesce(?2, key_id),"
+        " public_key = coalesce(?3, public_key), version = coalesce(?4, version),"
+        " last_seen = ?5, connected = ?6";
+    sqlite3_stmt *st = NULL;
+    char now[CATALOG_TIME_SIZE];
+    int rc;
+    if ((rc = catalog_enter(cat, e)) || (rc = check_name("agent name", name, e)) ||
+        (rc = check_ascii("agent key id", key_id, CATALOG_KEY_ID_MAX, 0, 0, e)) ||
+        (rc = check_ascii("agent public key", public_key, CATALOG_PUBLIC_KEY_MAX, 1, 0, e)) ||
+        (rc = check_ascii("agent version", version, CATALOG_VERSION_MAX, 1, 1, e)))
+        return rc;
+    format_time(cat->now_ms(cat->clock_arg), now);
+    if ((rc = sql_prepare(cat, sql, &st, e)) != 0)
+        return rc;
+    if ((rc = bind_text(st, 1, name)) || (rc = bind_text(st, 2, key_id)) ||
+        (rc = bind_text(st, 3, public_key)) || (rc = bind_text(st, 4, version)) ||
+        (rc = bind_text(st, 5, now)) || (rc = sqlite3_bind_int(st, 6, connected ? 1 : 0))) {
+        rc = sql_fail(cat, rc, e, "cannot record an agent");
+        goto out;
+    }
+    if ((rc = sql_step_done(cat, st, e, "cannot record an agent")) != 0)
+        pgs_wrap(e, "agent %s", name);
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int catalog_agent_disconnected(catalog *cat, const char *name, pgs_error *e)
+{
+    sqlite3_stmt *st = NULL;
+    char now[CATALOG_TIME_SIZE];
+    int rc;
+    if ((rc = catalog_enter(cat, e)) || (rc = check_name("agent name", name, e)))
+        return rc;
+    format_time(cat->now_ms(cat->clock_arg), now);
+    if ((rc = sql_prepare(cat, "UPDATE agents SET connected = 0, last_seen = ?2 WHERE name = ?1",
+                          &st, e)) != 0)
+        return rc;
+    if ((rc = bind_text(st, 1, name)) || (rc = bind_text(st, 2, now))) {
+        rc = sql_fail(cat, rc, e, "cannot record a disconnection");
+        goto out;
+    }
+    if ((rc = sql_step_done(cat, st, e, "cannot record a disconnection")) != 0)
+        goto out;
+    if (sqlite3_changes(cat->db) == 0)
+        rc = pgs_fail(e, PGS_ENOTFOUND, "no agent %s in the catalog", name);
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/*
+ * Steps a query and hands each row to row(), which reads it and calls the caller's callback.
+ * Callback results: 0 goes on, > 0 stops with success, < 0 stops with that code. While a
+ * callback runs the handle refuses calls, since a write between two steps of a read on the same
+ * connection may or may not show in the rows still to come.
+ */
+typedef int (*row_fn)(catalog *cat, sqlite3_stmt *st, void *ctx, pgs_error *e);
+
+static int run_list(catalog *cat, sqlite3_stmt *st, row_fn row, void *ctx, pgs_error *e)
+{
+    for (;;) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE)
+            return 0;
+        if (src != SQLITE_ROW)
+            return sql_fail(cat, src, e, "cannot list");
+        cat->iterating = 1;
+        int rc = row(cat, st, ctx, e);
+        cat->iterating = 0;
+        if (rc > 0)
+            return 0;
+        if (rc < 0)
+            return rc;
+    }
+}
+
+struct agent_ctx {
+    int (*cb)(void *arg, const catalog_agent *a);
+    void *arg;
+};
+
+static int agent_row(catalog *cat, sqlite3_stmt *st, void *ctx, pgs_error *e)
+{
+    struct agent_ctx *c = ctx;
+    catalog_agent a;
+    memset(&a, 0, sizeof(a));
+    if (COL_TEXT(st, 0, a.name) || COL_TEXT(st, 1, a.key_id) || COL_TEXT(st, 2, a.public_key) ||
+        COL_TEXT(st, 3, a.version) || COL_TEXT(st, 4, a.first_seen) || COL_TEXT(st, 5, a.last_seen))
+        return pgs_fail(e, PGS_EFORMAT,
+                        "catalog %s: an agent row has a value longer than its limit", cat->path);
+    a.connected = sqlite3_column_int(st, 6) != 0;
+    return c->cb(c->arg, &a);
+}
+
+int catalog_agents_list(catalog *cat, int (*cb)(void *arg, const catalog_agent *a), void *arg,
+                        pgs_error *e)
+{
+    sqlite3_stmt *st = NULL;
+    struct agent_ctx c = {cb, arg};
+    int rc;
+    if ((rc = catalog_enter(cat, e)) != 0)
+        return rc;
+    if (cb == NULL)
+        return pgs_fail(e, PGS_EINVAL, "no callback");
+    if ((rc = sql_prepare(cat,
+                          "SELECT name, key_id, public_key, version, first_seen, last_seen,"
+                          " connected FROM agents ORDER BY name",
+                          &st, e)) != 0)
+        return rc;
+    rc = run_list(cat, st, agent_row, &c, e);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int catalog_database_seen(catalog *cat, const char *agent, const char *db, const char *environment,
+                          const char *server_version, pgs_error *e)
+{
+    static const char sql[] =
+        "INSERT INTO databases (agent, name, environment, server_version, first_seen, last_seen)"
+        " VALUES (?1, ?2, ?3, coalesce(?4, ''), ?5, ?5)"
+        " ON CONFLICT (agent, name) DO UPDATE SET environment = ?3,"
+        " server_version = coalesce(?4, server_version), last_seen = ?5";
+    sqlite3_stmt *st = NULL;
+    char now[CATALOG_TIME_SIZE];
+    int rc, src;
+    if ((rc = catalog_enter(cat, e)) || (rc = check_name("agent name", agent, e)) ||
+        (rc = check_name("database name", db, e)) ||
+        (rc = check_name("environment", environment, e)) ||
+        (rc = check_ascii("server version", server_version, CATALOG_VERSION_MAX, 1, 1, e)))
+        return rc;
+    format_time(cat->now_ms(cat->clock_arg), now);
+    if ((rc = sql_prepare(cat, sql, &st, e)) != 0)
+        return rc;
+    if ((rc = bind_text(st, 1, agent)) || (rc = bind_text(st, 2, db)) ||
+        (rc = bind_text(st, 3, environment)) || (rc = bind_text(st, 4, server_version)) ||
+        (rc = bind_text(st, 5, now))) {
+        rc = sql_fail(cat, rc, e, "cannot record a database");
+        goto out;
+    }
+    src = sqlite3_step(st);
+    if (src == SQLITE_CONSTRAINT_FOREIGNKEY)
+        rc = pgs_fail(e, PGS_ENOTFOUND, "no agent %s in the catalog (database %s)", agent, db);
+    else if (src != SQLITE_DONE)
+        rc = sql_fail(cat, src, e, "cannot record a database");
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+struct database_ctx {
+    int (*cb)(void *arg, const catalog_database *d);
+    void *arg;
+};
+
+static int database_row(catalog *cat, sqlite3_stmt *st, void *ctx, pgs_error *e)
+{
+    struct database_ctx *c = ctx;
+    catalog_database d;
+    memset(&d, 0, sizeof(d));
+    if (COL_TEXT(st, 0, d.agent) || COL_TEXT(st, 1, d.name) || COL_TEXT(st, 2, d.environment) ||
+        COL_TEXT(st, 3, d.server_version) || COL_TEXT(st, 4, d.first_seen) ||
+        COL_TEXT(st, 5, d.last_seen))
+        return pgs_fail(e, PGS_EFORMAT,
+                        "catalog %s: a database row has a value longer than its limit", cat->path);
+    return c->cb(c->arg, &d);
+}
+
+int catalog_databases_list(catalog *cat, const char *agent,
+                           int (*cb)(void *arg, const catalog_database *d), void *arg, pgs_error *e)
+{
+    sqlite3_stmt *st = NULL;
+    struct database_ctx c = {cb, arg};
+    int rc;
+    if ((rc = catalog_enter(cat, e)) || (rc = check_opt_name("agent name", agent, e)))
+        return rc;
+    if (cb == NULL)
+        return pgs_fail(e, PGS_EINVAL, "no callback");
+    if ((rc = sql_prepare(cat,
+                          "SELECT agent, name, environment, server_version, first_seen, last_seen"
+                          " FROM databases WHERE ?1 IS NULL OR agent = ?1 ORDER BY agent, name",
+                          &st, e)) != 0)
+        return rc;
+    if ((rc = bind_text(st, 1, agent)) != SQLITE_OK)
+        rc = sql_fail(cat, rc, e, "cannot list databases");
+    else
+        rc = run_list(cat, st, database_row, &c, e);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* ---- backups ---- */
+
+/* Parses the recipients column (a JSON array of key ids, as encode_recipients wrote it). */
+static int parse_recipients(const char *text, size_t len, catalog_backup *b)
+{
+    json_error_t jerr;
+    if (len > CATALOG_RECIPIENTS_JSON_MAX)
+        return -1;
+    json_t *arr = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_array(arr) || json_array_size(arr) > CATALOG_RECIPIENTS_MAX) {
+        json_decref(arr);
+        return -1;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        const char *s = json_string_value(v);
+        if (s == NULL || strlen(s) != CATALOG_RECIPIENT_ID_LEN) {
+            json_decref(arr);
+            return -1;
+        }
+        memcpy(b->recipients[i], s, CATALOG_RECIPIENT_ID_LEN + 1);
+    }
+    b->nrecipients = json_array_size(arr);
+    json_decref(arr);
+    return 0;
+}
+
+static int row_to_backup(catalog *cat, sqlite3_stmt *st, catalog_backup *b, pgs_error *e)
+{
+    char state[16];
+    memset(b, 0, sizeof(*b));
+    if (COL_TEXT(st, 0, b->id) || COL_TEXT(st, 1, b->agent) || COL_TEXT(st, 2, b->database) ||
+        COL_TEXT(st, 3, b->environment) || COL_TEXT(st, 4, b->label) || COL_TEXT(st, 5, state) ||
+        COL_TEXT(st, 6, b->error) || COL_TEXT(st, 7, b->requested_by) ||
+        COL_TEXT(st, 8, b->created_at) || COL_TEXT(st, 9, b->started_at) ||
+        COL_TEXT(st, 10, b->finished_at) || COL_TEXT(st, 13, b->storage_key) ||
+        COL_TEXT(st, 14, b->sha256) || COL_TEXT(st, 15, b->server_version) ||
+        COL_TEXT(st, 16, b->pg_dump_version) || COL_TEXT(st, 18, b->source_backup_id))
+        return pgs_fail(e, PGS_EFORMAT,
+                        "catalog %s: a backup row has a value longer than its limit", cat->path);
+    if (catalog_state_parse(state, &b->state) != 0)
+        return pgs_fail(e, PGS_EFORMAT, "catalog %s: backup %s has an unknown state", cat->path,
+                        b->id);
+    sqlite3_int64 bytes = sqlite3_column_int64(st, 11), dump = sqlite3_column_int64(st, 12);
+    b->bytes = bytes > 0 ? (uint64_t)bytes : 0;
+    b->dump_bytes = dump > 0 ? (uint64_t)dump : 0;
+    const char *r = (const char *)sqlite3_column_text(st, 17);
+    if (r != NULL && parse_recipients(r, (size_t)sqlite3_column_bytes(st, 17), b) != 0)
+        return pgs_fail(e, PGS_EFORMAT, "catalog %s: backup %s has malformed recipients", cat->path,
+                        b->id);
+    return 0;
+}
+
+/* Runs a query that selects BACKUP_COLUMNS of at most one row into *out. */
+static int backup_one(catalog *cat, sqlite3_stmt *st, catalog_backup *out, pgs_error *e, int *found)
+{
+    int src = sqlite3_step(st);
+    *found = 0;
+    if (src == SQLITE_DONE)
+        return 0;
+    if (src != SQLITE_ROW)
+        return sql_fail(cat, src, e, "cannot read a backup");
+    *found = 1;
+    return row_to_backup(cat, st, out, e);
+}
+
+int catalog_backup_new(catalog *cat, const catalog_backup_req *req, char id_out[CATALOG_ID_SIZE],
+                       pgs_error *e)
+{
+    static const char sql[] =
+        "INSERT INTO backups (id, agent, database, environment, label, state, requested_by,"
+        " created_at, source_backup_id)"
+        " VALUES (?1, ?2, ?3, ?4, coalesce(?5, ''), 'queued', coalesce(?6, ''), ?7, ?8)";
+    sqlite3_stmt *st = NULL;
+    char id[CATALOG_ID_SIZE], now[CATALOG_TIME_SIZE];
+    int rc, src = SQLITE_OK;
+    if ((rc = catalog_enter(cat, e)) != 0)
+        return rc;
+    if (req == NULL || id_out == NULL)
+        return pgs_fail(e, PGS_EINVAL, "no backup request");
+    if ((rc = check_name("agent name", req->agent, e)) ||
+        (rc = check_name("database name", req->database, e)) ||
+        (rc = check_name("environment", req->environment, e)) ||
+        (rc = check_text("label", req->label, CATALOG_LABEL_MAX, e)) ||
+        (rc = check_text("requester", req->requested_by, CATALOG_REQUESTED_BY_MAX, e)) ||
+        (req->source_backup_id && (rc = check_id("source backup id", req->source_backup_id, e))))
+        return rc;
+    if ((rc = sql_prepare(cat, sql, &st, e)) != 0)
+        return rc;
+    for (int tries = 0; tries < CATALOG_ID_TRIES; tries++) {
+        int64_t ms = cat->now_ms(cat->clock_arg);
+        format_time(ms, now);
+        make_id(ms, id);
+        sqlite3_reset(st);
+        if ((src = bind_text(st, 1, id)) || (src = bind_text(st, 2, req->agent)) ||
+            (src = bind_text(st, 3, req->database)) || (src = bind_text(st, 4, req->environment)) ||
+            (src = bind_text(st, 5, req->label)) || (src = bind_text(st, 6, req->requested_by)) ||
+            (src = bind_text(st, 7, now)) || (src = bind_text(st, 8, req->source_backup_id)))
+            break;
+        src = sqlite3_step(st);
+        if (src != SQLITE_CONSTRAINT_PRIMARYKEY && src != SQLITE_CONSTRAINT_UNIQUE)
+            break;
+    }
+    if (src == SQLITE_DONE) {
+        memcpy(id_out, id, CATALOG_ID_SIZE);
+        log_debug("catalog: backup %s queued for %s/%s", id, req->agent, req->database);
+    } else if (src == SQLITE_CONSTRAINT_FOREIGNKEY) {
+        /* Which reference failed: the agent, or the source backup. */
+        sqlite3_finalize(st);
+        st = NULL;
+        int64_t n = 0;
+        if ((rc = sql_prepare(cat, "SELECT count(*) FROM agents WHERE name = ?1", &st, e)) != 0)
+            goto out;
+        if (bind_text(st, 1, req->agent) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+            n = sqlite3_column_int64(st, 0);
+        if (n == 0)
+            rc = pgs_fail(e, PGS_ENOTFOUND, "no agent %s in the catalog", req->agent);
+        else
+            rc = pgs_fail(e, PGS_ENOTFOUND, "no source backup %s in the catalog",
+                          req->source_backup_id ? req->source_backup_id : "?");
+    } else {
+        rc = sql_fail(cat, src, e, "cannot create a backup");
+    }
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* After a guarded UPDATE changed nothing: says whether the backup is missing or in the wrong
+ * state for verb. */
+static int transition_refused(catalog *cat, const char *id, const char *verb, const char *rule,
+                              pgs_error *e)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sql_prepare(cat, "SELECT state FROM backups WHERE id = ?1", &st, e);
+    if (rc != 0)
+        return rc;
+    if ((rc = bind_text(st, 1, id)) != SQLITE_OK) {
+        rc = sql_fail(cat, rc, e, "cannot read a backup");
+        goto out;
+    }
+    int src = sqlite3_step(st);
+    if (src == SQLITE_DONE)
+        rc = pgs_fail(e, PGS_ENOTFOUND, "no backup %s in the catalog", id);
+    else if (src == SQLITE_ROW)
+        rc = pgs_fail(e, PGS_EORDER, "cannot %s backup %s: it is %s, and %s", verb, id,
+                      (const char *)sqlite3_column_text(st, 0), rule);
+    else
+        rc = sql_fail(cat, src, e, "cannot read a backup");
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Runs a guarded UPDATE (its first parameter is the id, already bound) and turns "no row changed"
+ * into transition_refused's error. */
+static int transition_step(catalog *cat, sqlite3_stmt *st, const char *id, const char *verb,
+                           const char *rule, pgs_error *e)
+{
+    char what[64];
+    snprintf(what, sizeof(what), "cannot %s backup %s", verb, id);
+    int rc = sql_step_done(cat, st, e, what);
+    if (rc != 0)
+        return rc;
+    if (sqlite3_changes(cat->db) == 0)
+        return transition_refused(cat, id, verb, rule, e);
+    log_debug("catalog: backup %s: %s", id, verb);
+    return 0;
+}
+
+/* start (queued -> running) and update_info (running, no change of state) share one shape. */
+static int backup_set_info(catalog *cat, const char *id, const catalog_backup_info *info, int start,
+                           pgs_error *e)
+{
+    static const char start_sql[] =
+        "UPDATE backups SET state = 'running', started_at = ?2,"
+        " server_version = coalesce(?3, server_version),"
+        " pg_dump_version = coalesce(?4, pg_dump_version), recipients = coalesce(?5, recipients),"
+        " storage_key = coalesce(?6, storage_key) WHERE id = ?1 AND state = 'queued'";
+    static const char info_sql[] =
+        "UPDATE backups SET server_version = coalesce(?3, server_version),"
+        " pg_dump_version = coalesce(?4, pg_dump_version), recipients = coalesce(?5, recipients),"
+        " storage_key = coalesce(?6, storage_key) WHERE id = ?1 AND state = 'running'";
+    static const catalog_backup_info none = {0};
+    sqlite3_stmt *st = NULL;
+    char now[CATALOG_TIME_SIZE];
+    char recipients[CATALOG_RECIPIENTS_MAX * (CATALOG_RECIPIENT_ID_LEN + 3) + 3];
+    int rc;
+    if ((rc = catalog_enter(cat, e)) || (rc = check_id("backup id", id, e)))
+        return rc;
+    if (info == NULL)
+        info = &none;
+    if ((rc = check_info(info, recipients, sizeof(recipients), e)) != 0) {
+        pgs_wrap(e, "backup %s", id);
+        return rc;
+    }
+    format_time(cat->now_ms(cat->clock_arg), now);
+    if ((rc = sql_prepare(cat, start ? start_sql : info_sql, &st, e)) != 0)
+        return rc;
+    /* Only start stamps started_at (?2). */
+    if ((rc = bind_text(st, 1, id)) || (start && (rc = bind_text(st, 2, now))) ||
+        (rc = bind_text(st, 3, info->server_version)) ||
+        (rc = bind_text(st, 4, info->pg_dump_version)) ||
+        (rc = bind_text(st, 5, info->nrecipients ? recipients : NULL)) ||
+        (rc = bind_text(st, 6, info->storage_key))) {
+        rc = sql_fail(cat, rc, e, "cannot update a backup");
+        goto out;
+    }
+    rc = start ? transition_step(cat, st, id, "start", "only a queued backup can start", e)
+               : transition_step(cat, st, id, "update", "only a running backup takes details", e);
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int catalog_backup_start(catalog *cat, const char *id, const catalog_backup_info *info,
+                         pgs_error *e)
+{
+    return backup_set_info(cat, id, info, 1, e);
+}
+
+int catalog_backup_update_info(catalog *cat, const char *id, const catalog_backup_info *info,
+                               pgs_error *e)
+{
+    return backup_set_info(cat, id, info, 0, e);
+}
+
+int catalog_backup_complete(catalog *cat, const char *id, uint64_t bytes, uint64_t dump_bytes,
+                            const char *sha256_hex, const char *storage_key, pgs_error *e)
+{
+    static const char sql[] =
+        "UPDATE backups SET state = 'complete', finished_at = ?2, bytes = ?3, dump_bytes = ?4,"
+        " sha256 = ?5, storage_key = ?6 WHERE id = ?1 AND state = 'running'";
+    sqlite3_stmt *st = NULL;
+    char now[CATALOG_TIME_SIZE], sha[CATALOG_SHA256_HEX_LEN + 1];
+    int rc;
+    if ((rc = catalog_enter(cat, e)) || (rc = check_id("backup id", id, e)))
+        return rc;
+    if (bytes == 0)
+        return pgs_fail(e, PGS_EINVAL, "backup %s cannot complete with an empty object", id);
+    if (bytes > INT64_MAX || dump_bytes > INT64_MAX)
+        return pgs_fail(e, PGS_ELIMIT, "backup %s: size out of range", id);
+    if (storage_key == NULL)
+        return pgs_fail(e, PGS_EINVAL, "backup %s cannot complete without a storage key", id);
+    if ((rc = check_sha256(sha256_hex, sha, e)) || (rc = check_storage_key(storage_key, e))) {
+        pgs_wrap(e, "backup %s cannot complete", id);
+        return rc;
+    }
+    format_time(cat->now_ms(cat->clock_arg), now);
+    if ((rc = sql_prepare(cat, sql, &st, e)) != 0)
+        return rc;
+    if ((rc = bind_text(st, 1, id)) || (rc = bind_text(st, 2, now)) ||
+        (rc = sqlite3_bind_int64(st, 3, (sqlite3_int64)bytes)) ||
+        (rc = sqlite3_bind_int64(st, 4, (sqlite3_int64)dump_bytes)) ||
+        (rc = bind_text(st, 5, sha)) || (rc = bind_text(st, 6, storage_key))) {
+        rc = sql_fail(cat, rc, e, "cannot complete a backup");
+        goto out;
+    }
+    rc = transition_step(cat, st, id, "complete", "only a running backup can complete", e);
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int catalog_backup_fail(catalog *cat, const char *id, const char *reason, pgs_error *e)
+{
+    static const char sql[] = "UPDATE backups SET state = 'failed', finished_at = ?2, error = ?3"
+                              " WHERE id = ?1 AND state IN ('queued', 'running')";
+    sqlite3_stmt *st = NULL;
+    char now[CATALOG_TIME_SIZE], why[CATALOG_ERROR_MAX + 1];
+    int rc;
+    if ((rc = catalog_enter(cat, e)) || (rc = check_id("backup id", id, e)))
+        return rc;
+    clean_reason(reason, why);
+    format_time(cat->now_ms(cat->clock_arg), now);
+    if ((rc = sql_prepare(cat, sql, &st, e)) != 0)
+        return rc;
+    if ((rc = bind_text(st, 1, id)) || (rc = bind_text(st, 2, now)) ||
+        (rc = bind_text(st, 3, why))) {
+        rc = sql_fail(cat, rc, e, "cannot fail a backup");
+        goto out;
+    }
+    rc = transition_step(cat, st, id, "fail", "only a queued or running backup can fail", e);
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int catalog_backup_get(catalog *cat, const char *id, catalog_backup *out, pgs_error *e)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, found;
+    if ((rc = catalog_enter(cat, e)) || (rc = check_id("backup id", id, e)))
+        return rc;
+    if (out == NULL)
+        return pgs_fail(e, PGS_EINVAL, "nowhere to put backup %s", id);
+    if ((rc = sql_prepare(cat, "SELECT " BACKUP_COLUMNS " FROM backups WHERE id = ?1", &st, e)))
+        return rc;
+    if ((rc = bind_text(st, 1, id)) != SQLITE_OK)
+        rc = sql_fail(cat, rc, e, "cannot read a backup");
+    else if ((rc = backup_one(cat, st, out, e, &found)) == 0 && !found)
+        rc = pgs_fail(e, PGS_ENOTFOUND, "no backup %s in the catalog", id);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+struct backup_ctx {
+    int (*cb)(void *arg, const catalog_backup *b);
+    void *arg;
+};
+
+static int backup_row(catalog *cat, sqlite3_stmt *st, void *ctx, pgs_error *e)
+{
+    struct backup_ctx *c = ctx;
+    catalog_backup b;
+    int rc = row_to_backup(cat, st, &b, e);
+    return rc != 0 ? rc : c->cb(c->arg, &b);
+}
+
+int catalog_backup_list(catalog *cat, const catalog_filter *f,
+                        int (*cb)(void *arg, const catalog_backup *b), void *arg, pgs_error *e)
+{
+    /* rowid breaks ties between backups created in the same millisecond: it grows with each
+     * insert. */
+    static const char sql[] = "SELECT " BACKUP_COLUMNS " FROM backups"
+                              " WHERE (?1 IS NULL OR agent = ?1) AND (?2 IS NULL OR database = ?2)"
+                              " AND (?3 IS NULL OR environment = ?3) AND (?4 IS NULL OR state = ?4)"
+                              " ORDER BY created_at DESC, rowid DESC LIMIT ?5";
+    static const catalog_filter all = {0};
+    sqlite3_stmt *st = NULL;
+    struct backup_ctx c = {cb, arg};
+    int rc;
+    if ((rc = catalog_enter(cat, e)) != 0)
+        return rc;
+    if (f == NULL)
+        f = &all;
+    if (cb == NULL)
+        return pgs_fail(e, PGS_EINVAL, "no callback");
+    if ((rc = check_opt_name("agent name", f->agent, e)) ||
+        (rc = check_opt_name("database name", f->database, e)) ||
+        (rc = check_opt_name("environment", f->environment, e)))
+        return rc;
+    if ((int)f->state < CATALOG_STATE_ANY || (int)f->state > CATALOG_FAILED)
+        return pgs_fail(e, PGS_EINVAL, "unknown backup state %d", (int)f->state);
+    if ((rc = sql_prepare(cat, sql, &st, e)) != 0)
+        return rc;
+    if ((rc = bind_text(st, 1, f->agent)) || (rc = bind_text(st, 2, f->database)) ||
+        (rc = bind_text(st, 3, f->environment)) ||
+        (rc = bind_text(st, 4, f->state ? catalog_state_name(f->state) : NULL)) ||
+        (rc = sqlite3_bind_int64(st, 5, f->limit ? (sqlite3_int64)f->limit : -1)))
+        rc = sql_fail(cat, rc, e, "cannot list backups");
+    else
+        rc = run_list(cat, st, backup_row, &c, e);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int catalog_latest_complete(catalog *cat, const char *agent, const char *db, catalog_backup *out,
+                            pgs_error *e)
+{
+    /* By started_at: that is when pg_dump took its snapshot, so it orders the data itself. */
+    static const char sql[] = "SELECT " BACKUP_COLUMNS " FROM backups"
+                              " WHERE agent = ?1 AND database = ?2 AND state = 'complete'"
+                              " ORDER BY started_at DESC, created_at DESC, rowid DESC LIMIT 1";
+    sqlite3_stmt *st = NULL;
+    int rc, found;
+    if ((rc = catalog_enter(cat, e)) || (rc = check_name("agent name", agent, e)) ||
+        (rc = check_name("database name", db, e)))
+        return rc;
+    if (out == NULL)
+        return pgs_fail(e, PGS_EINVAL, "nowhere to put the backup");
+    if ((rc = sql_prepare(cat, sql, &st, e)) != 0)
+        return rc;
+    if ((rc = bind_text(st, 1, agent)) || (rc = bind_text(st, 2, db)))
+        rc = sql_fail(cat, rc, e, "cannot find the latest backup");
+    else if ((rc = backup_one(cat, st, out, e, &found)) == 0 && !found)
+        rc = pgs_fail(e, PGS_ENOTFOUND, "no complete backup of %s/%s in the catalog", agent, db);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* ---- crash recovery ---- */
+
+int catalog_recover(catalog *cat, const char *reason, catalog_recovered **out, size_t *count,
+                    pgs_error *e)
+{
+    static const char select_sql[] =
+        "SELECT id, agent, database, environment, state, storage_key FROM backups"
+        " WHERE state IN ('queued', 'running') ORDER BY created_at, rowid";
+    static const char fail_sql[] = "UPDATE backups SET state = 'failed', finished_at = ?1,"
+                                   " error = ?2 WHERE state IN ('queued', 'running')";
+    sqlite3_stmt *st = NULL;
+    catalog_recovered *items = NULL;
+    size_t n = 0, cap = 0;
+    char now[CATALOG_TIME_SIZE], why[CATALOG_ERROR_MAX + 1];
+    int rc, src, in_tx = 0;
+
+    if (out != NULL)
+        *out = NULL;
+    if (count != NULL)
+        *count = 0;
+    if ((rc = catalog_enter(cat, e)) != 0)
+        return rc;
+    clean_reason(reason && reason[0] ? reason : "coordinator restarted", why);
+    format_time(cat->now_ms(cat->clock_arg), now);
+
+    if ((rc = sql_exec(cat, "BEGIN IMMEDIATE", e, "cannot begin recovery")) != 0)
+        return rc;
+    in_tx = 1;
+    if ((rc = sql_prepare(cat, select_sql, &st, e)) != 0)
+        goto out;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            catalog_recovered *p = realloc(items, ncap * sizeof(*p));
+            if (p == NULL) {
+                rc = pgs_fail(e, PGS_ENOMEM, "out of memory");
+                goto out;
+            }
+            items = p;
+            cap = ncap;
+        }
+        catalog_recovered *r = &items[n];
+        char state[16];
+        memset(r, 0, sizeof(*r));
+        if (COL_TEXT(st, 0, r->id) || COL_TEXT(st, 1, r->agent) || COL_TEXT(st, 2, r->database) ||
+            COL_TEXT(st, 3, r->environment) || COL_TEXT(st, 4, state) ||
+            COL_TEXT(st, 5, r->storage_key) || catalog_state_parse(state, &r->was) != 0) {
+            rc = pgs_fail(e, PGS_EFORMAT, "catalog %s: a backup row is malformed", cat->path);
+            goto out;
+        }
+        n++;
+    }
+    if (src != SQLITE_DONE) {
+        rc = sql_fail(cat, src, e, "cannot list backups in flight");
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if ((rc = sql_prepare(cat, fail_sql, &st, e)) != 0)
+        goto out;
+    if ((rc = bind_text(st, 1, now)) || (rc = bind_text(st, 2, why))) {
+        rc = sql_fail(cat, rc, e, "cannot fail backups in flight");
+        goto out;
+    }
+    if ((rc = sql_step_done(cat, st, e, "cannot fail backups in flight")) != 0)
+        goto out;
+    if ((size_t)sqlite3_changes(cat->db) != n) {
+        /* Both statements ran in one write transaction; a difference means a broken invariant
+         * somewhere, which is no reason to commit half of it. */
+        rc = pgs_fail(e, PGS_EIO, "catalog %s: recovery found %zu backups in flight but failed %d",
+                      cat->path, n, sqlite3_changes(cat->db));
+        goto out;
+    }
+    if ((rc = sql_exec(cat, "UPDATE agents SET connected = 0 WHERE connected = 1", e,
+                       "cannot mark agents disconnected")) != 0 ||
+        (rc = sql_exec(cat, "COMMIT", e, "cannot commit recovery")) != 0)
+        goto out;
+    in_tx = 0;
+    if (n > 0)
+        log_info("catalog %s: recovery failed %zu backups left queued or running", cat->path, n);
+    if (count != NULL)
+        *count = n;
+    if (out != NULL && n > 0) {
+        *out = items;
+        items = NULL;
+    }
+out:
+    sqlite3_finalize(st);
+    if (in_tx)
+        rollback(cat);
+    free(items);
+    return rc;
+}
+
+/* ---- JSON ---- */
+
+/* Sets key to s, or to null when s is empty. */
+static int json_set_text(json_t *o, const char *key, const char *s)
+{
+    return json_object_set_new(o, key, s[0] ? json_string(s) : json_null());
+}
+
+json_t *catalog_backup_to_json(const catalog_backup *b)
+{
+    json_t *o = json_object(), *rcpts = json_array();
+    int bad = o == NULL || rcpts == NULL;
+    for (size_t i = 0; !bad && i < b->nrecipients && i < CATALOG_RECIPIENTS_MAX; i++)
+        bad |= json_array_append_new(rcpts, json_string(b->recipients[i]));
+    if (bad) {
+        json_decref(o);
+        json_decref(rcpts);
+        return NULL;
+    }
+    bad |= json_object_set_new(o, "id", json_string(b->id));
+    bad |= json_object_set_new(o, "agent", json_string(b->agent));
+    bad |= json_object_set_new(o, "database", json_string(b->database));
+    bad |= json_object_set_new(o, "environment", json_string(b->environment));
+    bad |= json_set_text(o, "label", b->label);
+    bad |= json_object_set_new(o, "state", json_string(catalog_state_name(b->state)));
+    bad |= json_set_text(o, "error", b->error);
+    bad |= json_set_text(o, "created_at", b->created_at);
+    bad |= json_set_text(o, "started_at", b->started_at);
+    bad |= json_set_text(o, "finished_at", b->finished_at);
+    bad |= json_object_set_new(o, "size_bytes",
+                               b->bytes ? json_integer((json_int_t)b->bytes) : json_null());
+    bad |= json_object_set_new(
+        o, "dump_bytes", b->dump_bytes ? json_integer((json_int_t)b->dump_bytes) : json_null());
+    bad |= json_set_text(o, "sha256", b->sha256);
+    bad |= json_set_text(o, "storage_key", b->storage_key);
+    bad |= json_set_text(o, "server_version", b->server_version);
+    bad |= json_set_text(o, "pg_dump_version", b->pg_dump_version);
+    bad |= json_object_set_new(o, "recipients", rcpts);
+    bad |= json_set_text(o, "requested_by", b->requested_by);
+    bad |= json_set_text(o, "source_backup_id", b->source_backup_id);
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}

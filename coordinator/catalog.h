@@ -1,0 +1,246 @@
+/*
+ * The coordinator's catalog: which agents and databases it has seen, and every backup it was asked
+ * for, with its state, size, digest and where it is stored. One SQLite file in WAL mode.
+ *
+ * The catalog is a cache of the bucket, not the source of truth: every stored object has a sidecar
+ * manifest, so a lost catalog can be rebuilt from storage alone. What only the catalog knows is the
+ * history of failures and of backups still in flight; crash recovery (catalog_recover) turns the
+ * latter into failures with a reason, at coordinator start.
+ *
+ * A backup moves queued -> running -> complete | failed, or queued -> failed; complete and failed
+ * are final. Each transition is one UPDATE that names the state it leaves, so two callers cannot
+ * both win; a trigger in the schema refuses any other change of state, and a CHECK constraint
+ * refuses a complete row without a storage key, a SHA-256 and a size. An illegal transition
+ * returns PGS_EORDER with the row's current state in the message; an unknown id PGS_ENOTFOUND.
+ *
+ * Every string from outside is checked at the API and refused when it breaks its rule
+ * (PGS_EINVAL, or PGS_ELIMIT when too long), with one exception: failure reasons are diagnostics
+ * that must always be recorded, so they are cleaned (invalid UTF-8 and control characters
+ * replaced) and cut to CATALOG_ERROR_MAX bytes instead. Backup ids are checked on every entry, so
+ * an id that came from the network is safe to put in an object key once a call has accepted it.
+ *
+ * Times are RFC 3339 UTC text with milliseconds and a fixed width ("2026-11-21T16:05:29.123Z"):
+ * readable in the sqlite3 shell and in the HTTP API, and ordered as text.
+ *
+ * Threads: a catalog handle is used by one thread at a time (the coordinator's main loop). Another
+ * thread or process opens its own handle on the same file: WAL lets readers run beside the writer,
+ * and writers wait for each other up to a busy timeout. Callbacks of the _list functions run
+ * inside the iteration and must not call into the same handle (such calls fail with PGS_EINVAL);
+ * collect ids and act after the list returns.
+ */
+#ifndef PGSHIP_COORDINATOR_CATALOG_H
+#define PGSHIP_COORDINATOR_CATALOG_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+
+/* The schema version this code writes (PRAGMA user_version). */
+#define CATALOG_SCHEMA_VERSION 1
+
+/* "YYYYMMDDTHHMMSSZ-" + 8 lowercase hex digits, and a buffer that holds it with its NUL. */
+#define CATALOG_ID_LEN 25
+#define CATALOG_ID_SIZE 32
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" and its buffer. */
+#define CATALOG_TIME_LEN 24
+#define CATALOG_TIME_SIZE 32
+
+/* Limits, in bytes. Agent, database and environment names: 1..CATALOG_NAME_MAX of
+ * [A-Za-z0-9._-], not starting with '.' or '-' (they become parts of object keys). */
+#define CATALOG_NAME_MAX 63
+#define CATALOG_LABEL_MAX 128        /* UTF-8 text without control characters; may be empty */
+#define CATALOG_REQUESTED_BY_MAX 128 /* as the label */
+#define CATALOG_ERROR_MAX 1000       /* failure reasons are cut to this */
+#define CATALOG_VERSION_MAX 127      /* server, pg_dump and agent versions: printable ASCII */
+#define CATALOG_KEY_ID_MAX 64        /* an agent's identity key id: printable ASCII, no space */
+#define CATALOG_PUBLIC_KEY_MAX 256   /* its public key text: printable ASCII */
+#define CATALOG_STORAGE_KEY_MAX 1024 /* S3's limit; relative, no empty, "." or ".." segment */
+#define CATALOG_RECIPIENTS_MAX 32    /* as ENVELOPE_RECIPIENTS_MAX */
+#define CATALOG_RECIPIENT_ID_LEN 16  /* a recipient key id: 16 lowercase hex (KEY_ID_HEX_LEN) */
+#define CATALOG_SHA256_HEX_LEN 64
+
+typedef struct catalog catalog;
+
+enum catalog_state {
+    CATALOG_STATE_ANY = 0, /* only in filters */
+    CATALOG_QUEUED = 1,
+    CATALOG_RUNNING = 2,
+    CATALOG_COMPLETE = 3,
+    CATALOG_FAILED = 4,
+};
+
+/* "queued", "running", "complete", "failed"; "any" for CATALOG_STATE_ANY; "?" otherwise. */
+const char *catalog_state_name(enum catalog_state s);
+/* Parses one of the four state names; returns 0 or PGS_EINVAL. */
+int catalog_state_parse(const char *name, enum catalog_state *out);
+
+/* True when id has the backup id format (digits of a plausible date and time, lowercase hex). */
+int catalog_id_valid(const char *id);
+/* True when name may be an agent, database or environment name. */
+int catalog_name_valid(const char *name);
+
+/* Opens (creating when missing, with mode 0600) and migrates the catalog at path. A catalog
+ * written by a newer pgship (a higher schema version) is refused with PGS_EVERSION; a SQLite file
+ * that belongs to another program with PGS_EFORMAT. On success *out is the handle. */
+int catalog_open(const char *path, catalog **out, pgs_error *e);
+/* Closes the handle; NULL is allowed. */
+void catalog_close(catalog *cat);
+
+/* Test hook: the clock that stamps times and ids, in unix milliseconds. NULL restores the real
+ * clock. Lets tests place backups in time without sleeping. */
+void catalog_set_clock(catalog *cat, int64_t (*now_ms)(void *arg), void *arg);
+
+/* ---- agents and databases ---- */
+
+typedef struct catalog_agent {
+    char name[CATALOG_NAME_MAX + 1];
+    char key_id[CATALOG_KEY_ID_MAX + 1];         /* "" until known */
+    char public_key[CATALOG_PUBLIC_KEY_MAX + 1]; /* "" until known */
+    char version[CATALOG_VERSION_MAX + 1];       /* pgship version the agent reported */
+    char first_seen[CATALOG_TIME_SIZE];
+    char last_seen[CATALOG_TIME_SIZE];
+    int connected;
+} catalog_agent;
+
+/* Records that agent name was seen now (creating it on first sight). key_id, public_key and version
+ * may be NULL to keep what is recorded. connected sets the connected flag (0 or 1). */
+int catalog_agent_seen(catalog *cat, const char *name, const char *key_id, const char *public_key,
+                       const char *version, int connected, pgs_error *e);
+/* Clears the connected flag and stamps last_seen. PGS_ENOTFOUND for an unknown agent. */
+int catalog_agent_disconnected(catalog *cat, const char *name, pgs_error *e);
+/* Calls cb for every agent, by name. cb returns 0 to go on, > 0 to stop (the list then returns
+ * 0), < 0 to stop with that code. */
+int catalog_agents_list(catalog *cat, int (*cb)(void *arg, const catalog_agent *a), void *arg,
+                        pgs_error *e);
+
+typedef struct catalog_database {
+    char agent[CATALOG_NAME_MAX + 1];
+    char name[CATALOG_NAME_MAX + 1];
+    char environment[CATALOG_NAME_MAX + 1];
+    char server_version[CATALOG_VERSION_MAX + 1];
+    char first_seen[CATALOG_TIME_SIZE];
+    char last_seen[CATALOG_TIME_SIZE];
+} catalog_database;
+
+/* Records that agent serves database db in environment, now. server_version may be NULL to keep
+ * what is recorded. The agent must be known (PGS_ENOTFOUND otherwise). */
+int catalog_database_seen(catalog *cat, const char *agent, const char *db, const char *environment,
+                          const char *server_version, pgs_error *e);
+/* Calls cb (as for catalog_agents_list) for every database of agent (NULL: of every agent), by
+ * agent and name. */
+int catalog_databases_list(catalog *cat, const char *agent,
+                           int (*cb)(void *arg, const catalog_database *d), void *arg,
+                           pgs_error *e);
+
+/* ---- backups ---- */
+
+typedef struct catalog_backup {
+    char id[CATALOG_ID_SIZE];
+    char agent[CATALOG_NAME_MAX + 1];
+    char database[CATALOG_NAME_MAX + 1];
+    char environment[CATALOG_NAME_MAX + 1];
+    char label[CATALOG_LABEL_MAX + 1];
+    enum catalog_state state;
+    char error[CATALOG_ERROR_MAX + 1]; /* "" unless failed */
+    char requested_by[CATALOG_REQUESTED_BY_MAX + 1];
+    char created_at[CATALOG_TIME_SIZE];
+    char started_at[CATALOG_TIME_SIZE];  /* "" while queued (and when failed while queued) */
+    char finished_at[CATALOG_TIME_SIZE]; /* "" until complete or failed */
+    uint64_t bytes;                      /* size of the stored object; 0 until complete */
+    uint64_t dump_bytes;                 /* size of pg_dump's output; 0 when unknown */
+    char storage_key[CATALOG_STORAGE_KEY_MAX + 1]; /* "" until planned */
+    char sha256[CATALOG_SHA256_HEX_LEN + 1];       /* of the stored object; "" until complete */
+    char server_version[CATALOG_VERSION_MAX + 1];
+    char pg_dump_version[CATALOG_VERSION_MAX + 1];
+    size_t nrecipients;
+    char recipients[CATALOG_RECIPIENTS_MAX][CATALOG_RECIPIENT_ID_LEN + 1];
+    char source_backup_id[CATALOG_ID_SIZE]; /* "" unless this is a derived (sanitized) copy */
+} catalog_backup;
+
+/* What a new backup is for. label, requested_by and source_backup_id may be NULL. */
+typedef struct catalog_backup_req {
+    const char *agent;
+    const char *database;
+    const char *environment;
+    const char *label;
+    const char *requested_by;     /* "schedule", an operator, an API token's name */
+    const char *source_backup_id; /* an existing backup this one is derived from */
+} catalog_backup_req;
+
+/* What is known once a backup runs; every field may be NULL (0 recipients) to leave it as it is.
+ * recipients are key ids (16 lowercase hex), at most CATALOG_RECIPIENTS_MAX, no duplicates. */
+typedef struct catalog_backup_info {
+    const char *server_version;
+    const char *pg_dump_version;
+    const char *const *recipients;
+    size_t nrecipients;
+    const char *storage_key; /* where the object is going: recovery hands it back for cleanup */
+} catalog_backup_info;
+
+/* Creates a queued backup and writes its new id into id_out. The agent must be known
+ * (PGS_ENOTFOUND), and so must source_backup_id when given. */
+int catalog_backup_new(catalog *cat, const catalog_backup_req *req, char id_out[CATALOG_ID_SIZE],
+                       pgs_error *e);
+/* queued -> running; stamps started_at and records info (which may be NULL). */
+int catalog_backup_start(catalog *cat, const char *id, const catalog_backup_info *info,
+                         pgs_error *e);
+/* Records info learnt while running (for example from the archive's manifest); running only. */
+int catalog_backup_update_info(catalog *cat, const char *id, const catalog_backup_info *info,
+                               pgs_error *e);
+/* running -> complete, only with the stored object's size (> 0), its SHA-256 (64 hex digits,
+ * stored lowercase) and its storage key, all in the same statement. dump_bytes may be 0. */
+int catalog_backup_complete(catalog *cat, const char *id, uint64_t bytes, uint64_t dump_bytes,
+                            const char *sha256_hex, const char *storage_key, pgs_error *e);
+/* queued or running -> failed, with reason (cleaned and cut; NULL or "" records "no reason
+ * given"). */
+int catalog_backup_fail(catalog *cat, const char *id, const char *reason, pgs_error *e);
+
+/* Fills *out with backup id; PGS_ENOTFOUND when there is none. */
+int catalog_backup_get(catalog *cat, const char *id, catalog_backup *out, pgs_error *e);
+
+/* NULL strings and CATALOG_STATE_ANY match everything; limit 0 means no limit. */
+typedef struct catalog_filter {
+    const char *agent;
+    const char *database;
+    const char *environment;
+    enum catalog_state state;
+    unsigned limit;
+} catalog_filter;
+
+/* Calls cb for every backup that matches f (NULL: all), newest first (by creation time, then by
+ * insertion order). cb returns as for catalog_agents_list. */
+int catalog_backup_list(catalog *cat, const catalog_filter *f,
+                        int (*cb)(void *arg, const catalog_backup *b), void *arg, pgs_error *e);
+
+/* The newest complete backup of agent/db (the one whose dump started last), for "AGENT/DB@latest".
+ * PGS_ENOTFOUND when there is none. */
+int catalog_latest_complete(catalog *cat, const char *agent, const char *db, catalog_backup *out,
+                            pgs_error *e);
+
+/* A backup that catalog_recover failed. */
+typedef struct catalog_recovered {
+    char id[CATALOG_ID_SIZE];
+    char agent[CATALOG_NAME_MAX + 1];
+    char database[CATALOG_NAME_MAX + 1];
+    char environment[CATALOG_NAME_MAX + 1];
+    enum catalog_state was;                        /* CATALOG_QUEUED or CATALOG_RUNNING */
+    char storage_key[CATALOG_STORAGE_KEY_MAX + 1]; /* "" when none was planned */
+} catalog_recovered;
+
+/* At coordinator start: in one transaction, marks every queued or running backup failed with
+ * reason and every agent disconnected (no connection survives a restart). *out receives a
+ * malloc'd array of the failed backups, oldest first (NULL when none; the caller frees it), so
+ * that the caller can remove what they left in storage; out may be NULL when only the count is
+ * wanted. */
+int catalog_recover(catalog *cat, const char *reason, catalog_recovered **out, size_t *count,
+                    pgs_error *e);
+
+/* The API's view of a backup: id, agent, database, environment, label, state, error, created_at,
+ * started_at, finished_at, size_bytes, dump_bytes, sha256, storage_key, server_version,
+ * pg_dump_version, recipients, requested_by, source_backup_id. Unset values are null. Returns a
+ * new reference, or NULL when out of memory. */
+json_t *catalog_backup_to_json(const catalog_backup *b);
+
+#endif

@@ -1,0 +1,1173 @@
+/*
+ * Tests of the coordinator's catalog (coordinator/catalog.c) on real SQLite files in a fresh
+ * directory per test: creation and migration, refusal of newer or foreign files, every legal and
+ * illegal state transition (through the API and, for the schema's own rules, through raw SQL),
+ * crash recovery after a process that died mid-backup, listing, "@latest", ids, input bounds and
+ * the JSON view.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "common/log.h"
+#include "coordinator/catalog.h"
+#include "tests/unit/testutil.h"
+
+/* 2026-11-21T16:05:29Z */
+#define T0 (1795277129LL * 1000)
+#define SHA_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define SHA_B "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define RCPT_1 "0011223344556677"
+#define RCPT_2 "8899aabbccddeeff"
+
+static int64_t fixed_clock(void *arg)
+{
+    return *(const int64_t *)arg;
+}
+
+static catalog *open_in(void **state, const char *name)
+{
+    char path[600];
+    catalog *cat = NULL;
+    pgs_error e = {0};
+    tu_path_in(state, name, path, sizeof(path));
+    int rc = catalog_open(path, &cat, &e);
+    if (rc != 0)
+        fail_msg("catalog_open %s: %d %s", path, rc, e.msg);
+    return cat;
+}
+
+/* Runs SQL on the file with a separate raw connection; returns SQLite's code. */
+static int raw_exec(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    sqlite3_close(db);
+    return rc;
+}
+
+static long long raw_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    long long v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* An agent "a1" with database "db1" in "prod", ready for backups. */
+static void add_agent(catalog *cat, const char *agent, const char *db, const char *env)
+{
+    pgs_error e = {0};
+    if (catalog_agent_seen(cat, agent, "ed25519:0102030405060708", NULL, "0.1.0", 1, &e) != 0 ||
+        catalog_database_seen(cat, agent, db, env, "15.5", &e) != 0)
+        fail_msg("add_agent: %s", e.msg);
+}
+
+static void new_backup(catalog *cat, const char *agent, const char *db, const char *env,
+                       char id[CATALOG_ID_SIZE])
+{
+    pgs_error e = {0};
+    catalog_backup_req req = {.agent = agent, .database = db, .environment = env};
+    int rc = catalog_backup_new(cat, &req, id, &e);
+    if (rc != 0)
+        fail_msg("catalog_backup_new: %d %s", rc, e.msg);
+}
+
+static void start_backup(catalog *cat, const char *id, const char *key)
+{
+    pgs_error e = {0};
+    const char *rcpts[] = {RCPT_1, RCPT_2};
+    catalog_backup_info info = {.server_version = "15.5",
+                                .pg_dump_version = "pg_dump (PostgreSQL) 15.5",
+                                .recipients = rcpts,
+                                .nrecipients = 2,
+                                .storage_key = key};
+    int rc = catalog_backup_start(cat, id, &info, &e);
+    if (rc != 0)
+        fail_msg("catalog_backup_start: %d %s", rc, e.msg);
+}
+
+static void complete_backup(catalog *cat, const char *id, const char *key)
+{
+    pgs_error e = {0};
+    int rc = catalog_backup_complete(cat, id, 1234, 5678, SHA_A, key, &e);
+    if (rc != 0)
+        fail_msg("catalog_backup_complete: %d %s", rc, e.msg);
+}
+
+static enum catalog_state state_of(catalog *cat, const char *id)
+{
+    catalog_backup b;
+    pgs_error e = {0};
+    assert_int_equal(catalog_backup_get(cat, id, &b, &e), 0);
+    return b.state;
+}
+
+/* ---- open, migrate, refuse ---- */
+
+static int count_agents_cb(void *arg, const catalog_agent *a)
+{
+    (void)a;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void test_catalog_open_creates_and_reopen_keeps_data(void **state)
+{
+    char path[600], id[CATALOG_ID_SIZE];
+    struct stat st;
+    catalog_backup b;
+    pgs_error e = {0};
+    tu_path_in(state, "catalog.db", path, sizeof(path));
+
+    catalog *cat = open_in(state, "catalog.db");
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    add_agent(cat, "a1", "db1", "prod");
+    new_backup(cat, "a1", "db1", "prod", id);
+    start_backup(cat, id, "pgship/prod/a1/db1/x.pgship");
+    catalog_close(cat);
+
+    /* The file is a WAL-mode catalog at the current schema version, marked as ours. */
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), CATALOG_SCHEMA_VERSION);
+    assert_int_equal(raw_int(path, "PRAGMA application_id"), 0x50475348);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM pragma_journal_mode WHERE journal_mode "
+                                   "= 'wal'"),
+                     1);
+
+    cat = open_in(state, "catalog.db");
+    assert_int_equal(catalog_backup_get(cat, id, &b, &e), 0);
+    assert_string_equal(b.id, id);
+    assert_int_equal(b.state, CATALOG_RUNNING);
+    assert_string_equal(b.storage_key, "pgship/prod/a1/db1/x.pgship");
+    assert_int_equal(b.nrecipients, 2);
+    assert_string_equal(b.recipients[1], RCPT_2);
+    int n = 0;
+    assert_int_equal(catalog_agents_list(cat, count_agents_cb, &n, &e), 0);
+    assert_int_equal(n, 1);
+    catalog_close(cat);
+    catalog_close(NULL);
+}
+
+static void test_catalog_migrates_an_empty_file(void **state)
+{
+    char path[600];
+    tu_path_in(state, "empty.db", path, sizeof(path));
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fclose(f);
+    catalog *cat = open_in(state, "empty.db");
+    catalog_close(cat);
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), CATALOG_SCHEMA_VERSION);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_schema WHERE name IN "
+                                   "('agents', 'databases', 'backups')"),
+                     3);
+    /* Opening again applies nothing and keeps the version. */
+    cat = open_in(state, "empty.db");
+    catalog_close(cat);
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), CATALOG_SCHEMA_VERSION);
+}
+
+static void test_catalog_refuses_newer_schema(void **state)
+{
+    char path[600];
+    catalog *cat = NULL;
+    pgs_error e = {0};
+    tu_path_in(state, "future.db", path, sizeof(path));
+    assert_int_equal(raw_exec(path, "PRAGMA application_id = 1346851656; PRAGMA user_version = 99;"
+                                    " CREATE TABLE later (x);"),
+                     SQLITE_OK);
+    TU_ASSERT_ERR(catalog_open(path, &cat, &e), e, PGS_EVERSION, "schema version 99");
+    assert_null(cat);
+    char want[64];
+    snprintf(want, sizeof(want), "version %d", CATALOG_SCHEMA_VERSION);
+    assert_non_null(strstr(e.msg, want));
+    /* Untouched. */
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), 99);
+}
+
+static void test_catalog_refuses_foreign_files(void **state)
+{
+    char path[600];
+    catalog *cat = NULL;
+    pgs_error e = {0};
+
+    /* Another program's SQLite database is not migrated into a catalog. */
+    tu_path_in(state, "other.db", path, sizeof(path));
+    assert_int_equal(raw_exec(path, "CREATE TABLE mine (x); INSERT INTO mine VALUES (1);"),
+                     SQLITE_OK);
+    TU_ASSERT_ERR(catalog_open(path, &cat, &e), e, PGS_EFORMAT, "another program");
+    assert_null(cat);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_schema"), 1);
+
+    /* Not SQLite at all. */
+    tu_path_in(state, "text.db", path, sizeof(path));
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 100; i++)
+        fputs("this is not a database, just text\n", f);
+    fclose(f);
+    TU_ASSERT_ERR(catalog_open(path, &cat, &e), e, PGS_EFORMAT, "text.db");
+    assert_null(cat);
+
+    /* A directory, and a missing parent. */
+    TU_ASSERT_ERR(catalog_open((const char *)*state, &cat, &e), e, PGS_EIO, "cannot open");
+    tu_path_in(state, "no/such/dir/c.db", path, sizeof(path));
+    TU_ASSERT_ERR(catalog_open(path, &cat, &e), e, PGS_EIO, "No such file");
+    TU_ASSERT_ERR(catalog_open("", &cat, &e), e, PGS_EINVAL, "missing");
+}
+
+/* ---- transitions ---- */
+
+static void test_catalog_legal_transitions(void **state)
+{
+    char a[CATALOG_ID_SIZE], b[CATALOG_ID_SIZE], c[CATALOG_ID_SIZE];
+    catalog_backup r;
+    pgs_error e = {0};
+    int64_t now = T0;
+    catalog *cat = open_in(state, "c.db");
+    catalog_set_clock(cat, fixed_clock, &now);
+    add_agent(cat, "a1", "db1", "prod");
+
+    /* queued -> running -> complete */
+    new_backup(cat, "a1", "db1", "prod", a);
+    assert_int_equal(catalog_backup_get(cat, a, &r, &e), 0);
+    assert_int_equal(r.state, CATALOG_QUEUED);
+    assert_string_equal(r.created_at, "2026-11-21T16:05:29.000Z");
+    assert_string_equal(r.started_at, "");
+    now += 1500;
+    start_backup(cat, a, NULL);
+    assert_int_equal(catalog_backup_get(cat, a, &r, &e), 0);
+    assert_int_equal(r.state, CATALOG_RUNNING);
+    assert_string_equal(r.started_at, "2026-11-21T16:05:30.500Z");
+    assert_string_equal(r.storage_key, "");
+    /* Details learnt while running; NULL fields keep what is there. */
+    catalog_backup_info more = {.storage_key = "p/prod/a1/db1/a.pgship"};
+    assert_int_equal(catalog_backup_update_info(cat, a, &more, &e), 0);
+    assert_int_equal(catalog_backup_update_info(cat, a, NULL, &e), 0);
+    assert_int_equal(catalog_backup_get(cat, a, &r, &e), 0);
+    assert_string_equal(r.storage_key, "p/prod/a1/db1/a.pgship");
+    assert_string_equal(r.server_version, "15.5");
+    now += 60000;
+    /* Upper-case digests are accepted and stored lower-case. */
+    assert_int_equal(catalog_backup_complete(cat, a, 4096, 9000,
+                                             "0123456789ABCDEF0123456789abcdef0123456789abcdef01234"
+                                             "56789ABCDEF",
+                                             "p/prod/a1/db1/a.pgship", &e),
+                     0);
+    assert_int_equal(catalog_backup_get(cat, a, &r, &e), 0);
+    assert_int_equal(r.state, CATALOG_COMPLETE);
+    assert_string_equal(r.sha256, SHA_B);
+    assert_int_equal(r.bytes, 4096);
+    assert_int_equal(r.dump_bytes, 9000);
+    assert_string_equal(r.finished_at, "2026-11-21T16:06:30.500Z");
+    assert_string_equal(r.error, "");
+
+    /* queued -> failed */
+    new_backup(cat, "a1", "db1", "prod", b);
+    assert_int_equal(catalog_backup_fail(cat, b, "agent went away", &e), 0);
+    assert_int_equal(catalog_backup_get(cat, b, &r, &e), 0);
+    assert_int_equal(r.state, CATALOG_FAILED);
+    assert_string_equal(r.error, "agent went away");
+    assert_string_equal(r.started_at, "");
+    assert_string_not_equal(r.finished_at, "");
+
+    /* queued -> running -> failed */
+    new_backup(cat, "a1", "db1", "prod", c);
+    start_backup(cat, c, "p/c.pgship");
+    assert_int_equal(catalog_backup_fail(cat, c, "pg_dump: error: connection lost\n", &e), 0);
+    assert_int_equal(catalog_backup_get(cat, c, &r, &e), 0);
+    assert_int_equal(r.state, CATALOG_FAILED);
+    assert_string_equal(r.error, "pg_dump: error: connection lost");
+    catalog_close(cat);
+}
+
+static void test_catalog_illegal_transitions(void **state)
+{
+    char q[CATALOG_ID_SIZE], run[CATALOG_ID_SIZE], done[CATALOG_ID_SIZE], bad[CATALOG_ID_SIZE];
+    pgs_error e = {0};
+    catalog *cat = open_in(state, "c.db");
+    add_agent(cat, "a1", "db1", "prod");
+    new_backup(cat, "a1", "db1", "prod", q);
+    new_backup(cat, "a1", "db1", "prod", run);
+    start_backup(cat, run, "k/run");
+    new_backup(cat, "a1", "db1", "prod", done);
+    start_backup(cat, done, "k/done");
+    complete_backup(cat, done, "k/done");
+    new_backup(cat, "a1", "db1", "prod", bad);
+    assert_int_equal(catalog_backup_fail(cat, bad, "x", &e), 0);
+
+    /* start: only from queued */
+    TU_ASSERT_ERR(catalog_backup_start(cat, run, NULL, &e), e, PGS_EORDER, "it is running");
+    TU_ASSERT_ERR(catalog_backup_start(cat, done, NULL, &e), e, PGS_EORDER, "it is complete");
+    TU_ASSERT_ERR(catalog_backup_start(cat, bad, NULL, &e), e, PGS_EORDER, "it is failed");
+    /* complete: only from running */
+    TU_ASSERT_ERR(catalog_backup_complete(cat, q, 1, 1, SHA_A, "k/q", &e), e, PGS_EORDER,
+                  "it is queued");
+    TU_ASSERT_ERR(catalog_backup_complete(cat, done, 1, 1, SHA_B, "k/other", &e), e, PGS_EORDER,
+                  "it is complete");
+    TU_ASSERT_ERR(catalog_backup_complete(cat, bad, 1, 1, SHA_A, "k/bad", &e), e, PGS_EORDER,
+                  "it is failed");
+    /* fail: nothing leaves complete or failed */
+    TU_ASSERT_ERR(catalog_backup_fail(cat, done, "late", &e), e, PGS_EORDER, "it is complete");
+    TU_ASSERT_ERR(catalog_backup_fail(cat, bad, "twice", &e), e, PGS_EORDER, "it is failed");
+    /* details: only while running */
+    catalog_backup_info info = {.server_version = "16.1"};
+    TU_ASSERT_ERR(catalog_backup_update_info(cat, q, &info, &e), e, PGS_EORDER, "queued");
+    TU_ASSERT_ERR(catalog_backup_update_info(cat, done, &info, &e), e, PGS_EORDER, "complete");
+    /* unknown ids */
+    const char *ghost = "20200101T000000Z-00000000";
+    TU_ASSERT_ERR(catalog_backup_start(cat, ghost, NULL, &e), e, PGS_ENOTFOUND, ghost);
+    TU_ASSERT_ERR(catalog_backup_complete(cat, ghost, 1, 1, SHA_A, "k", &e), e, PGS_ENOTFOUND,
+                  ghost);
+    TU_ASSERT_ERR(catalog_backup_fail(cat, ghost, "x", &e), e, PGS_ENOTFOUND, ghost);
+    catalog_backup r;
+    TU_ASSERT_ERR(catalog_backup_get(cat, ghost, &r, &e), e, PGS_ENOTFOUND, ghost);
+
+    /* Nothing changed on the way. */
+    assert_int_equal(state_of(cat, q), CATALOG_QUEUED);
+    assert_int_equal(state_of(cat, run), CATALOG_RUNNING);
+    assert_int_equal(state_of(cat, done), CATALOG_COMPLETE);
+    assert_int_equal(state_of(cat, bad), CATALOG_FAILED);
+    assert_int_equal(catalog_backup_get(cat, done, &r, &e), 0);
+    assert_string_equal(r.sha256, SHA_A);
+    assert_string_equal(r.storage_key, "k/done");
+    assert_int_equal(catalog_backup_get(cat, bad, &r, &e), 0);
+    assert_string_equal(r.error, "x");
+    catalog_close(cat);
+}
+
+static void test_catalog_complete_requires_object(void **state)
+{
+    char id[CATALOG_ID_SIZE];
+    pgs_error e = {0};
+    catalog *cat = open_in(state, "c.db");
+    add_agent(cat, "a1", "db1", "prod");
+    new_backup(cat, "a1", "db1", "prod", id);
+    start_backup(cat, id, "k/planned");
+
+    TU_ASSERT_ERR(catalog_backup_complete(cat, id, 1, 1, NULL, "k/x", &e), e, PGS_EINVAL,
+                  "SHA-256");
+    TU_ASSERT_ERR(catalog_backup_complete(cat, id, 1, 1, SHA_A + 1, "k/x", &e), e, PGS_EINVAL,
+                  "SHA-256");
+    TU_ASSERT_ERR(catalog_backup_complete(cat, id, 1, 1, SHA_A "a", "k/x", &e), e, PGS_EINVAL,
+                  "SHA-256");
+    TU_ASSERT_ERR(
+        catalog_backup_complete(cat, id, 1, 1,
+                                "zaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                                "k/x", &e),
+        e, PGS_EINVAL, "SHA-256");
+    TU_ASSERT_ERR(catalog_backup_complete(cat, id, 1, 1, SHA_A, NULL, &e), e, PGS_EINVAL,
+                  "storage key");
+    TU_ASSERT_ERR(catalog_backup_complete(cat, id, 1, 1, SHA_A, "", &e), e, PGS_EINVAL,
+                  "storage key is empty");
+    TU_ASSERT_ERR(catalog_backup_complete(cat, id, 0, 1, SHA_A, "k/x", &e), e, PGS_EINVAL,
+                  "empty object");
+    TU_ASSERT_ERR(catalog_backup_complete(cat, id, UINT64_MAX, 1, SHA_A, "k/x", &e), e, PGS_ELIMIT,
+                  "size");
+    static const char *const bad_keys[] = {"/abs/key", "a//b", "a/../b", "../x", "a/./b",
+                                           "a/b/",     "a\\b", "a/\n/b", ".."};
+    for (size_t i = 0; i < sizeof(bad_keys) / sizeof(bad_keys[0]); i++) {
+        int rc = catalog_backup_complete(cat, id, 1, 1, SHA_A, bad_keys[i], &e);
+        if (rc != PGS_EINVAL)
+            fail_msg("storage key #%zu accepted (rc %d)", i, rc);
+    }
+    char longkey[CATALOG_STORAGE_KEY_MAX + 2];
+    memset(longkey, 'k', sizeof(longkey) - 1);
+    longkey[sizeof(longkey) - 1] = '\0';
+    TU_ASSERT_ERR(catalog_backup_complete(cat, id, 1, 1, SHA_A, longkey, &e), e, PGS_ELIMIT,
+                  "storage key");
+    assert_int_equal(state_of(cat, id), CATALOG_RUNNING);
+    catalog_close(cat);
+}
+
+/* The schema enforces the same rules against any other writer. */
+static void test_catalog_schema_enforces_rules(void **state)
+{
+    char path[600], id[CATALOG_ID_SIZE], done[CATALOG_ID_SIZE], sql[512];
+    tu_path_in(state, "c.db", path, sizeof(path));
+    catalog *cat = open_in(state, "c.db");
+    add_agent(cat, "a1", "db1", "prod");
+    new_backup(cat, "a1", "db1", "prod", id);
+    new_backup(cat, "a1", "db1", "prod", done);
+    start_backup(cat, id, "k/id");
+    start_backup(cat, done, "k/done");
+    complete_backup(cat, done, "k/done");
+
+    /* complete without a digest, without a size, without a key */
+    snprintf(sql, sizeof(sql),
+             "UPDATE backups SET state = 'complete', finished_at = 'x', bytes = 1 WHERE id = '%s'",
+             id);
+    assert_int_equal(raw_exec(path, sql), SQLITE_CONSTRAINT);
+    snprintf(sql, sizeof(sql),
+             "UPDATE backups SET state = 'complete', finished_at = 'x', sha256 = '" SHA_A
+             "' WHERE id = '%s'",
+             id);
+    assert_int_equal(raw_exec(path, sql), SQLITE_CONSTRAINT);
+    snprintf(sql, sizeof(sql),
+             "UPDATE backups SET state = 'complete', finished_at = 'x', sha256 = '" SHA_A
+             "', bytes = 1, storage_key = NULL WHERE id = '%s'",
+             id);
+    assert_int_equal(raw_exec(path, sql), SQLITE_CONSTRAINT);
+    /* an unknown state, a malformed digest */
+    snprintf(sql, sizeof(sql), "UPDATE backups SET state = 'done' WHERE id = '%s'", id);
+    assert_int_equal(raw_exec(path, sql), SQLITE_CONSTRAINT);
+    snprintf(sql, sizeof(sql), "UPDATE backups SET sha256 = 'XYZ' WHERE id = '%s'", id);
+    assert_int_equal(raw_exec(path, sql), SQLITE_CONSTRAINT);
+    /* leaving complete, going back to queued, changing a complete backup's object */
+    snprintf(sql, sizeof(sql), "UPDATE backups SET state = 'failed', error = 'x' WHERE id = '%s'",
+             done);
+    assert_int_equal(raw_exec(path, sql), SQLITE_CONSTRAINT);
+    snprintf(sql, sizeof(sql), "UPDATE backups SET state = 'queued' WHERE id = '%s'", id);
+    assert_int_equal(raw_exec(path, sql), SQLITE_CONSTRAINT);
+    snprintf(sql, sizeof(sql), "UPDATE backups SET sha256 = '" SHA_B "' WHERE id = '%s'", done);
+    assert_int_equal(raw_exec(path, sql), SQLITE_CONSTRAINT);
+    /* a malformed id */
+    assert_int_equal(raw_exec(path, "INSERT INTO backups (id, agent, database, environment,"
+                                    " created_at) VALUES ('../x', 'a1', 'db1', 'prod', 'now')"),
+                     SQLITE_CONSTRAINT);
+    /* the legal path still works by hand */
+    snprintf(sql, sizeof(sql),
+             "UPDATE backups SET state = 'complete', finished_at = 'x', sha256 = '" SHA_A
+             "', bytes = 1 WHERE id = '%s'",
+             id);
+    assert_int_equal(raw_exec(path, sql), SQLITE_OK);
+    assert_int_equal(state_of(cat, id), CATALOG_COMPLETE);
+    catalog_close(cat);
+}
+
+/* ---- crash recovery ---- */
+
+/* The coordinator as it dies: backups created and started, then the process is killed (SIGKILL)
+ * with its catalog open. */
+static void crash_with_backups_in_flight(const char *path, char ids[3][CATALOG_ID_SIZE])
+{
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        catalog *cat = NULL;
+        pgs_error e = {0};
+        char out[3][CATALOG_ID_SIZE];
+        catalog_backup_req req = {.agent = "a1", .database = "db1", .environment = "prod"};
+        catalog_backup_info info = {.storage_key = "p/prod/a1/db1/run1.pgship"};
+        if (catalog_open(path, &cat, &e) != 0 || catalog_backup_new(cat, &req, out[0], &e) ||
+            catalog_backup_start(cat, out[0], &info, &e) ||
+            catalog_backup_new(cat, &req, out[1], &e) ||
+            catalog_backup_start(cat, out[1], NULL, &e) ||
+            catalog_backup_new(cat, &req, out[2], &e))
+            _exit(1);
+        if (write(pipefd[1], out, sizeof(out)) != (ssize_t)sizeof(out))
+            _exit(1);
+        kill(getpid(), SIGKILL); /* as kill -9: no catalog_close, no exit handlers */
+        _exit(1);
+    }
+    close(pipefd[1]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    assert_int_equal(read(pipefd[0], ids, 3 * CATALOG_ID_SIZE), 3 * CATALOG_ID_SIZE);
+    close(pipefd[0]);
+}
+
+static int find_connected_cb(void *arg, const catalog_agent *a)
+{
+    if (a->connected)
+        (*(int *)arg)++;
+    return 0;
+}
+
+static void test_catalog_recover_after_crash(void **state)
+{
+    char path[600], ids[3][CATALOG_ID_SIZE], done[CATALOG_ID_SIZE], failed[CATALOG_ID_SIZE];
+    catalog_recovered *rec = NULL;
+    catalog_backup r;
+    size_t n = 99;
+    pgs_error e = {0};
+    tu_path_in(state, "c.db", path, sizeof(path));
+
+    catalog *cat = open_in(state, "c.db");
+    add_agent(cat, "a1", "db1", "prod");
+    new_backup(cat, "a1", "db1", "prod", done);
+    start_backup(cat, done, "k/done");
+    complete_backup(cat, done, "k/done");
+    new_backup(cat, "a1", "db1", "prod", failed);
+    assert_int_equal(catalog_backup_fail(cat, failed, "earlier", &e), 0);
+    catalog_close(cat);
+
+    crash_with_backups_in_flight(path, ids);
+
+    cat = open_in(state, "c.db");
+    assert_int_equal(state_of(cat, ids[0]), CATALOG_RUNNING);
+    assert_int_equal(state_of(cat, ids[2]), CATALOG_QUEUED);
+    const char *why = "coordinator restarted while the backup was running";
+    assert_int_equal(catalog_recover(cat, why, &rec, &n, &e), 0);
+    assert_int_equal(n, 3);
+    assert_non_null(rec);
+    /* Oldest first, with the storage key each had planned. */
+    assert_string_equal(rec[0].id, ids[0]);
+    assert_int_equal(rec[0].was, CATALOG_RUNNING);
+    assert_string_equal(rec[0].storage_key, "p/prod/a1/db1/run1.pgship");
+    assert_string_equal(rec[0].agent, "a1");
+    assert_string_equal(rec[0].database, "db1");
+    assert_string_equal(rec[0].environment, "prod");
+    assert_string_equal(rec[1].id, ids[1]);
+    assert_int_equal(rec[1].was, CATALOG_RUNNING);
+    assert_string_equal(rec[1].storage_key, "");
+    assert_string_equal(rec[2].id, ids[2]);
+    assert_int_equal(rec[2].was, CATALOG_QUEUED);
+    free(rec);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(catalog_backup_get(cat, ids[i], &r, &e), 0);
+        assert_int_equal(r.state, CATALOG_FAILED);
+        assert_string_equal(r.error, why);
+        assert_string_not_equal(r.finished_at, "");
+    }
+    /* Finished backups are left alone; no agent is connected after a restart. */
+    assert_int_equal(state_of(cat, done), CATALOG_COMPLETE);
+    assert_int_equal(catalog_backup_get(cat, failed, &r, &e), 0);
+    assert_string_equal(r.error, "earlier");
+    int connected = 0;
+    assert_int_equal(catalog_agents_list(cat, find_connected_cb, &connected, &e), 0);
+    assert_int_equal(connected, 0);
+
+    /* A second recovery finds nothing; out may be NULL. */
+    rec = (catalog_recovered *)&n;
+    assert_int_equal(catalog_recover(cat, NULL, &rec, &n, &e), 0);
+    assert_int_equal(n, 0);
+    assert_null(rec);
+    assert_int_equal(catalog_recover(cat, NULL, NULL, NULL, &e), 0);
+    catalog_close(cat);
+}
+
+/* ---- lists and latest ---- */
+
+struct collect {
+    int n;
+    int stop_after; /* 0: never */
+    int fail_with;  /* returned on the first row when < 0 */
+    catalog *cat;   /* when set, tries to call into the catalog from the callback */
+    int reentry_rc;
+    char ids[16][CATALOG_ID_SIZE];
+};
+
+static int collect_cb(void *arg, const catalog_backup *b)
+{
+    struct collect *c = arg;
+    if (c->fail_with < 0)
+        return c->fail_with;
+    if (c->cat != NULL) {
+        catalog_backup other;
+        pgs_error e = {0};
+        c->reentry_rc = catalog_backup_get(c->cat, b->id, &other, &e);
+    }
+    if (c->n < 16)
+        snprintf(c->ids[c->n], CATALOG_ID_SIZE, "%s", b->id);
+    c->n++;
+    return c->stop_after && c->n >= c->stop_after ? 1 : 0;
+}
+
+static void list(catalog *cat, const catalog_filter *f, struct collect *c)
+{
+    pgs_error e = {0};
+    memset(c, 0, sizeof(*c));
+    int rc = catalog_backup_list(cat, f, collect_cb, c, &e);
+    if (rc != 0)
+        fail_msg("catalog_backup_list: %d %s", rc, e.msg);
+}
+
+static void test_catalog_list_filters_and_order(void **state)
+{
+    /* ids[i] is created at T0 + i seconds, except 4 and 5 which share a millisecond. */
+    char ids[7][CATALOG_ID_SIZE];
+    struct collect c;
+    pgs_error e = {0};
+    int64_t now = T0;
+    catalog *cat = open_in(state, "c.db");
+    catalog_set_clock(cat, fixed_clock, &now);
+    add_agent(cat, "a1", "db1", "prod");
+    add_agent(cat, "a1", "db2", "prod");
+    add_agent(cat, "a2", "db1", "staging");
+    const char *agents[7] = {"a1", "a1", "a2", "a1", "a2", "a2", "a1"};
+    const char *dbs[7] = {"db1", "db2", "db1", "db1", "db1", "db1", "db2"};
+    for (int i = 0; i < 7; i++) {
+        now = T0 + (i == 5 ? 4 : i) * 1000;
+        new_backup(cat, agents[i], dbs[i], strcmp(agents[i], "a2") == 0 ? "staging" : "prod",
+                   ids[i]);
+    }
+    start_backup(cat, ids[0], "k/0");
+    complete_backup(cat, ids[0], "k/0");
+    start_backup(cat, ids[3], "k/3");
+    assert_int_equal(catalog_backup_fail(cat, ids[1], "x", &e), 0);
+
+    /* All, newest first; 5 and 4 share a millisecond and come in reverse insertion order. */
+    list(cat, NULL, &c);
+    assert_int_equal(c.n, 7);
+    const int all[7] = {6, 5, 4, 3, 2, 1, 0};
+    for (int i = 0; i < 7; i++)
+        assert_string_equal(c.ids[i], ids[all[i]]);
+    /* The id's time is the creation time, so ids sort like backups (to the second). */
+    assert_true(strncmp(ids[6], ids[0], 16) > 0);
+    assert_memory_equal(ids[4], ids[5], 16);
+
+    catalog_filter f = {.agent = "a1"};
+    list(cat, &f, &c);
+    assert_int_equal(c.n, 4);
+    assert_string_equal(c.ids[0], ids[6]);
+    assert_string_equal(c.ids[3], ids[0]);
+    f = (catalog_filter){.agent = "a1", .database = "db1"};
+    list(cat, &f, &c);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.ids[0], ids[3]);
+    assert_string_equal(c.ids[1], ids[0]);
+    f = (catalog_filter){.database = "db1"};
+    list(cat, &f, &c);
+    assert_int_equal(c.n, 5);
+    f = (catalog_filter){.environment = "staging"};
+    list(cat, &f, &c);
+    assert_int_equal(c.n, 3);
+    assert_string_equal(c.ids[0], ids[5]);
+    f = (catalog_filter){.state = CATALOG_QUEUED};
+    list(cat, &f, &c);
+    assert_int_equal(c.n, 4);
+    f = (catalog_filter){.state = CATALOG_COMPLETE};
+    list(cat, &f, &c);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.ids[0], ids[0]);
+    f = (catalog_filter){.agent = "a1", .state = CATALOG_RUNNING};
+    list(cat, &f, &c);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.ids[0], ids[3]);
+    f = (catalog_filter){.agent = "nobody"};
+    list(cat, &f, &c);
+    assert_int_equal(c.n, 0);
+    f = (catalog_filter){.limit = 2};
+    list(cat, &f, &c);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.ids[1], ids[5]);
+
+    /* The callback stops the list (> 0), or fails it (< 0) with its own code. */
+    memset(&c, 0, sizeof(c));
+    c.stop_after = 3;
+    assert_int_equal(catalog_backup_list(cat, NULL, collect_cb, &c, &e), 0);
+    assert_int_equal(c.n, 3);
+    memset(&c, 0, sizeof(c));
+    c.fail_with = PGS_EINTR;
+    assert_int_equal(catalog_backup_list(cat, NULL, collect_cb, &c, &e), PGS_EINTR);
+    /* Calls from inside a callback are refused; the handle works again afterwards. */
+    memset(&c, 0, sizeof(c));
+    c.cat = cat;
+    assert_int_equal(catalog_backup_list(cat, NULL, collect_cb, &c, &e), 0);
+    assert_int_equal(c.reentry_rc, PGS_EINVAL);
+    assert_int_equal(state_of(cat, ids[0]), CATALOG_COMPLETE);
+
+    /* Bad filters are refused, not matched. */
+    f = (catalog_filter){.agent = "a1' OR 1=1 --"};
+    TU_ASSERT_ERR(catalog_backup_list(cat, &f, collect_cb, &c, &e), e, PGS_EINVAL, "agent name");
+    f = (catalog_filter){.state = (enum catalog_state)9};
+    TU_ASSERT_ERR(catalog_backup_list(cat, &f, collect_cb, &c, &e), e, PGS_EINVAL, "state");
+    catalog_close(cat);
+}
+
+static void test_catalog_latest_complete(void **state)
+{
+    char a[CATALOG_ID_SIZE], b[CATALOG_ID_SIZE], c[CATALOG_ID_SIZE], d[CATALOG_ID_SIZE],
+        other[CATALOG_ID_SIZE];
+    catalog_backup r;
+    pgs_error e = {0};
+    int64_t now = T0;
+    catalog *cat = open_in(state, "c.db");
+    catalog_set_clock(cat, fixed_clock, &now);
+    add_agent(cat, "a1", "db1", "prod");
+    add_agent(cat, "a1", "db2", "prod");
+
+    TU_ASSERT_ERR(catalog_latest_complete(cat, "a1", "db1", &r, &e), e, PGS_ENOTFOUND, "a1/db1");
+    /* a is created first but its dump starts last: it holds the newest data. */
+    new_backup(cat, "a1", "db1", "prod", a);
+    now += 1000;
+    new_backup(cat, "a1", "db1", "prod", b);
+    now += 1000;
+    start_backup(cat, b, "k/b");
+    now += 1000;
+    start_backup(cat, a, "k/a");
+    complete_backup(cat, b, "k/b");
+    complete_backup(cat, a, "k/a");
+    /* Newer, but not complete: running, failed; and a newer complete one of another database. */
+    now += 1000;
+    new_backup(cat, "a1", "db1", "prod", c);
+    start_backup(cat, c, "k/c");
+    new_backup(cat, "a1", "db1", "prod", d);
+    assert_int_equal(catalog_backup_fail(cat, d, "x", &e), 0);
+    new_backup(cat, "a1", "db2", "prod", other);
+    start_backup(cat, other, "k/o");
+    complete_backup(cat, other, "k/o");
+
+    assert_int_equal(catalog_latest_complete(cat, "a1", "db1", &r, &e), 0);
+    assert_string_equal(r.id, a);
+    assert_int_equal(r.state, CATALOG_COMPLETE);
+    assert_int_equal(catalog_latest_complete(cat, "a1", "db2", &r, &e), 0);
+    assert_string_equal(r.id, other);
+    TU_ASSERT_ERR(catalog_latest_complete(cat, "a2", "db1", &r, &e), e, PGS_ENOTFOUND, NULL);
+    TU_ASSERT_ERR(catalog_latest_complete(cat, "a1", "../db1", &r, &e), e, PGS_EINVAL,
+                  "database name");
+    catalog_close(cat);
+}
+
+/* ---- ids ---- */
+
+static void test_catalog_id_format_and_validation(void **state)
+{
+    char id[CATALOG_ID_SIZE], src[CATALOG_ID_SIZE];
+    catalog_backup r;
+    pgs_error e = {0};
+    int64_t now = T0 + 999;
+    catalog *cat = open_in(state, "c.db");
+    catalog_set_clock(cat, fixed_clock, &now);
+    add_agent(cat, "a1", "db1", "prod");
+
+    /* The time part comes from the clock; ids made in the same second still differ. */
+    char seen[64][CATALOG_ID_SIZE];
+    for (int i = 0; i < 64; i++) {
+        new_backup(cat, "a1", "db1", "prod", seen[i]);
+        assert_int_equal(strlen(seen[i]), CATALOG_ID_LEN);
+        assert_true(catalog_id_valid(seen[i]));
+        assert_memory_equal(seen[i], "20261121T160529Z-", 17);
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(seen[i], seen[j]);
+    }
+    catalog_set_clock(cat, NULL, NULL);
+    /* With the real clock, the id carries the current UTC time. */
+    char before[32], after[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(before, sizeof(before), "%Y%m%dT%H%M%SZ", &tm);
+    new_backup(cat, "a1", "db1", "prod", id);
+    t = time(NULL);
+    gmtime_r(&t, &tm);
+    strftime(after, sizeof(after), "%Y%m%dT%H%M%SZ", &tm);
+    assert_true(catalog_id_valid(id));
+    assert_true(strncmp(id, before, 16) >= 0 && strncmp(id, after, 16) <= 0);
+
+    static const char *const hostile[] = {
+        "",
+        "../../etc/passwd",
+        "20261121T160529Z-0000000",   /* short */
+        "20261121T160529Z-000000000", /* long */
+        "20261121T160529Z-0000000G",  /* not hex */
+        "20261121T160529Z-ABCDEF01",  /* upper case */
+        "20261121t160529Z-00000000",  /* lower-case T */
+        "20261121T160529z-00000000",  /* lower-case Z */
+        "20261121T160529Z_00000000",  /* separator */
+        "20261321T160529Z-00000000",  /* month 13 */
+        "20261100T160529Z-00000000",  /* day 0 */
+        "20261121T250529Z-00000000",  /* hour 25 */
+        "20261121T166029Z-00000000",  /* minute 60 */
+        "2026112XT160529Z-00000000",  /* letter in the date */
+        "20261121T160529Z-0000/../",  /* path */
+        "x' OR '1'='1",               /* SQL */
+        "20261121T160529Z-0000000\n", /* newline */
+        " 20261121T160529Z-00000000", /* leading space */
+    };
+    for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+        const char *h = hostile[i];
+        if (catalog_id_valid(h))
+            fail_msg("hostile id #%zu accepted", i);
+        if (catalog_backup_get(cat, h, &r, &e) != PGS_EINVAL ||
+            catalog_backup_start(cat, h, NULL, &e) != PGS_EINVAL ||
+            catalog_backup_update_info(cat, h, NULL, &e) != PGS_EINVAL ||
+            catalog_backup_complete(cat, h, 1, 1, SHA_A, "k", &e) != PGS_EINVAL ||
+            catalog_backup_fail(cat, h, "x", &e) != PGS_EINVAL)
+            fail_msg("hostile id #%zu not refused with PGS_EINVAL: %s", i, e.msg);
+        /* The message does not echo the value. */
+        if (h[0] != '\0' && strstr(e.msg, h) != NULL)
+            fail_msg("hostile id #%zu echoed: %s", i, e.msg);
+    }
+    TU_ASSERT_ERR(catalog_backup_get(cat, NULL, &r, &e), e, PGS_EINVAL, "missing");
+    assert_false(catalog_id_valid(NULL));
+
+    /* source_backup_id: checked, must exist, kept. */
+    catalog_backup_req req = {
+        .agent = "a1", .database = "db1", .environment = "staging", .source_backup_id = "../x"};
+    TU_ASSERT_ERR(catalog_backup_new(cat, &req, src, &e), e, PGS_EINVAL, "source backup id");
+    req.source_backup_id = "20200101T000000Z-00000000";
+    TU_ASSERT_ERR(catalog_backup_new(cat, &req, src, &e), e, PGS_ENOTFOUND, "source backup");
+    req.source_backup_id = seen[0];
+    assert_int_equal(catalog_backup_new(cat, &req, src, &e), 0);
+    assert_int_equal(catalog_backup_get(cat, src, &r, &e), 0);
+    assert_string_equal(r.source_backup_id, seen[0]);
+    catalog_close(cat);
+}
+
+/* ---- agents, databases, bounds ---- */
+
+static int find_agent_cb(void *arg, const catalog_agent *a)
+{
+    catalog_agent *want = arg;
+    if (strcmp(a->name, want->name) == 0)
+        *want = *a;
+    return 0;
+}
+
+static int count_db_cb(void *arg, const catalog_database *d)
+{
+    (void)d;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void test_catalog_agents_and_databases(void **state)
+{
+    catalog_agent a;
+    char id[CATALOG_ID_SIZE];
+    pgs_error e = {0};
+    int64_t now = T0;
+    catalog *cat = open_in(state, "c.db");
+    catalog_set_clock(cat, fixed_clock, &now);
+
+    assert_int_equal(
+        catalog_agent_seen(cat, "web-1", "ed25519:aa", "pgship-identity-v1 AAAA", "0.1.0", 1, &e),
+        0);
+    now += 5000;
+    /* NULL keeps what is recorded. */
+    assert_int_equal(catalog_agent_seen(cat, "web-1", NULL, NULL, NULL, 1, &e), 0);
+    memset(&a, 0, sizeof(a));
+    strcpy(a.name, "web-1");
+    assert_int_equal(catalog_agents_list(cat, find_agent_cb, &a, &e), 0);
+    assert_string_equal(a.key_id, "ed25519:aa");
+    assert_string_equal(a.public_key, "pgship-identity-v1 AAAA");
+    assert_string_equal(a.version, "0.1.0");
+    assert_string_equal(a.first_seen, "2026-11-21T16:05:29.000Z");
+    assert_string_equal(a.last_seen, "2026-11-21T16:05:34.000Z");
+    assert_int_equal(a.connected, 1);
+    now += 1000;
+    assert_int_equal(catalog_agent_disconnected(cat, "web-1", &e), 0);
+    assert_int_equal(catalog_agents_list(cat, find_agent_cb, &a, &e), 0);
+    assert_int_equal(a.connected, 0);
+    assert_string_equal(a.last_seen, "2026-11-21T16:05:35.000Z");
+    TU_ASSERT_ERR(catalog_agent_disconnected(cat, "ghost", &e), e, PGS_ENOTFOUND, "ghost");
+
+    /* Databases belong to known agents. */
+    assert_int_equal(catalog_database_seen(cat, "web-1", "shop", "prod", "15.5", &e), 0);
+    assert_int_equal(catalog_database_seen(cat, "web-1", "shop", "prod", NULL, &e), 0);
+    assert_int_equal(catalog_database_seen(cat, "web-1", "blog", "prod", "15.5", &e), 0);
+    TU_ASSERT_ERR(catalog_database_seen(cat, "ghost", "shop", "prod", NULL, &e), e, PGS_ENOTFOUND,
+                  "ghost");
+    int n = 0;
+    assert_int_equal(catalog_databases_list(cat, "web-1", count_db_cb, &n, &e), 0);
+    assert_int_equal(n, 2);
+    n = 0;
+    assert_int_equal(catalog_databases_list(cat, NULL, count_db_cb, &n, &e), 0);
+    assert_int_equal(n, 2);
+
+    /* Backups too. */
+    catalog_backup_req req = {.agent = "ghost", .database = "shop", .environment = "prod"};
+    TU_ASSERT_ERR(catalog_backup_new(cat, &req, id, &e), e, PGS_ENOTFOUND, "agent ghost");
+    TU_ASSERT_ERR(catalog_backup_new(cat, NULL, id, &e), e, PGS_EINVAL, NULL);
+    catalog_close(cat);
+}
+
+static void test_catalog_strings_bounded(void **state)
+{
+    char id[CATALOG_ID_SIZE], big[4096];
+    catalog_backup r;
+    pgs_error e = {0};
+    catalog *cat = open_in(state, "c.db");
+    add_agent(cat, "a1", "db1", "prod");
+
+    /* Names: 63 bytes of the safe set. */
+    char name[CATALOG_NAME_MAX + 2];
+    memset(name, 'n', CATALOG_NAME_MAX);
+    name[CATALOG_NAME_MAX] = '\0';
+    assert_int_equal(catalog_agent_seen(cat, name, NULL, NULL, NULL, 0, &e), 0);
+    name[CATALOG_NAME_MAX] = 'n';
+    name[CATALOG_NAME_MAX + 1] = '\0';
+    TU_ASSERT_ERR(catalog_agent_seen(cat, name, NULL, NULL, NULL, 0, &e), e, PGS_ELIMIT,
+                  "agent name");
+    static const char *const bad_names[] = {"",  "a b",    "a/b", "../a", ".a", "-a", "a\nb",
+                                            "é", "a;DROP", "a'",  "a\"",  "a%", "a*", "a\\b"};
+    for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
+        if (catalog_name_valid(bad_names[i]))
+            fail_msg("bad name #%zu accepted", i);
+        catalog_backup_req req = {.agent = "a1", .database = bad_names[i], .environment = "prod"};
+        if (catalog_agent_seen(cat, bad_names[i], NULL, NULL, NULL, 0, &e) != PGS_EINVAL ||
+            catalog_backup_new(cat, &req, id, &e) != PGS_EINVAL)
+            fail_msg("bad name #%zu not refused: %s", i, e.msg);
+    }
+    assert_true(catalog_name_valid("db_1.v2-x"));
+
+    /* Labels: 128 bytes of UTF-8 without control characters. */
+    catalog_backup_req req = {.agent = "a1", .database = "db1", .environment = "prod"};
+    char label[CATALOG_LABEL_MAX + 2];
+    memset(label, 'l', CATALOG_LABEL_MAX);
+    label[CATALOG_LABEL_MAX] = '\0';
+    req.label = label;
+    assert_int_equal(catalog_backup_new(cat, &req, id, &e), 0);
+    assert_int_equal(catalog_backup_get(cat, id, &r, &e), 0);
+    assert_string_equal(r.label, label);
+    strcat(label, "l");
+    TU_ASSERT_ERR(catalog_backup_new(cat, &req, id, &e), e, PGS_ELIMIT, "label");
+    req.label = "before migration \xc3\xa9\xe2\x82\xac \xf0\x9f\x90\x98";
+    assert_int_equal(catalog_backup_new(cat, &req, id, &e), 0);
+    static const char *const bad_labels[] = {"tab\there",
+                                             "nl\n",
+                                             "esc\x1b[31m",
+                                             "del\x7f",
+                                             "c1 \xc2\x85",
+                                             "bad \xff",
+                                             "cut \xc3",
+                                             "overlong \xc0\xaf",
+                                             "surrogate \xed\xa0\x80"};
+    for (size_t i = 0; i < sizeof(bad_labels) / sizeof(bad_labels[0]); i++) {
+        req.label = bad_labels[i];
+        if (catalog_backup_new(cat, &req, id, &e) != PGS_EINVAL)
+            fail_msg("bad label #%zu accepted", i);
+    }
+    req.label = NULL;
+    memset(big, 'r', CATALOG_REQUESTED_BY_MAX + 1);
+    big[CATALOG_REQUESTED_BY_MAX + 1] = '\0';
+    req.requested_by = big;
+    TU_ASSERT_ERR(catalog_backup_new(cat, &req, id, &e), e, PGS_ELIMIT, "requester");
+    req.requested_by = "operator alice";
+    assert_int_equal(catalog_backup_new(cat, &req, id, &e), 0);
+
+    /* Versions, recipients, agent keys. */
+    memset(big, 'v', CATALOG_VERSION_MAX + 1);
+    big[CATALOG_VERSION_MAX + 1] = '\0';
+    catalog_backup_info info = {.server_version = big};
+    TU_ASSERT_ERR(catalog_backup_start(cat, id, &info, &e), e, PGS_ELIMIT, "server version");
+    info = (catalog_backup_info){.pg_dump_version = "pg_dump\n15"};
+    TU_ASSERT_ERR(catalog_backup_start(cat, id, &info, &e), e, PGS_EINVAL, "pg_dump version");
+    const char *dup[] = {RCPT_1, RCPT_1};
+    info = (catalog_backup_info){.recipients = dup, .nrecipients = 2};
+    TU_ASSERT_ERR(catalog_backup_start(cat, id, &info, &e), e, PGS_EINVAL, "twice");
+    const char *badr[] = {RCPT_1, "001122334455667G"};
+    info = (catalog_backup_info){.recipients = badr, .nrecipients = 2};
+    TU_ASSERT_ERR(catalog_backup_start(cat, id, &info, &e), e, PGS_EINVAL, "recipient 2");
+    const char *many[CATALOG_RECIPIENTS_MAX + 1];
+    char manybuf[CATALOG_RECIPIENTS_MAX + 1][CATALOG_RECIPIENT_ID_LEN + 1];
+    for (int i = 0; i <= CATALOG_RECIPIENTS_MAX; i++) {
+        snprintf(manybuf[i], sizeof(manybuf[i]), "%016x", i);
+        many[i] = manybuf[i];
+    }
+    info = (catalog_backup_info){.recipients = many, .nrecipients = CATALOG_RECIPIENTS_MAX + 1};
+    TU_ASSERT_ERR(catalog_backup_start(cat, id, &info, &e), e, PGS_ELIMIT, "recipients");
+    info.nrecipients = CATALOG_RECIPIENTS_MAX;
+    assert_int_equal(catalog_backup_start(cat, id, &info, &e), 0);
+    assert_int_equal(catalog_backup_get(cat, id, &r, &e), 0);
+    assert_int_equal(r.nrecipients, CATALOG_RECIPIENTS_MAX);
+    assert_string_equal(r.recipients[CATALOG_RECIPIENTS_MAX - 1], many[CATALOG_RECIPIENTS_MAX - 1]);
+    TU_ASSERT_ERR(catalog_agent_seen(cat, "a1", "key id", NULL, NULL, 1, &e), e, PGS_EINVAL,
+                  "key id");
+    memset(big, 'p', CATALOG_PUBLIC_KEY_MAX + 1);
+    big[CATALOG_PUBLIC_KEY_MAX + 1] = '\0';
+    TU_ASSERT_ERR(catalog_agent_seen(cat, "a1", NULL, big, NULL, 1, &e), e, PGS_ELIMIT,
+                  "public key");
+
+    /* Failure reasons are always recorded: cleaned, cut to 1000 bytes at a character. */
+    char reason[5000];
+    size_t pos = 0;
+    pos += (size_t)snprintf(reason, sizeof(reason), "pg_dump: error:\x01 bad \xff byte\r\n");
+    while (pos + 2 < sizeof(reason) - 1) {
+        memcpy(reason + pos, "\xc3\xa9", 2); /* é: a cut may fall inside it */
+        pos += 2;
+    }
+    reason[pos] = '\0';
+    assert_int_equal(catalog_backup_fail(cat, id, reason, &e), 0);
+    assert_int_equal(catalog_backup_get(cat, id, &r, &e), 0);
+    assert_true(strlen(r.error) <= CATALOG_ERROR_MAX);
+    assert_true(strlen(r.error) >= CATALOG_ERROR_MAX - 4);
+    assert_memory_equal(r.error, "pg_dump: error:  bad ? byte \n", 29);
+    assert_string_equal(r.error + strlen(r.error) - 5, "\xc3\xa9...");
+    json_t *j = catalog_backup_to_json(&r); /* proves it is valid UTF-8 */
+    assert_non_null(j);
+    json_decref(j);
+
+    /* Cuts inside 3- and 4-byte characters, at every alignment. */
+    static const char *const wide[] = {"\xe2\x82\xac", "\xf0\x9f\x90\x98"};
+    for (int w = 0; w < 2; w++) {
+        for (size_t shift = 0; shift < 4; shift++) {
+            size_t wl = strlen(wide[w]);
+            memset(reason, 'x', shift);
+            for (pos = shift; pos + wl < 1100; pos += wl)
+                memcpy(reason + pos, wide[w], wl);
+            reason[pos] = '\0';
+            new_backup(cat, "a1", "db1", "prod", id);
+            assert_int_equal(catalog_backup_fail(cat, id, reason, &e), 0);
+            assert_int_equal(catalog_backup_get(cat, id, &r, &e), 0);
+            size_t len = strlen(r.error);
+            assert_true(len <= CATALOG_ERROR_MAX && len > CATALOG_ERROR_MAX - 3 - wl);
+            assert_string_equal(r.error + len - 3, "...");
+            assert_memory_equal(r.error + len - 3 - wl, wide[w], wl);
+            j = catalog_backup_to_json(&r);
+            assert_non_null(j);
+            json_decref(j);
+        }
+    }
+
+    new_backup(cat, "a1", "db1", "prod", id);
+    assert_int_equal(catalog_backup_fail(cat, id, " \n\t", &e), 0);
+    assert_int_equal(catalog_backup_get(cat, id, &r, &e), 0);
+    assert_string_equal(r.error, "no reason given");
+    new_backup(cat, "a1", "db1", "prod", id);
+    assert_int_equal(catalog_backup_fail(cat, id, NULL, &e), 0);
+    catalog_close(cat);
+}
+
+/* ---- JSON ---- */
+
+static void test_catalog_json_fields(void **state)
+{
+    char id[CATALOG_ID_SIZE];
+    catalog_backup r;
+    pgs_error e = {0};
+    int64_t now = T0;
+    catalog *cat = open_in(state, "c.db");
+    catalog_set_clock(cat, fixed_clock, &now);
+    add_agent(cat, "a1", "db1", "prod");
+    catalog_backup_req req = {.agent = "a1",
+                              .database = "db1",
+                              .environment = "prod",
+                              .label = "pre-migration",
+                              .requested_by = "alice"};
+    assert_int_equal(catalog_backup_new(cat, &req, id, &e), 0);
+
+    /* Queued: nothing of the object yet. */
+    assert_int_equal(catalog_backup_get(cat, id, &r, &e), 0);
+    json_t *j = catalog_backup_to_json(&r);
+    assert_non_null(j);
+    static const char *const fields[] = {
+        "id",         "agent",      "database",     "environment",     "label",  "state",
+        "error",      "started_at", "finished_at",  "size_bytes",      "sha256", "storage_key",
+        "created_at", "recipients", "requested_by", "source_backup_id"};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        if (json_object_get(j, fields[i]) == NULL)
+            fail_msg("field %s missing", fields[i]);
+    assert_string_equal(json_string_value(json_object_get(j, "id")), id);
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "queued");
+    assert_string_equal(json_string_value(json_object_get(j, "label")), "pre-migration");
+    assert_string_equal(json_string_value(json_object_get(j, "requested_by")), "alice");
+    assert_true(json_is_null(json_object_get(j, "error")));
+    assert_true(json_is_null(json_object_get(j, "started_at")));
+    assert_true(json_is_null(json_object_get(j, "size_bytes")));
+    assert_true(json_is_null(json_object_get(j, "sha256")));
+    assert_true(json_is_null(json_object_get(j, "storage_key")));
+    assert_true(json_is_null(json_object_get(j, "source_backup_id")));
+    json_decref(j);
+
+    /* Complete. */
+    now += 1000;
+    start_backup(cat, id, "p/prod/a1/db1/x.pgship");
+    now += 1000;
+    complete_backup(cat, id, "p/prod/a1/db1/x.pgship");
+    assert_int_equal(catalog_backup_get(cat, id, &r, &e), 0);
+    j = catalog_backup_to_json(&r);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "complete");
+    assert_string_equal(json_string_value(json_object_get(j, "agent")), "a1");
+    assert_string_equal(json_string_value(json_object_get(j, "database")), "db1");
+    assert_string_equal(json_string_value(json_object_get(j, "environment")), "prod");
+    assert_string_equal(json_string_value(json_object_get(j, "started_at")),
+                        "2026-11-21T16:05:30.000Z");
+    assert_string_equal(json_string_value(json_object_get(j, "finished_at")),
+                        "2026-11-21T16:05:31.000Z");
+    assert_int_equal(json_integer_value(json_object_get(j, "size_bytes")), 1234);
+    assert_int_equal(json_integer_value(json_object_get(j, "dump_bytes")), 5678);
+    assert_string_equal(json_string_value(json_object_get(j, "sha256")), SHA_A);
+    assert_string_equal(json_string_value(json_object_get(j, "storage_key")),
+                        "p/prod/a1/db1/x.pgship");
+    json_t *rc = json_object_get(j, "recipients");
+    assert_int_equal(json_array_size(rc), 2);
+    assert_string_equal(json_string_value(json_array_get(rc, 0)), RCPT_1);
+    assert_true(json_is_null(json_object_get(j, "error")));
+    json_decref(j);
+
+    /* Failed. */
+    new_backup(cat, "a1", "db1", "prod", id);
+    assert_int_equal(catalog_backup_fail(cat, id, "no space left on device", &e), 0);
+    assert_int_equal(catalog_backup_get(cat, id, &r, &e), 0);
+    j = catalog_backup_to_json(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "failed");
+    assert_string_equal(json_string_value(json_object_get(j, "error")), "no space left on device");
+    assert_true(json_is_null(json_object_get(j, "label")));
+    json_decref(j);
+    catalog_close(cat);
+}
+
+static void test_catalog_state_names(void **state)
+{
+    (void)state;
+    enum catalog_state s;
+    for (int i = CATALOG_QUEUED; i <= CATALOG_FAILED; i++) {
+        assert_int_equal(catalog_state_parse(catalog_state_name((enum catalog_state)i), &s), 0);
+        assert_int_equal(s, i);
+    }
+    assert_int_equal(catalog_state_parse("any", &s), PGS_EINVAL);
+    assert_int_equal(catalog_state_parse("RUNNING", &s), PGS_EINVAL);
+    assert_int_equal(catalog_state_parse(NULL, &s), PGS_EINVAL);
+    assert_string_equal(catalog_state_name((enum catalog_state)42), "?");
+}
+
+/* Two handles on one file, as the coordinator's loop and its HTTP API thread would hold. */
+static void test_catalog_two_handles_share_the_file(void **state)
+{
+    char id[CATALOG_ID_SIZE];
+    pgs_error e = {0};
+    catalog *w = open_in(state, "c.db");
+    catalog *r = open_in(state, "c.db");
+    add_agent(w, "a1", "db1", "prod");
+    new_backup(w, "a1", "db1", "prod", id);
+    assert_int_equal(state_of(r, id), CATALOG_QUEUED);
+    start_backup(r, id, "k");
+    assert_int_equal(state_of(w, id), CATALOG_RUNNING);
+    TU_ASSERT_ERR(catalog_backup_start(w, id, NULL, &e), e, PGS_EORDER, "running");
+    catalog_close(r);
+    catalog_close(w);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, tu_tmpdir_setup, tu_tmpdir_teardown)
+
+int main(void)
+{
+    log_set_level(LOG_WARN); /* migrations and recoveries log at info */
+    const struct CMUnitTest tests[] = {
+        T(test_catalog_open_creates_and_reopen_keeps_data),
+        T(test_catalog_migrates_an_empty_file),
+        T(test_catalog_refuses_newer_schema),
+        T(test_catalog_refuses_foreign_files),
+        T(test_catalog_legal_transitions),
+        T(test_catalog_illegal_transitions),
+        T(test_catalog_complete_requires_object),
+        T(test_catalog_schema_enforces_rules),
+        T(test_catalog_recover_after_crash),
+        T(test_catalog_list_filters_and_order),
+        T(test_catalog_latest_complete),
+        T(test_catalog_id_format_and_validation),
+        T(test_catalog_agents_and_databases),
+        T(test_catalog_strings_bounded),
+        T(test_catalog_json_fields),
+        cmocka_unit_test(test_catalog_state_names),
+        T(test_catalog_two_handles_share_the_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

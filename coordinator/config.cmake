@@ -1,0 +1,4 @@
+# The coordinator's configuration file (config.c): parsing, validation and the --check-config
+# printer, on the INI layer of pgship_common.
+add_library(pgship_coordinator_config STATIC ${CMAKE_CURRENT_LIST_DIR}/config.c)
+target_link_libraries(pgship_coordinator_config PUBLIC pgship_common)

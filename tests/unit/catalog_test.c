@@ -367,7 +367,7 @@ static void test_catalog_complete_requires_object(void **state)
 
     TU_ASSERT_ERR(catalog_backup_complete(cat, id, 1, 1, NULL, "k/x", &e), e, PGS_EINVAL,
                   "SHA-256");
-    TU_ASSERT_ERR(catalog_backup_complete(cat, id, 1, 1, SHA_A + 1, "k/x", &e), e, PGS_EINVAL,
+    TU_ASSERT_ERR(catalog_backup_complete(cat, id, 1, 1, &SHA_A[1], "k/x", &e), e, PGS_EINVAL,
                   "SHA-256");
     TU_ASSERT_ERR(catalog_backup_complete(cat, id, 1, 1, SHA_A "a", "k/x", &e), e, PGS_EINVAL,
                   "SHA-256");

@@ -10,6 +10,7 @@ PACKAGES=(
     libsqlite3-dev libjansson-dev libinih-dev libcmocka-dev
     postgresql postgresql-client zstd
     procps time util-linux coreutils tar           # pgrep, /usr/bin/time, runuser: tests, benchmark
+    nodejs python3-botocore rclone curl            # storage test: s3rver, SigV4 proxy, S3 client
 )
 
 missing=()
@@ -25,5 +26,20 @@ if [ "${#missing[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# npm: Debian's package, unless the installed Node.js brings its own (NodeSource's does, and
+# conflicts with Debian's npm).
+if ! command -v npm >/dev/null; then
+    echo "setup: installing npm" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends npm >/dev/null
+fi
+# s3rver, the S3 stand-in of the storage integration test, in a project-local directory.
+S3RVER_DIR="$(cd "$(dirname "$0")" && pwd)/.npm"
+if [ ! -x "$S3RVER_DIR/node_modules/.bin/s3rver" ]; then
+    echo "setup: installing s3rver into $S3RVER_DIR" >&2
+    mkdir -p "$S3RVER_DIR"
+    npm install --prefix "$S3RVER_DIR" --no-audit --no-fund --loglevel=error s3rver@3.7.1 >/dev/null
 fi
 echo "setup: all dependencies are installed" >&2

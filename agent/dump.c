@@ -70,6 +70,7 @@ typedef struct dump_ctx {
     int superuser;
     uint64_t db_size;
     char spool[4096];
+    char *manifest_json;
     int globals_fd;
     uint64_t globals_bytes;
     uint64_t dump_bytes;
@@ -81,7 +82,11 @@ typedef struct dump_ctx {
 static int out_sink(void *arg, const void *buf, size_t len)
 {
     dump_ctx *c = arg;
-    if (fs_write_all(c->out.fd, buf, len) != 0) {
+    if (c->o->sink != NULL) {
+        int rc = c->o->sink(c->o->sink_arg, buf, len);
+        if (rc != 0)
+            return rc;
+    } else if (fs_write_all(c->out.fd, buf, len) != 0) {
         c->sink_errno = errno;
         return PGS_EIO;
     }
@@ -593,7 +598,10 @@ static int write_manifest(dump_ctx *c, const char *started, pgs_error *e)
     manifest_clear(&m);
     if (rc == 0)
         rc = bundle_writer_add(c->bw, BUNDLE_MANIFEST, text, len, e);
-    free(text);
+    if (rc == 0)
+        c->manifest_json = text; /* handed to the caller with the result */
+    else
+        free(text);
     return rc;
 }
 
@@ -613,27 +621,31 @@ static int write_end(dump_ctx *c, pgs_error *e)
     return rc;
 }
 
+static const char *dump_dest(const dump_ctx *c)
+{
+    if (c->o->sink != NULL)
+        return "the stream";
+    return c->out.to_stdout ? "standard output" : c->o->output;
+}
+
 static void print_summary(dump_ctx *c, const uint8_t digest[SHA256_LEN])
 {
     double el = progress_now() - c->t0;
     char hex[SHA256_HEX_LEN + 1], in[32], out[32], rate[32];
     hex_encode(digest, SHA256_LEN, hex);
     uint64_t raw = c->dump_bytes + c->globals_bytes;
-    const char *dest = c->out.to_stdout ? "standard output" : c->o->output;
-    fprintf(stderr,
-            "pgship-agent: dumped %s (%s, pg_dump %s): %s -> %s (%.2fx) in %.1f s, %s/s; "
-            "sha256 %s; wrote %s\n",
-            c->dbname, c->o->directory ? "directory" : "custom", c->pgdump.version,
-            fs_human_bytes(raw, in, sizeof(in)), fs_human_bytes(c->out_bytes, out, sizeof(out)),
-            c->out_bytes ? (double)raw / (double)c->out_bytes : 0.0, el,
-            fs_human_bytes(el > 0 ? (uint64_t)((double)raw / el) : 0, rate, sizeof(rate)), hex,
-            dest);
+    log_info("dumped %s (%s, pg_dump %s): %s -> %s (%.2fx) in %.1f s, %s/s; sha256 %s; wrote %s",
+             c->dbname, c->o->directory ? "directory" : "custom", c->pgdump.version,
+             fs_human_bytes(raw, in, sizeof(in)), fs_human_bytes(c->out_bytes, out, sizeof(out)),
+             c->out_bytes ? (double)raw / (double)c->out_bytes : 0.0, el,
+             fs_human_bytes(el > 0 ? (uint64_t)((double)raw / el) : 0, rate, sizeof(rate)), hex,
+             dump_dest(c));
     if (c->o->json) {
         json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:f, s:s}", "database", c->dbname,
                               "format", c->o->directory ? "directory" : "custom", "pg_dump_version",
-                              c->pgdump.version, "output", dest, "dump_bytes", (json_int_t)raw,
-                              "archive_bytes", (json_int_t)c->out_bytes, "seconds", el, "sha256",
-                              hex);
+                              c->pgdump.version, "output", dump_dest(c), "dump_bytes",
+                              (json_int_t)raw, "archive_bytes", (json_int_t)c->out_bytes, "seconds",
+                              el, "sha256", hex);
         json_dumpf(j, stdout, JSON_PRESERVE_ORDER);
         fputc('\n', stdout);
         fflush(stdout);
@@ -651,7 +663,7 @@ static int validate_opts(const dump_opts *o, pgs_error *e)
                         "makes one)");
     if (o->recipients.n > ENVELOPE_RECIPIENTS_MAX)
         return pgs_fail(e, PGS_ELIMIT, "at most %d recipients", ENVELOPE_RECIPIENTS_MAX);
-    if (o->output == NULL)
+    if ((o->output == NULL) == (o->sink == NULL))
         return pgs_fail(e, PGS_EINVAL, "-o FILE (or -o - for standard output) is required");
     if (o->jobs < 1 || o->jobs > 64)
         return pgs_fail(e, PGS_EINVAL, "--jobs must be between 1 and 64");
@@ -661,12 +673,12 @@ static int validate_opts(const dump_opts *o, pgs_error *e)
         return pgs_fail(e, PGS_EINVAL, "--compress-level must be between 1 and 19");
     if (o->part_size < DUMP_PART_SIZE_MIN || o->part_size > DUMP_PART_SIZE_MAX)
         return pgs_fail(e, PGS_EINVAL, "--part-size must be between 64 KiB and 1 GiB");
-    if (o->json && strcmp(o->output, "-") == 0)
+    if (o->json && o->output != NULL && strcmp(o->output, "-") == 0)
         return pgs_fail(e, PGS_EINVAL, "--json prints on standard output; it cannot be used with -o -");
     return 0;
 }
 
-int dump_run(const dump_opts *o, pgs_error *e)
+int dump_run(const dump_opts *o, dump_result *result, pgs_error *e)
 {
     dump_ctx cx;
     dump_ctx *c = &cx;
@@ -686,10 +698,12 @@ int dump_run(const dump_opts *o, pgs_error *e)
                                 o->recipients.v[i], o->recipients.v[j]);
     }
     c->nkeys = o->recipients.n;
-    if ((rc = fs_outfile_open(&c->out, o->output, o->force, e)) != 0)
-        return rc;
-    c->out_open = 1;
-    if (c->out.to_stdout && isatty(STDOUT_FILENO)) {
+    if (o->sink == NULL) {
+        if ((rc = fs_outfile_open(&c->out, o->output, o->force, e)) != 0)
+            return rc;
+        c->out_open = 1;
+    }
+    if (c->out_open && c->out.to_stdout && isatty(STDOUT_FILENO)) {
         rc = pgs_fail(e, PGS_EINVAL, "refusing to write an archive to a terminal; use -o FILE");
         goto out;
     }
@@ -752,12 +766,19 @@ int dump_run(const dump_opts *o, pgs_error *e)
         goto out_io;
     bundle_writer_free(c->bw);
     c->bw = NULL;
-    if ((rc = check_stop(e)) != 0 || (rc = fs_outfile_commit(&c->out, e)) != 0)
+    if ((rc = check_stop(e)) != 0 || (c->out_open && (rc = fs_outfile_commit(&c->out, e)) != 0))
         goto out;
     c->out_open = 0;
     uint8_t digest[SHA256_LEN];
     sha256_final(c->out_hash, digest);
     print_summary(c, digest);
+    if (result != NULL) {
+        result->dump_bytes = c->dump_bytes + c->globals_bytes;
+        result->archive_bytes = c->out_bytes;
+        memcpy(result->sha256, digest, SHA256_LEN);
+        result->manifest_json = c->manifest_json;
+        c->manifest_json = NULL;
+    }
     goto out;
 out_io:
     rc = out_fail(c, e, rc);
@@ -777,5 +798,6 @@ out:
     sha256_free(c->out_hash);
     free_child_env(c);
     free(c->extra_conninfo);
+    free(c->manifest_json);
     return rc;
 }

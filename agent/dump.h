@@ -24,7 +24,11 @@ typedef struct strlist {
 typedef struct dump_opts {
     const char *conninfo;   /* never logged: it may hold a password */
     strlist recipients;     /* public key files */
-    const char *output;     /* a path, or "-" for stdout */
+    const char *output;     /* a path, or "-" for stdout; or NULL with sink set */
+    /* Instead of output: every byte of the archive goes to sink, in order (the agent daemon sends
+     * them as DATA frames). A non-zero return stops the dump with that code. */
+    envelope_sink_fn sink;
+    void *sink_arg;
     int force;
     int directory;          /* 0: pg_dump -Fc streamed; 1: pg_dump -Fd -j N spooled */
     int jobs;
@@ -41,7 +45,16 @@ typedef struct dump_opts {
     int json;               /* summary as JSON on stdout */
 } dump_opts;
 
+/* What a finished dump produced; the caller frees manifest_json. */
+typedef struct dump_result {
+    uint64_t dump_bytes;    /* pg_dump's output, plus globals */
+    uint64_t archive_bytes; /* the archive as written */
+    uint8_t sha256[32];     /* of the archive as written */
+    char *manifest_json;    /* the archive's manifest.json */
+} dump_result;
+
 void dump_opts_init(dump_opts *o);
-int dump_run(const dump_opts *o, pgs_error *e);
+/* result may be NULL. */
+int dump_run(const dump_opts *o, dump_result *result, pgs_error *e);
 
 #endif

@@ -220,7 +220,7 @@ static int cmd_dump(int argc, char **argv)
         return 1;
     }
     pgs_error e = {0};
-    int rc = dump_run(&o, &e);
+    int rc = dump_run(&o, NULL, &e);
     if (rc == 0)
         return 0;
     log_error("%s", e.msg);

@@ -87,6 +87,10 @@ cat plain/dump/part-* >plain/dump.pgdump
 restore plain/dump.pgdump dst_plain
 check "plain tar route round trip is equal" db_compare "$PORT" src "$PORT" dst_plain
 
+# --- the dump job streaming into a sink, as the agent daemon uses it
+check "dump into a sink: result matches the bytes received, which decrypt" \
+    "$BIN/dump_sink_check" "$SRC" "$WORK/ops.pub" "$WORK/ops.key"
+
 # --- table selection is passed to pg_dump
 "$BIN/pgship-agent" dump -d "$SRC" -r ops.pub -T 'shop.*' -o notshop.pgship 2>/dev/null
 "$BIN/pgship" decrypt -k ops.key notshop.pgship -x x_notshop 2>/dev/null

@@ -1015,3 +1015,12 @@ void ini_print_section(FILE *out, const ini_section *spec, const void *inst)
         }
     }
 }
+
+int ini_vfail_key(pgs_error *e, int code, const char *path, const ini_section *s, const void *inst,
+                  const char *key, const char *fmt, va_list ap)
+{
+    char msg[sizeof(e->msg)], label[INI_NAME_MAX + 80];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    return ini_fail_at(e, code, path, ini_key_line(s, inst, key), "%s %s: %s",
+                       ini_section_label(s, inst, label, sizeof(label)), key, msg);
+}

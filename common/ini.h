@@ -20,6 +20,7 @@
 #ifndef PGSHIP_COMMON_INI_H
 #define PGSHIP_COMMON_INI_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -141,6 +142,10 @@ const char *ini_section_label(const ini_section *spec, const void *inst, char *b
 /* Fails with "file:line: message" ("file: message" when line is 0). */
 int ini_fail_at(pgs_error *e, int code, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+/* "file:line: [section NAME] key: message", the line being the key's (or its section's); for the
+ * loaders' own checks after parsing. */
+int ini_vfail_key(pgs_error *e, int code, const char *path, const ini_section *s, const void *inst,
+                  const char *key, const char *fmt, va_list ap);
 
 /* True when name is 1..63 characters of [A-Za-z0-9._-] not starting with '.' or '-': the rule for
  * the NAME of named sections (they become parts of object keys and paths). */

@@ -110,14 +110,11 @@ static int cfg_fail(pgs_error *e, const coordinator_config *cfg, int spec, const
 static int cfg_fail(pgs_error *e, const coordinator_config *cfg, int spec, const void *inst,
                     const char *key, int code, const char *fmt, ...)
 {
-    char msg[sizeof(e->msg)], label[INI_NAME_MAX + 80];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    int rc = ini_vfail_key(e, code, cfg->path, &coordinator_specs[spec], inst, key, fmt, ap);
     va_end(ap);
-    const ini_section *s = &coordinator_specs[spec];
-    return ini_fail_at(e, code, cfg->path, ini_key_line(s, inst, key), "%s %s: %s",
-                       ini_section_label(s, inst, label, sizeof(label)), key, msg);
+    return rc;
 }
 
 static int is_loopback(const char *host)

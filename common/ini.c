@@ -19,6 +19,7 @@
  *   on it.)
  */
 #include "common/ini.h"
+#include "common/keys.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -76,18 +77,11 @@ int ini_fail_at(pgs_error *e, int code, const char *file, int line, const char *
     return pgs_fail(e, code, "%s: %s", file, msg);
 }
 
+_Static_assert(INI_NAME_MAX == KEY_NAME_MAX, "section names follow the key name rule");
+
 int ini_name_valid(const char *name)
 {
-    size_t n = strlen(name);
-    if (n == 0 || n > INI_NAME_MAX || name[0] == '.' || name[0] == '-')
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
+    return key_name_valid(name);
 }
 
 /* The whitespace inih strips (isspace in the C locale); \v, \f and lone \r never get this far. */

@@ -31,18 +31,16 @@ static const struct {
                    "identity secret key"},
 };
 
+/* The one rule for names in pgship (keys, agents, databases): they become parts of file names and
+ * object keys, so no path separators, no leading dot or dash, nothing to quote. */
 int key_name_valid(const char *name)
 {
-    size_t n = strlen(name);
+    if (name == NULL)
+        return 0;
+    size_t n = strnlen(name, KEY_NAME_MAX + 1);
     if (n == 0 || n > KEY_NAME_MAX || name[0] == '.' || name[0] == '-')
         return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
+    return strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
 }
 
 static void key_id_compute_alg(const char *alg, const uint8_t pk[KEY_LEN],

@@ -9,6 +9,7 @@
  * hand edit in the sqlite3 shell cannot produce a complete row without an object.
  */
 #include "coordinator/catalog.h"
+#include "common/keys.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -187,20 +188,11 @@ int catalog_id_valid(const char *id)
            sec <= 60;
 }
 
+_Static_assert(CATALOG_NAME_MAX == KEY_NAME_MAX, "catalog names follow the key name rule");
+
 int catalog_name_valid(const char *name)
 {
-    if (name == NULL)
-        return 0;
-    size_t n = strnlen(name, CATALOG_NAME_MAX + 1);
-    if (n == 0 || n > CATALOG_NAME_MAX || name[0] == '.' || name[0] == '-')
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '.' ||
-              c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
+    return key_name_valid(name);
 }
 
 /*

@@ -149,31 +149,30 @@ static int get_job(json_t *o, char job[WIRE_JOB_ID_LEN + 1], pgs_error *e)
     return 0;
 }
 
-static int get_name(json_t *o, const char *key, char dst[WIRE_NAME_MAX + 1], pgs_error *e)
+/* A required string field of at most cap-1 bytes that must pass valid(). */
+static int get_checked(json_t *o, const char *key, char *dst, size_t cap,
+                       int (*valid)(const char *), pgs_error *e)
 {
-    int rc = jsonu_get_str(o, key, dst, WIRE_NAME_MAX + 1, e);
+    int rc = jsonu_get_str(o, key, dst, cap, e);
     if (rc != 0)
         return rc;
-    FIELD_CHECK(key_name_valid(dst), key);
+    FIELD_CHECK(valid(dst), key);
     return 0;
+}
+
+static int get_name(json_t *o, const char *key, char dst[WIRE_NAME_MAX + 1], pgs_error *e)
+{
+    return get_checked(o, key, dst, WIRE_NAME_MAX + 1, key_name_valid, e);
 }
 
 static int get_printable(json_t *o, const char *key, char *dst, size_t cap, pgs_error *e)
 {
-    int rc = jsonu_get_str(o, key, dst, cap, e);
-    if (rc != 0)
-        return rc;
-    FIELD_CHECK(printable(dst), key);
-    return 0;
+    return get_checked(o, key, dst, cap, printable, e);
 }
 
 static int get_text(json_t *o, const char *key, char *dst, size_t cap, pgs_error *e)
 {
-    int rc = jsonu_get_str(o, key, dst, cap, e);
-    if (rc != 0)
-        return rc;
-    FIELD_CHECK(text_ok(dst), key);
-    return 0;
+    return get_checked(o, key, dst, cap, text_ok, e);
 }
 
 static int get_u32_range(json_t *o, const char *key, uint32_t lo, uint32_t hi, uint32_t *dst,

@@ -1,0 +1,61 @@
+/*
+ * The coordinator's live state: which agents are connected (with the databases they announced)
+ * and the jobs handed to them. The transport (coordinator/server.c) fills it; the HTTP API
+ * (coordinator/api.c) reads it and asks it for backups. Every function here is thread-safe.
+ *
+ * The catalog stays the record of what happened; the fleet knows only what is live in this
+ * process: a restart forgets it (and catalog_recover fails what was in flight).
+ */
+#ifndef PGSHIP_COORDINATOR_FLEET_H
+#define PGSHIP_COORDINATOR_FLEET_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "coordinator/catalog.h"
+
+typedef struct fleet fleet;
+
+/* Jobs queued for one agent beyond the one it runs. */
+#define FLEET_QUEUE_MAX 16
+
+/*
+ * The connected agents, by name, as a new JSON array (NULL when out of memory):
+ *   [{"name", "version", "key_id", "connected_at" (RFC 3339), "databases": [{"name",
+ *     "environment", "server_version"}], "jobs": [ids, running first]}]
+ */
+json_t *fleet_agents_json(fleet *f);
+
+/*
+ * Asks connected agent for a backup of its database db. Checks that the agent is connected and
+ * announced db (PGS_ENOTFOUND otherwise, with a message saying which), that its queue has room
+ * (PGS_ELIMIT), creates the queued backup in the catalog through cat (the caller's handle;
+ * label and requested_by may be NULL) and hands the job to the agent. id_out receives the
+ * backup's id.
+ */
+int fleet_backup_request(fleet *f, catalog *cat, const char *agent, const char *db,
+                         const char *label, const char *requested_by, char id_out[CATALOG_ID_SIZE],
+                         pgs_error *e);
+
+/* Where a live job is. */
+enum fleet_phase {
+    FLEET_QUEUED = 1,    /* waiting for the agent to ask for work */
+    FLEET_SENT = 2,      /* the agent has it; no data yet */
+    FLEET_STREAMING = 3, /* data arriving */
+    FLEET_FINISHING = 4, /* END received: checks, commit, sidecar, catalog */
+};
+const char *fleet_phase_name(enum fleet_phase p); /* "queued", "sent", "streaming", "finishing" */
+
+typedef struct fleet_progress {
+    enum fleet_phase phase;
+    uint64_t bytes;     /* archive bytes received and stored so far */
+    int64_t started_ms; /* unix ms when the job was handed to the agent (0 while queued) */
+    int64_t updated_ms; /* unix ms of the last data */
+} fleet_progress;
+
+/* 1 and *out filled when job id is live in this coordinator, 0 when it is not (finished, or
+ * never here: the catalog knows the rest). */
+int fleet_job_progress(fleet *f, const char *id, fleet_progress *out);
+
+#endif

@@ -1,6 +1,6 @@
 /*
  * Logging for operators. One-shot commands print "PROG: LEVEL: message" to stderr; daemons (later)
- * switch to a timestamped line. Messages are lowercase without a final period, and never carry a
+ * switch to a timestamped line (log_set_daemon). Messages are lowercase without a final period, and never carry a
  * key, a password or a conninfo string.
  */
 #ifndef PGSHIP_COMMON_LOG_H
@@ -9,6 +9,9 @@
 enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
 void log_init(const char *progname);
+/* Daemon lines: "2026-11-21T16:05:29.123Z pgship-coordinator[1234] info: message" (UTC, ms),
+ * one write per line (docs/runbook.md, "Logs"). One-shot commands keep "PROG: LEVEL: message". */
+void log_set_daemon(int on);
 void log_set_level(enum log_level level);
 int log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

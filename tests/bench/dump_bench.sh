@@ -54,7 +54,8 @@ self_rss_MiB = VmHWM of the measured process alone (sampled every 50 ms).
 EOF
 }
 
-die() { echo "dump_bench: $*" >&2; exit 1; }
+BENCH_NAME=dump_bench
+die() { echo "$BENCH_NAME: $*" >&2; exit 1; }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PGBIN=/usr/lib/postgresql/15/bin
@@ -65,6 +66,8 @@ CLI=${PGSHIP_CLI:-$ROOT/build/bin/pgship}
 PGC_LIB=${PGSHIP_PGCLUSTER_LIB:-$ROOT/tests/integration/lib/pgcluster.sh}
 SQL=$ROOT/tests/bench/textheavy.sql
 GNUTIME=/usr/bin/time
+# shellcheck source=lib.sh
+source "$ROOT/tests/bench/lib.sh"
 
 SCALE=50
 RUNS=3
@@ -72,8 +75,6 @@ TEXT_MB=300
 TEXT_MB2=
 KEEP=0
 WORK=
-
-is_uint() { [[ $1 =~ ^[0-9]+$ ]] && (( 10#$1 > 0 )); }
 
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -104,13 +105,6 @@ is_uint "$TEXT_MB2" || die "--text-mb2 must be a positive integer"
 [[ -r $SQL ]] || die "missing $SQL"
 [[ -r $PGC_LIB ]] || die "missing $PGC_LIB"
 
-apt_install() {
-    echo "dump_bench: installing $* with apt-get" >&2
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null 2>&1; then
-        apt-get update -q >/dev/null 2>&1 || true
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null || die "apt-get install $* failed"
-    fi
-}
 [[ -x $GNUTIME ]] || apt_install time
 command -v zstd >/dev/null 2>&1 || apt_install zstd
 ZSTD=$(command -v zstd)
@@ -167,28 +161,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# a file descriptor that never delivers data: `read -t` on it is a fork-free sleep
-exec {SLEEP_FD}<> <(:)
-nap() { read -r -t "$1" -u "$SLEEP_FD" _ || true; }
-
-now() { date +%s.%N; }
-secs_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-
-# Shell-quote a command for display (readable: only quote when needed).
-show_cmd() {
-    local a out=""
-    for a in "$@"; do
-        if [[ $a =~ ^[A-Za-z0-9_./:=,+@%-]+$ ]]; then
-            out+="$a "
-        else
-            out+="'${a//\'/\'\\\'\'}' "
-        fi
-    done
-    printf '%s\n' "${out% }"
-}
-
-COMMANDS=()   # everything we ran, for the "commands" section
-note_cmd() { COMMANDS+=("$*"); }
+bench_nap_init
 
 # ---------------------------------------------------------------------------
 # cluster
@@ -198,44 +171,9 @@ pgc_start "$PGDIR" "$PORT" shared_buffers=512MB max_wal_size=4GB \
     wal_level=minimal max_wal_senders=0
 note_cmd "pgc_start $PGDIR $PORT shared_buffers=512MB max_wal_size=4GB wal_level=minimal max_wal_senders=0  (pgcluster.sh also sets fsync=off synchronous_commit=off full_page_writes=off)"
 
-psql_q() { pgc_psql "$PORT" "$@"; }
 for db in pgbench texty texty2; do
     psql_q postgres -q -c "CREATE DATABASE $db"
 done
-
-db_bytes() { psql_q postgres -Atc "SELECT pg_database_size('$1')"; }
-mb() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1048576 }'; }
-
-# Text-heavy generation.  Row counts per MB of pg_database_size, calibrated
-# on PostgreSQL 15 (customers ~300 B/row, comments ~245, events ~420,
-# order_lines ~100, incl. primary keys); ~8 MB is an empty database.
-text_vars() {
-    local target=$(( $1 > 9 ? $1 - 8 : 1 ))
-    printf -- '-v cu_rows=%d -v cm_rows=%d -v ev_rows=%d -v ol_rows=%d' \
-        $(( target * 877 )) $(( target * 1380 )) $(( target * 700 )) $(( target * 1557 ))
-}
-
-# gen_text DB MB : setup, then two parallel sessions, then finish.
-gen_text() {
-    local db=$1 size=$2 vars p1 p2 rc=0
-    # shellcheck disable=SC2207
-    vars=($(text_vars "$size"))
-    local -a args=(-q "${vars[@]}" -f "$SQL")
-    note_cmd "$(show_cmd psql -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d "$db" -v step=STEP "${vars[@]}" -f "$SQL") # STEP = setup; then customers+events || comments+order_lines in parallel; then finish"
-    psql_q "$db" -v step=setup "${args[@]}" >"$LOGS/gen_$db.setup.log" 2>&1 \
-        || { cat "$LOGS/gen_$db.setup.log" >&2; return 1; }
-    ( psql_q "$db" -v step=customers "${args[@]}" && psql_q "$db" -v step=events "${args[@]}" ) \
-        >"$LOGS/gen_$db.a.log" 2>&1 &
-    p1=$!
-    ( psql_q "$db" -v step=comments "${args[@]}" && psql_q "$db" -v step=order_lines "${args[@]}" ) \
-        >"$LOGS/gen_$db.b.log" 2>&1 &
-    p2=$!
-    wait "$p1" || { rc=1; cat "$LOGS/gen_$db.a.log" >&2; }
-    wait "$p2" || { rc=1; cat "$LOGS/gen_$db.b.log" >&2; }
-    [[ $rc -eq 0 ]] || return 1
-    psql_q "$db" -v step=finish "${args[@]}" >"$LOGS/gen_$db.finish.log" 2>&1 \
-        || { cat "$LOGS/gen_$db.finish.log" >&2; return 1; }
-}
 
 echo "== generating data: pgbench scale $SCALE, texty ~${TEXT_MB} MB, texty2 ~${TEXT_MB2} MB"
 T_GEN=$(now)
@@ -279,78 +217,7 @@ else
 fi
 
 # ---------------------------------------------------------------------------
-# measurement
-#
-# measure KEY OUTPATH RSSFILE CMD... : runs CMD under GNU time; sets
-# R_WALL[KEY] R_BYTES[KEY] R_RSS[KEY] R_SELF[KEY] R_ERR[KEY].
-# RSSFILE, if not "-", is a GNU time -f %M output (inner process) that
-# replaces both RSS figures (used for zstd in the pipeline).
-declare -A R_WALL R_BYTES R_RSS R_SELF R_ERR R_CMD
-ERRORS=0
-
-# Sets HWM_KB to VmHWM of pid $1 (0 when gone).
-read_hwm() {
-    HWM_KB=0
-    local k v rest
-    { while read -r k v rest; do
-          if [[ $k == VmHWM: ]]; then HWM_KB=$v; break; fi
-      done <"/proc/$1/status"; } 2>/dev/null || true
-}
-# Succeeds while pid $1 exists and is not a zombie.
-alive() {
-    local line
-    { read -r line <"/proc/$1/stat"; } 2>/dev/null || return 1
-    line=${line##*) }
-    [[ ${line:0:1} != Z ]]
-}
-
-measure() {
-    local key=$1 outpath=$2 rssfile=$3; shift 3
-    local tf=$LOGS/time.$key log=$LOGS/run.$key.log
-    rm -rf -- "$outpath" "$tf"
-    [[ $rssfile == - ]] || rm -f -- "$rssfile"
-    R_CMD[$key]=$(show_cmd "$@")
-    echo "   running $key"
-    # The measured process announces its pid (a shell that then execs CMD,
-    # so the pid stays the same) for the VmHWM sampler.
-    local pidf=$LOGS/pid.$key
-    rm -f -- "$pidf"
-    # shellcheck disable=SC2016  # $$ and $@ are for the inner shell
-    "$GNUTIME" -f '%e %M' -o "$tf" bash -c 'echo $$ >"$0"; exec "$@"' "$pidf" "$@" >"$log" 2>&1 &
-    local tpid=$! cpid="" self=0 rc=0
-    while alive "$tpid"; do
-        if [[ -z $cpid ]]; then
-            { read -r cpid <"$pidf"; } 2>/dev/null || true
-            [[ ${cpid:-} =~ ^[0-9]+$ ]] || cpid=""
-        fi
-        if [[ -n $cpid ]]; then
-            read_hwm "$cpid"
-            if (( HWM_KB > self )); then self=$HWM_KB; fi
-        fi
-        nap 0.05
-    done
-    wait "$tpid" || rc=$?
-    sync
-    local wall rss
-    read -r wall rss < <(grep -E '^[0-9.]+ [0-9]+$' "$tf" | tail -n 1) || true
-    if [[ $rc -ne 0 || -z ${wall:-} ]]; then
-        R_ERR[$key]="exit $rc"
-        ERRORS=$((ERRORS + 1))
-        echo "   ERROR: $key failed (exit $rc); last lines of $log:" >&2
-        tail -n 20 -- "$log" >&2 || true
-        return 0
-    fi
-    if [[ $rssfile != - ]]; then
-        rss=$(grep -E '^[0-9]+$' "$rssfile" | tail -n 1 || true)
-        [[ -n $rss ]] || rss=0
-        self=$rss
-    fi
-    R_WALL[$key]=$wall
-    R_RSS[$key]=$(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }')
-    R_SELF[$key]=$(awk -v k="$self" 'BEGIN { printf "%.1f", k / 1024 }')
-    R_BYTES[$key]=$(du -sb -- "$outpath" | cut -f1)
-}
-
+# measurement (measure and aggregate are in lib.sh)
 ROWS=(fc zstd fd pgc pgd)
 declare -A LABEL=(
     [fc]="pg_dump -Fc"
@@ -359,23 +226,6 @@ declare -A LABEL=(
     [pgc]="pgship-agent --format custom"
     [pgd]="pgship-agent --format directory -j2"
 )
-
-# aggregate KEY N: R_*[KEY] from runs KEY#1..KEY#N: median wall, largest RSS, last size.
-aggregate() {
-    local key=$1 n=$2 i walls=() rss=0 self=0
-    for ((i = 1; i <= n; i++)); do
-        local k=$key#$i
-        if [[ -n ${R_ERR[$k]:-} ]]; then R_ERR[$key]=${R_ERR[$k]}; return; fi
-        walls+=("${R_WALL[$k]}")
-        rss=$(awk -v a="$rss" -v b="${R_RSS[$k]}" 'BEGIN { print (b > a ? b : a) }')
-        self=$(awk -v a="$self" -v b="${R_SELF[$k]}" 'BEGIN { print (b > a ? b : a) }')
-        R_BYTES[$key]=${R_BYTES[$k]}
-        R_CMD[$key]=${R_CMD[$k]}
-    done
-    R_WALL[$key]=$(printf '%s\n' "${walls[@]}" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
-    R_RSS[$key]=$rss
-    R_SELF[$key]=$self
-}
 
 bench_db() {
     local db=$1; shift

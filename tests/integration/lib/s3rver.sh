@@ -8,6 +8,10 @@
 #   s3rver_free_port                   print a free TCP port on 127.0.0.1
 #   s3rver_start DIR PORT BUCKET       start on 127.0.0.1:PORT with data in DIR, bucket made;
 #                                      waits until it answers; the pid goes to DIR.pid
+#   s3rver_start_tls DIR PORT BUCKET CERT KEY CA
+#                                      the same over HTTPS: CERT/KEY (PEM) must name localhost
+#                                      (deploy/make-certs.sh's coordinator.crt does); CA checks it
+#                                      while waiting. Clients use https://localhost:PORT
 #   s3rver_stop DIR                    stop the one started on DIR (no error if not running)
 #
 # s3rver accepts any SigV4 signature (only the access key id must be S3RVER) and treats
@@ -29,15 +33,32 @@ s3rver_free_port() {
 }
 
 s3rver_start() {
-    local dir=$1 port=$2 bucket=$3 bin
+    _s3rver_start "$1" "$2" "$3" "http://127.0.0.1:$2/"
+}
+
+s3rver_start_tls() {
+    if [[ $# -ne 6 ]]; then
+        echo "usage: s3rver_start_tls DIR PORT BUCKET CERT KEY CA" >&2
+        return 2
+    fi
+    _s3rver_start "$1" "$2" "$3" "https://localhost:$2/" --cacert "$6" -- --cert "$4" --key "$5"
+}
+
+# _s3rver_start DIR PORT BUCKET PROBE_URL [CURL_ARGS... -- S3RVER_ARGS...]
+_s3rver_start() {
+    local dir=$1 port=$2 bucket=$3 probe=$4 bin
+    shift 4
+    local -a curl_args=() srv_args=()
+    while [[ $# -gt 0 && $1 != -- ]]; do curl_args+=("$1"); shift; done
+    [[ $# -eq 0 ]] || { shift; srv_args=("$@"); }
     bin=$(s3rver_bin) || return 1
     mkdir -p "$dir"
     "$bin" --directory "$dir" --port "$port" --address 127.0.0.1 --silent \
-        --service-endpoint localhost --configure-bucket "$bucket" >"$dir.log" 2>&1 &
+        --service-endpoint localhost --configure-bucket "$bucket" "${srv_args[@]}" >"$dir.log" 2>&1 &
     echo $! >"$dir.pid"
     local i
     for i in $(seq 1 100); do
-        if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
+        if curl -s -o /dev/null "${curl_args[@]}" "$probe"; then
             return 0
         fi
         if ! kill -0 "$(cat "$dir.pid")" 2>/dev/null; then

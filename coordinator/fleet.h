@@ -13,9 +13,32 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "common/net.h"
 #include "coordinator/catalog.h"
+#include "coordinator/config.h"
+#include "coordinator/storage.h"
 
 typedef struct fleet fleet;
+
+/* What the daemon hands the fleet. The fleet keeps the pointers (cfg and st outlive it). */
+typedef struct fleet_opts {
+    const char *listen; /* nng URL */
+    const net_tls *tls;
+    const coordinator_agent_config *agents; /* allowed agents and their identity keys */
+    size_t nagents;
+    storage *st;
+    const char *catalog_path; /* each stream opens its own handle */
+    unsigned window;          /* unacknowledged DATA per stream (1..64) */
+    unsigned max_streams;     /* streams at once; more jobs wait in their agents' queues */
+    unsigned heartbeat_ms;    /* the long-poll: IDLE after this long without work */
+    unsigned data_max;        /* DATA payload announced to agents */
+} fleet_opts;
+
+/* Starts listening for agents. */
+int fleet_start(const fleet_opts *o, fleet **out, pgs_error *e);
+/* Stops: no new connections, every job in flight fails with "coordinator stopping" (uploads
+ * aborted, nothing visible), then frees. NULL is allowed. */
+void fleet_stop(fleet *f);
 
 /* Jobs queued for one agent beyond the one it runs. */
 #define FLEET_QUEUE_MAX 16

@@ -1,0 +1,228 @@
+/*
+ * pgship-coordinator: the daemon agents dial. Loads and checks its configuration, recovers what a
+ * previous run left in flight, serves agents (coordinator/fleet.c) and the admin API
+ * (coordinator/api.c) until SIGTERM or SIGINT, then stops in order: API, jobs in flight (failed
+ * cleanly), storage, catalog.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/net.h"
+#include "coordinator/catalog.h"
+#include "coordinator/config.h"
+#include "coordinator/fleet.h"
+#include "coordinator/storage.h"
+#ifdef PGSHIP_HAVE_API
+#include "coordinator/api.h"
+#endif
+
+#define HEARTBEAT_MS 15000
+#define DATA_MAX (1u << 20)
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: pgship-coordinator -c FILE [--check-config]\n"
+               "\n"
+               "Runs the coordinator in the foreground: agents dial it and stream their backups\n"
+               "through it into storage; the admin API (pgship agents, backup, ls, ...) is served\n"
+               "on api_listen. Logs go to stderr, one line per event. SIGTERM or SIGINT stops it:\n"
+               "backups in flight fail cleanly (nothing half-written stays in storage).\n"
+               "\n"
+               "  -c, --config FILE   the configuration (docs/configuration.md)\n"
+               "      --check-config  validate FILE, print the effective configuration (secrets\n"
+               "                      never printed) and exit: 0 when valid, 1 when not\n"
+               "  -h, --help\n"
+               "  -V, --version\n"
+               "\n"
+               "Exit status: 0 after a requested stop, 1 when it cannot start (the reason is\n"
+               "logged), 2 for a usage error.\n");
+}
+
+static void storage_from_config(const coordinator_config *c, storage_config *s)
+{
+    memset(s, 0, sizeof(*s));
+    const coordinator_storage_config *sc = &c->storage;
+    s->type = sc->type == COORDINATOR_STORAGE_S3 ? "s3" : "fs";
+    s->prefix = sc->prefix;
+    s->path = sc->path;
+    s->endpoint = sc->endpoint;
+    s->region = sc->region;
+    s->bucket = sc->bucket;
+    s->path_style = sc->path_style;
+    s->access_key_id = c->s3_access_key_id;
+    s->secret_access_key = c->s3_secret_access_key;
+    s->session_token = c->s3_session_token;
+    s->part_size_mib = (unsigned)sc->part_size_mib;
+    s->parallel_parts = (unsigned)sc->parallel_parts;
+}
+
+/* The sidecar next to an object key ("<...>/<id>.pgship" -> "<...>/<id>.manifest.json"). */
+static void sidecar_key(const char *key, char *out, size_t cap)
+{
+    size_t n = strlen(key);
+    const char *ext = ".pgship";
+    size_t el = strlen(ext);
+    if (n > el && strcmp(key + n - el, ext) == 0)
+        snprintf(out, cap, "%.*s.manifest.json", (int)(n - el), key);
+    else
+        out[0] = 0;
+}
+
+/* Fails what the previous run left in flight and removes what it may have left in storage. */
+static int recover(catalog *cat, storage *st, pgs_error *e)
+{
+    catalog_recovered *rec = NULL;
+    size_t n = 0;
+    int rc = catalog_recover(cat, "the coordinator stopped while it was in flight", &rec, &n, e);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        log_warn("backup %s (%s/%s) was %s when the coordinator stopped: marked failed", rec[i].id,
+                 rec[i].agent, rec[i].database, catalog_state_name(rec[i].was));
+        if (rec[i].storage_key[0] == 0)
+            continue;
+        char side[CATALOG_STORAGE_KEY_MAX + 32];
+        sidecar_key(rec[i].storage_key, side, sizeof(side));
+        pgs_error de = {0};
+        if ((side[0] && storage_delete(st, side, &de) != 0) ||
+            storage_delete(st, rec[i].storage_key, &de) != 0)
+            log_warn("backup %s: cannot remove what it left in storage: %s", rec[i].id, de.msg);
+        else
+            log_info("backup %s: removed anything it left in storage (%s)", rec[i].id,
+                     rec[i].storage_key);
+    }
+    free(rec);
+    return 0;
+}
+
+static int run(coordinator_config *cfg)
+{
+    pgs_error e = {0};
+    catalog *cat = NULL;
+    storage *st = NULL;
+    fleet *fl = NULL;
+#ifdef PGSHIP_HAVE_API
+    api *ap = NULL;
+#endif
+    int status = 1;
+
+    /* Signals go to the main thread only, which waits for them below. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (cfg->insecure_transport)
+        log_warn("listening on %s without TLS (allow_insecure_transport = true): agents' "
+                 "traffic and the coordinator's identity are not protected",
+                 cfg->coordinator.listen);
+    storage_config sc;
+    storage_from_config(cfg, &sc);
+    if (catalog_open(cfg->coordinator.catalog, &cat, &e) != 0 || storage_open(&st, &sc, &e) != 0 ||
+        recover(cat, st, &e) != 0) {
+        log_error("%s", e.msg);
+        goto out;
+    }
+    catalog_close(cat); /* the fleet and the API open their own handles */
+    cat = NULL;
+
+    net_tls tls = {.ca_file = cfg->coordinator.tls_ca,
+                   .cert_file = cfg->coordinator.tls_cert,
+                   .key_file = cfg->coordinator.tls_key,
+                   .allow_insecure = cfg->coordinator.allow_insecure_transport};
+    fleet_opts fo = {.listen = cfg->coordinator.listen,
+                     .tls = &tls,
+                     .agents = cfg->agents,
+                     .nagents = cfg->nagents,
+                     .st = st,
+                     .catalog_path = cfg->coordinator.catalog,
+                     .window = (unsigned)cfg->coordinator.window,
+                     .max_streams = (unsigned)cfg->coordinator.max_streams,
+                     .heartbeat_ms = HEARTBEAT_MS,
+                     .data_max = DATA_MAX};
+    if (fleet_start(&fo, &fl, &e) != 0) {
+        log_error("%s", e.msg);
+        goto out;
+    }
+#ifdef PGSHIP_HAVE_API
+    if (cfg->api_token != NULL) {
+        api_opts ao = {.url = cfg->coordinator.api_listen,
+                       .token = cfg->api_token,
+                       .fleet = fl,
+                       .storage = st,
+                       .catalog_path = cfg->coordinator.catalog};
+        if (api_start(&ao, &ap, &e) != 0) {
+            log_error("admin API: %s", e.msg);
+            goto out;
+        }
+        log_info("admin API on %s", cfg->coordinator.api_listen);
+    } else {
+        log_info("admin API off");
+    }
+#endif
+    log_info("pgship-coordinator %s ready (storage: %s)", PGSHIP_VERSION, sc.type);
+
+    int sig = 0;
+    sigwait(&set, &sig);
+    log_info("stopping (%s): backups in flight will fail", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    status = 0;
+out:
+#ifdef PGSHIP_HAVE_API
+    api_stop(ap);
+#endif
+    fleet_stop(fl);
+    storage_close(st);
+    catalog_close(cat);
+    if (status == 0)
+        log_info("stopped");
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    log_init("pgship-coordinator");
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"check-config", no_argument, NULL, 'C'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {NULL, 0, NULL, 0}};
+    const char *path = NULL;
+    int check = 0, c;
+    while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': path = optarg; break;
+        case 'C': check = 1; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("pgship-coordinator %s\n", PGSHIP_VERSION); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc && strcmp(argv[optind], "run") == 0)
+        optind++;
+    if (path == NULL || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    coordinator_config cfg;
+    pgs_error e = {0};
+    if (coordinator_config_load(path, &cfg, &e) != 0) {
+        log_error("%s", e.msg);
+        return 1;
+    }
+    if (check) {
+        coordinator_config_print(stdout, &cfg);
+        coordinator_config_free(&cfg);
+        return 0;
+    }
+    log_set_daemon(1);
+    log_set_level((enum log_level)cfg.coordinator.log_level);
+    int status = run(&cfg);
+    coordinator_config_free(&cfg);
+    return status;
+}

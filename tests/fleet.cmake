@@ -1,0 +1,4 @@
+# The coordinator daemon with real agents, PostgreSQL, s3rver and nng over TLS
+# (tests/integration/fleet_*.sh), and the hand-driven peer they use to break the protocol.
+add_executable(wire_peer integration/wire_peer.c)
+target_link_libraries(wire_peer PRIVATE pgship_net pgship_proto)

@@ -116,7 +116,7 @@ int main(int argc, char **argv)
     if (nng_req0_open(&g_sock) != 0)
         return 1;
     nng_socket_set_ms(g_sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-    nng_socket_set_ms(g_sock, NNG_OPT_RECVTIMEO, 10000);
+    nng_socket_set_ms(g_sock, NNG_OPT_RECVTIMEO, 3000); /* a dropped peer waits this long */
     nng_socket_set_size(g_sock, NNG_OPT_RECVMAXSZ, 0);
     nng_dialer d;
     if (net_dial(g_sock, url, &tls, 1, 100, 1000, &d, &e) != 0) {

@@ -1,0 +1,77 @@
+/*
+ * The coordinator's admin HTTP API (docs/api.md): the operator's view of the catalog and of the
+ * live fleet, backups asked for on demand, and stored archives streamed back. Plain HTTP on
+ * nng's server, meant for loopback (the configuration refuses other addresses unless told to);
+ * every request carries "Authorization: Bearer <token>".
+ *
+ * Threads: nng runs request handlers on its own task threads, which the agents' transport shares,
+ * so a handler only checks the token and queues the request; the API's worker threads do the
+ * catalog and fleet work (the API has its own catalog handle, one call at a time under a mutex).
+ * A download takes over its connection and gets a thread of its own, which reads the object from
+ * storage and writes it out one piece at a time: memory stays one storage read per download,
+ * whatever the archive's size.
+ */
+#ifndef PGSHIP_COORDINATOR_API_H
+#define PGSHIP_COORDINATOR_API_H
+
+#include <stddef.h>
+
+#include "common/error.h"
+#include "coordinator/catalog.h"
+#include "coordinator/fleet.h"
+#include "coordinator/storage.h"
+
+typedef struct api api;
+
+typedef struct api_opts {
+    const char *url;          /* http://host:port (port 0: any free port; see api_port) */
+    const char *token;        /* the bearer token; copied, never logged, wiped at api_stop */
+    fleet *fleet;             /* live agents and jobs; NULL: none (POST /v1/backups -> 409) */
+    storage *storage;         /* where GET /v1/backups/ID/object reads from; NULL: 500 there */
+    const char *catalog_path; /* the API opens its own handle on this file */
+} api_opts;
+
+/* Request bodies larger than this are refused. */
+#define API_BODY_MAX (64 * 1024)
+/* Requests waiting for a worker; more are refused with 429. */
+#define API_QUEUE_MAX 64
+/* Downloads served at once; more are refused with 429. */
+#define API_FETCH_MAX 4
+/* GET /v1/backups: rows when no limit is given, and the largest limit accepted. */
+#define API_LIST_DEFAULT 100
+#define API_LIST_MAX 10000
+
+/*
+ * Opens the catalog, starts listening on o->url and serving. fleet and storage are borrowed:
+ * they must outlive api_stop. On failure nothing is left running and e says why (an address
+ * in use, an unreadable catalog).
+ */
+int api_start(const api_opts *o, api **out, pgs_error *e);
+
+/* The TCP port the API listens on (useful after asking for port 0), or -1. */
+int api_port(const api *a);
+
+/*
+ * Stops accepting connections, answers requests still queued with 503, aborts downloads in
+ * flight (their clients see a short body, which the Content-Length and digest expose), waits
+ * for every API thread to end, closes the catalog handle and frees a. NULL is allowed.
+ */
+void api_stop(api *a);
+
+/* POST /v1/backups, decoded. */
+typedef struct api_backup_body {
+    char agent[CATALOG_NAME_MAX + 1];
+    char database[CATALOG_NAME_MAX + 1];
+    char label[CATALOG_LABEL_MAX + 1]; /* "" when not given */
+} api_backup_body;
+
+/*
+ * Decodes and checks a POST /v1/backups body: a JSON object of at most API_BODY_MAX bytes with
+ * "agent" and "database" (names, catalog_name_valid) and an optional "label" (UTF-8 without
+ * control characters, at most CATALOG_LABEL_MAX bytes); any other field, a duplicate key or a
+ * value of another type is refused. 0, or PGS_EFORMAT / PGS_EINVAL / PGS_ELIMIT with e saying
+ * which field (values are not echoed). Exposed for the tests and the fuzzer.
+ */
+int api_backup_body_parse(const void *body, size_t len, api_backup_body *out, pgs_error *e);
+
+#endif

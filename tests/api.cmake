@@ -1,0 +1,22 @@
+# Tests of the coordinator's HTTP API (coordinator/api.c): real HTTP on loopback through libcurl,
+# a real catalog file and local-directory storage; and the fuzz target of its body decoder.
+if(NOT TARGET PkgConfig::CURL)
+  pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
+endif()
+
+add_executable(api_test ${CMAKE_CURRENT_LIST_DIR}/unit/api_test.c)
+target_link_libraries(api_test PRIVATE pgship_api pgship_testutil PkgConfig::CURL
+                      PkgConfig::CMOCKA)
+add_test(NAME unit_api COMMAND api_test)
+set_tests_properties(unit_api PROPERTIES LABELS unit TIMEOUT 300)
+
+if(PGSHIP_FUZZ)
+  add_executable(api_body_fuzz ${CMAKE_CURRENT_LIST_DIR}/fuzz/api_body_fuzz.c)
+  target_link_libraries(api_body_fuzz PRIVATE pgship_api)
+  target_compile_options(api_body_fuzz PRIVATE -fsanitize=fuzzer)
+  target_link_options(api_body_fuzz PRIVATE -fsanitize=fuzzer)
+endif()
+
+# The API over a fixture with a scripted fleet, driven by api_client.sh through the pgship client.
+add_executable(api_serve ${CMAKE_CURRENT_LIST_DIR}/integration/api_serve.c)
+target_link_libraries(api_serve PRIVATE pgship_api)

@@ -5,3 +5,6 @@ target_link_libraries(wire_peer PRIVATE pgship_net pgship_proto)
 add_test(NAME integration_fleet_refusals
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/fleet_refusals.sh ${CMAKE_BINARY_DIR}/bin)
 set_tests_properties(integration_fleet_refusals PROPERTIES LABELS integration TIMEOUT 180)
+add_test(NAME integration_fleet_ship
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/fleet_ship.sh ${CMAKE_BINARY_DIR}/bin)
+set_tests_properties(integration_fleet_ship PROPERTIES LABELS integration TIMEOUT 900)

@@ -11,6 +11,7 @@ PACKAGES=(
     postgresql postgresql-client zstd
     procps time util-linux coreutils tar           # pgrep, /usr/bin/time, runuser: tests, benchmark
     nodejs python3-botocore rclone curl            # storage test: s3rver, SigV4 proxy, S3 client
+    pgbackrest jq                                  # ship_bench baseline; fleet.sh reads pgship --json
 )
 
 missing=()

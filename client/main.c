@@ -1,11 +1,14 @@
 /*
  * pgship: the operator's client. Offline commands (keygen, decrypt) work with files only; the
- * commands that talk to a coordinator come with the shipping work.
+ * others talk to a coordinator's HTTP API (client/remote.c).
  */
 #include <stdio.h>
 #include <string.h>
 
+#include <curl/curl.h>
+
 #include "client/commands.h"
+#include "client/remote.h"
 #include "common/log.h"
 
 static void usage(FILE *f)
@@ -15,6 +18,13 @@ static void usage(FILE *f)
                "offline commands:\n"
                "  keygen NAME        make a recipient key pair: NAME.pub and NAME.key (mode 0600)\n"
                "  decrypt            decrypt an archive: plain tar, --extract DIR, or --list\n"
+               "\n"
+               "coordinator commands (--url URL or PGSHIP_URL; --token-file FILE or PGSHIP_TOKEN):\n"
+               "  agents             the agents, connected or not, with their databases\n"
+               "  backup AGENT/DB    ask for a backup now (--wait to follow it to the end)\n"
+               "  ls [AGENT[/DB]]    list backups, newest first\n"
+               "  show ID            one backup in detail, with its progress while it runs\n"
+               "  fetch ID -o FILE   download a backup's archive, verified against the catalog\n"
                "\n"
                "pgship COMMAND --help shows a command's options; pgship --version.\n");
 }
@@ -39,6 +49,22 @@ int main(int argc, char **argv)
         return cmd_keygen(argc - 1, argv + 1);
     if (strcmp(cmd, "decrypt") == 0)
         return cmd_decrypt(argc - 1, argv + 1);
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } remote_cmds[] = {{"agents", cmd_agents},
+                       {"backup", cmd_backup},
+                       {"ls", cmd_ls},
+                       {"show", cmd_show},
+                       {"fetch", cmd_fetch}};
+    for (size_t i = 0; i < sizeof(remote_cmds) / sizeof(remote_cmds[0]); i++) {
+        if (strcmp(cmd, remote_cmds[i].name) == 0) {
+            curl_global_init(CURL_GLOBAL_DEFAULT);
+            int rc = remote_cmds[i].fn(argc - 1, argv + 1);
+            curl_global_cleanup();
+            return rc;
+        }
+    }
     log_error("unknown command \"%s\"", cmd);
     usage(stderr);
     return 2;

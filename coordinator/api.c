@@ -1034,7 +1034,7 @@ static void get_object(api *a, api_job *job, const char *id, int head)
         return;
     if (b.state != CATALOG_COMPLETE) {
         reply_error(aio, 409, "not_complete",
-                    "backup %s is %s; only a complete backup can be fetched", id,
+                    "backup %s is in state %s; only a complete backup can be fetched", id,
                     catalog_state_name(b.state));
         return;
     }

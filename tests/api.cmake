@@ -20,3 +20,6 @@ endif()
 # The API over a fixture with a scripted fleet, driven by api_client.sh through the pgship client.
 add_executable(api_serve ${CMAKE_CURRENT_LIST_DIR}/integration/api_serve.c)
 target_link_libraries(api_serve PRIVATE pgship_api)
+add_test(NAME integration_api_client
+         COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/integration/api_client.sh ${CMAKE_BINARY_DIR}/bin)
+set_tests_properties(integration_api_client PROPERTIES LABELS integration TIMEOUT 300)

@@ -7,8 +7,8 @@
  *   a complete backup with a 3 MiB object, a failed one, and a "corrupt" one whose stored bytes
  *   no longer match the catalog's SHA-256;
  *
- * serves them on http://127.0.0.1:<any port>, writes DIR/ids.sh (port=, complete=, failed=,
- * corrupt=) and runs until SIGTERM or SIGINT.
+ * serves them on http://127.0.0.1:<any port>, writes DIR/ids.sh (port=, id_complete=, id_failed=,
+ * id_corrupt=) and runs until SIGTERM or SIGINT.
  *
  * The fleet is scripted here instead of coordinator/fleet.c (whose symbols the linker then never
  * pulls in): a requested backup is queued for a moment, then "streams" 1 MiB every 100 ms into
@@ -235,7 +235,7 @@ int fleet_backup_request(fleet *f, catalog *cat, const char *agent, const char *
 
 /* ---- the fixture ---- */
 
-static void die(const char *what, const pgs_error *e)
+__attribute__((noreturn)) static void die(const char *what, const pgs_error *e)
 {
     fprintf(stderr, "api_serve: %s: %s\n", what, e != NULL ? e->msg : "");
     exit(1);
@@ -337,8 +337,8 @@ int main(int argc, char **argv)
     snprintf(ids, sizeof(ids), "%s/ids.sh", dir);
     snprintf(tmp, sizeof(tmp), "%s.tmp", ids);
     FILE *f = fopen(tmp, "w");
-    fprintf(f, "port=%d\ncomplete=%s\nfailed=%s\ncorrupt=%s\n", api_port(a), complete, failed,
-            corrupt);
+    fprintf(f, "port=%d\nid_complete=%s\nid_failed=%s\nid_corrupt=%s\n", api_port(a), complete,
+            failed, corrupt);
     fclose(f);
     rename(tmp, ids);
 

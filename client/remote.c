@@ -1,0 +1,1374 @@
+/*
+ * pgship agents | backup | ls | show | fetch: the operator's side of the coordinator's HTTP API
+ * (docs/api.md), over libcurl.
+ *
+ * The token is a secret: it comes from a file (--token-file) or the environment (PGSHIP_TOKEN),
+ * because argv is visible to every user of the host; --token exists for one-off use and says so.
+ * It goes into exactly one header and is wiped from memory when the command ends.
+ *
+ * What the coordinator sends is treated as untrusted text: answers are bounded in size, every
+ * field is checked for its type before use, and control characters are replaced before anything
+ * reaches the terminal.
+ *
+ * fetch writes like every pgship output file: a temporary file beside the target, renamed into
+ * place only when the bytes' SHA-256 (computed while writing) equals the catalog's, which the
+ * coordinator sends as X-Pgship-Sha256; otherwise the temporary file is removed.
+ */
+#include "client/remote.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <sodium.h>
+
+#include "common/fsutil.h"
+#include "common/keys.h"
+#include "common/log.h"
+#include "common/progress.h"
+#include "common/sha256.h"
+#include "common/spawn.h"
+
+#define URL_MAX 1024
+#define TOKEN_MAX 4096
+#define JSON_MAX (64u * 1024 * 1024) /* the largest listing is well under this */
+#define ERROR_BODY_MAX (64u * 1024)
+#define ID_MAX 31
+#define WAIT_POLL_MS 1000
+#define WAIT_LINE_S 5   /* --wait without a terminal: a progress line this often */
+#define WAIT_RETRY_S 30 /* --wait keeps polling through an outage this long */
+#define LIST_MAX 10000  /* as the API's API_LIST_MAX */
+#define LABEL_MAX 128   /* as the catalog's CATALOG_LABEL_MAX */
+
+/* ---- common options ---- */
+
+enum { OPT_URL = 1000, OPT_TOKEN_FILE, OPT_TOKEN, OPT_JSON };
+
+#define COMMON_LONG_OPTIONS                                                                        \
+    {"url", required_argument, NULL, OPT_URL},                                                     \
+        {"token-file", required_argument, NULL, OPT_TOKEN_FILE},                                   \
+        {"token", required_argument, NULL, OPT_TOKEN}, {"json", no_argument, NULL, OPT_JSON},      \
+    {                                                                                              \
+        "help", no_argument, NULL, 'h'                                                             \
+    }
+
+#define COMMON_USAGE                                                                               \
+    "      --url URL         the coordinator's API (default $PGSHIP_URL, else " REMOTE_DEFAULT_URL \
+    ")\n"                                                                                          \
+    "      --token-file FILE the API token (default $PGSHIP_TOKEN, else $PGSHIP_TOKEN_FILE)\n"     \
+    "      --json            print the API's JSON on standard output\n"                            \
+    "  -h, --help\n"
+
+typedef struct common {
+    const char *url;
+    const char *token_file;
+    const char *token_arg;
+    int json;
+} common;
+
+/* 1 when ch was a common option (recorded in c). */
+static int common_opt(common *c, int ch, const char *arg)
+{
+    switch (ch) {
+    case OPT_URL:
+        c->url = arg;
+        return 1;
+    case OPT_TOKEN_FILE:
+        c->token_file = arg;
+        return 1;
+    case OPT_TOKEN:
+        c->token_arg = arg;
+        return 1;
+    case OPT_JSON:
+        c->json = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- the connection ---- */
+
+typedef struct remote {
+    char base[URL_MAX + 1]; /* without a trailing "/" */
+    char *auth;             /* "Authorization: Bearer ..." (secret) */
+    CURL *curl;
+    int json;
+    int quiet;        /* transport errors are only recorded (--wait's retries) */
+    long last_status; /* of the last answer; 0 when none came */
+    char last_err[CURL_ERROR_SIZE + 64];
+} remote;
+
+static int token_ok(const char *t, size_t n)
+{
+    if (n == 0 || n > TOKEN_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (t[i] <= 0x20 || t[i] >= 0x7f) /* a CR or LF would end the header */
+            return 0;
+    return 1;
+}
+
+/* Reads the token from path into a malloc'd string (trailing whitespace dropped). */
+static char *token_read_file(const char *path, pgs_error *e)
+{
+    char *buf = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0) {
+        pgs_fail(e, PGS_EIO, "cannot read the token file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > TOKEN_MAX + 64) {
+        pgs_fail(e, PGS_EINVAL, "the token file %s is not a small regular file", path);
+        goto out;
+    }
+    if ((st.st_mode & 077) != 0)
+        log_warn("the token file %s can be read by other users (chmod 600 %s)", path, path);
+    buf = sodium_malloc(TOKEN_MAX + 65);
+    if (buf == NULL) {
+        pgs_fail(e, PGS_ENOMEM, "out of memory");
+        goto out;
+    }
+    ssize_t n = fs_read_full(fd, buf, TOKEN_MAX + 64);
+    if (n < 0) {
+        pgs_fail(e, PGS_EIO, "cannot read the token file %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    while (n > 0 &&
+           (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+        n--;
+    buf[n] = '\0';
+    if (!token_ok(buf, (size_t)n)) {
+        pgs_fail(e, PGS_EINVAL,
+                 "the token file %s must hold one line of printable characters without spaces",
+                 path);
+        goto fail;
+    }
+    goto out;
+fail:
+    sodium_free(buf);
+    buf = NULL;
+out:
+    close(fd);
+    return buf;
+}
+
+static void remote_close(remote *r)
+{
+    if (r->auth != NULL)
+        sodium_free(r->auth);
+    r->auth = NULL;
+    if (r->curl != NULL)
+        curl_easy_cleanup(r->curl);
+    r->curl = NULL;
+}
+
+/* Resolves the URL and token (options, then environment) and prepares libcurl. Returns an exit
+ * status: OK, or USAGE with the reason logged. */
+static int remote_open(remote *r, const common *c)
+{
+    memset(r, 0, sizeof(*r));
+    r->json = c->json;
+    pgs_error e = {0};
+    if (sodium_init() < 0) {
+        log_error("libsodium failed to initialize");
+        return REMOTE_EXIT_FAILED;
+    }
+    const char *url = c->url;
+    if (url == NULL)
+        url = getenv("PGSHIP_URL");
+    if (url == NULL || url[0] == '\0')
+        url = REMOTE_DEFAULT_URL;
+    size_t ul = strlen(url);
+    int ok = ul <= URL_MAX && (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0);
+    for (size_t i = 0; ok && i < ul; i++)
+        ok = url[i] > 0x20 && url[i] < 0x7f;
+    if (!ok) {
+        log_error("the coordinator's URL must be http://HOST:PORT or https://... (got \"%.100s\")",
+                  url);
+        return REMOTE_EXIT_USAGE;
+    }
+    while (ul > 0 && url[ul - 1] == '/')
+        ul--;
+    snprintf(r->base, sizeof(r->base), "%.*s", (int)ul, url);
+
+    char *token = NULL;
+    const char *env_file = getenv("PGSHIP_TOKEN_FILE"), *env_token = getenv("PGSHIP_TOKEN");
+    if (c->token_file != NULL) {
+        token = token_read_file(c->token_file, &e);
+    } else if (c->token_arg != NULL || (env_token != NULL && env_token[0] != '\0')) {
+        const char *t = c->token_arg != NULL ? c->token_arg : env_token;
+        if (c->token_arg != NULL)
+            log_warn("--token puts the token where every user of this host can read it (ps); "
+                     "use --token-file FILE or PGSHIP_TOKEN instead");
+        if (!token_ok(t, strlen(t))) {
+            pgs_fail(&e, PGS_EINVAL, "the token must be printable characters without spaces");
+        } else if ((token = sodium_malloc(strlen(t) + 1)) == NULL) {
+            pgs_fail(&e, PGS_ENOMEM, "out of memory");
+        } else {
+            memcpy(token, t, strlen(t) + 1);
+        }
+    } else if (env_file != NULL && env_file[0] != '\0') {
+        token = token_read_file(env_file, &e);
+    } else {
+        pgs_fail(&e, PGS_EINVAL,
+                 "no API token: use --token-file FILE or set PGSHIP_TOKEN (or PGSHIP_TOKEN_FILE)");
+    }
+    if (token == NULL) {
+        log_error("%s", e.msg);
+        return REMOTE_EXIT_USAGE;
+    }
+    size_t alen = strlen(token) + 32;
+    r->auth = sodium_malloc(alen);
+    if (r->auth != NULL)
+        snprintf(r->auth, alen, "Authorization: Bearer %s", token);
+    sodium_free(token);
+    r->curl = curl_easy_init();
+    if (r->auth == NULL || r->curl == NULL) {
+        log_error("out of memory");
+        remote_close(r);
+        return REMOTE_EXIT_FAILED;
+    }
+    return REMOTE_EXIT_OK;
+}
+
+/* A bounded response body. */
+typedef struct resp_body {
+    char *data;
+    size_t len;
+    size_t max;
+    int over;
+} resp_body;
+
+static size_t body_write(char *p, size_t sz, size_t n, void *arg)
+{
+    resp_body *b = arg;
+    size_t len = sz * n;
+    if (b->len + len > b->max) {
+        b->over = 1;
+        return 0;
+    }
+    char *d = realloc(b->data, b->len + len + 1);
+    if (d == NULL)
+        return 0;
+    memcpy(d + b->len, p, len);
+    b->data = d;
+    b->len += len;
+    b->data[b->len] = '\0';
+    return len;
+}
+
+static int progress_cb(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    (void)arg, (void)dt, (void)dn, (void)ut, (void)un;
+    return sig_stop_requested() != 0; /* non-zero aborts the transfer */
+}
+
+/* Options shared by every request: the header list must live until the transfer ends. */
+static struct curl_slist *remote_prepare(remote *r, const char *method, const char *path,
+                                         const char *json_body)
+{
+    char url[URL_MAX + 256];
+    snprintf(url, sizeof(url), "%s%s", r->base, path);
+    curl_easy_reset(r->curl);
+    struct curl_slist *h = curl_slist_append(NULL, r->auth);
+    if (h != NULL && json_body != NULL)
+        h = curl_slist_append(h, "Content-Type: application/json");
+    if (h != NULL)
+        h = curl_slist_append(h, "Expect:");
+    curl_easy_setopt(r->curl, CURLOPT_URL, url);
+    curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(r->curl, CURLOPT_USERAGENT, "pgship/" PGSHIP_VERSION);
+    curl_easy_setopt(r->curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(r->curl, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(r->curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(r->curl, CURLOPT_XFERINFOFUNCTION, progress_cb);
+    if (strcmp(method, "POST") == 0) {
+        curl_easy_setopt(r->curl, CURLOPT_POST, 1L);
+        curl_easy_setopt(r->curl, CURLOPT_POSTFIELDS, json_body);
+        curl_easy_setopt(r->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(json_body));
+    }
+    return h;
+}
+
+/* Wipes the header that holds the token before the list is freed. */
+static void headers_free(struct curl_slist *h)
+{
+    for (struct curl_slist *p = h; p != NULL; p = p->next)
+        sodium_memzero(p->data, strlen(p->data));
+    curl_slist_free_all(h);
+}
+
+/* The exit status and message for a transfer that did not complete. */
+static int transport_error(remote *r, CURLcode cc, const char *errbuf)
+{
+    if (cc == CURLE_ABORTED_BY_CALLBACK && sig_stop_requested())
+        return 128 + sig_stop_requested();
+    snprintf(r->last_err, sizeof(r->last_err), "cannot reach the coordinator at %s: %s", r->base,
+             errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc));
+    if (!r->quiet)
+        log_error("%s", r->last_err);
+    return REMOTE_EXIT_REACH;
+}
+
+/* Prints what an error answer says, and returns its exit status. */
+static int http_error(const remote *r, long status, const resp_body *b)
+{
+    if (status == 401) {
+        log_error("the coordinator refused the token (check --token-file or PGSHIP_TOKEN)");
+        return REMOTE_EXIT_REACH;
+    }
+    json_t *j = b->data != NULL ? json_loadb(b->data, b->len, 0, NULL) : NULL;
+    const char *msg = json_string_value(json_object_get(j, "error"));
+    if (msg == NULL) {
+        log_error("%s answered HTTP %ld, not as a pgship coordinator would", r->base, status);
+        json_decref(j);
+        return REMOTE_EXIT_REACH;
+    }
+    char clean[1024];
+    size_t k = 0;
+    for (size_t i = 0; msg[i] != '\0' && k + 1 < sizeof(clean); i++)
+        clean[k++] = ((unsigned char)msg[i] < 0x20 || msg[i] == 0x7f) ? '?' : msg[i];
+    clean[k] = '\0';
+    log_error("%s", clean);
+    json_decref(j);
+    return REMOTE_EXIT_FAILED;
+}
+
+/* One JSON request. On 2xx *out is the answer (an object) and the status is in *status. */
+static int remote_json(remote *r, const char *method, const char *path, const char *json_body,
+                       json_t **out, long *status)
+{
+    *out = NULL;
+    resp_body b = {.max = JSON_MAX};
+    char errbuf[CURL_ERROR_SIZE] = "";
+    struct curl_slist *h = remote_prepare(r, method, path, json_body);
+    curl_easy_setopt(r->curl, CURLOPT_WRITEFUNCTION, body_write);
+    curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(r->curl, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(r->curl, CURLOPT_TIMEOUT, 120L);
+    CURLcode cc = curl_easy_perform(r->curl);
+    headers_free(h);
+    int rc = REMOTE_EXIT_OK;
+    long st = 0;
+    r->last_status = 0;
+    if (cc != CURLE_OK) {
+        rc = b.over ? (log_error("the coordinator's answer is larger than %u bytes", JSON_MAX),
+                       REMOTE_EXIT_REACH)
+                    : transport_error(r, cc, errbuf);
+        goto out;
+    }
+    curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &st);
+    *status = st;
+    r->last_status = st;
+    if (st < 200 || st > 299) {
+        rc = http_error(r, st, &b);
+        goto out;
+    }
+    json_error_t je;
+    *out = b.data != NULL ? json_loadb(b.data, b.len, JSON_REJECT_DUPLICATES, &je) : NULL;
+    if (!json_is_object(*out)) {
+        json_decref(*out);
+        *out = NULL;
+        log_error("%s answered with something other than the API's JSON", r->base);
+        rc = REMOTE_EXIT_REACH;
+    }
+out:
+    free(b.data);
+    return rc;
+}
+
+/* ---- output ---- */
+
+/* Text from the coordinator, safe for a terminal: control characters become '?'. NULL and ""
+ * become "-". Returns a new string. */
+static char *clean_text(const char *s)
+{
+    if (s == NULL || s[0] == '\0')
+        return strdup("-");
+    char *o = strdup(s);
+    for (char *p = o; p != NULL && *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    return o;
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+/* "2026-11-21T16:05:29.123Z" -> "2026-11-21 16:05:29" (other text as it is). */
+static void short_time(const char *t, char *out, size_t cap)
+{
+    if (t == NULL || t[0] == '\0') {
+        snprintf(out, cap, "-");
+        return;
+    }
+    if (strlen(t) >= 19 && t[10] == 'T') {
+        snprintf(out, cap, "%.10s %.8s", t, t + 11);
+        return;
+    }
+    snprintf(out, cap, "%s", t);
+}
+
+static void print_json(json_t *j)
+{
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (s != NULL)
+        printf("%s\n", s);
+    free(s);
+}
+
+/* A table: cells are copied; columns are as wide as their widest cell (in code points). */
+#define TABLE_COLS 8
+typedef struct table {
+    size_t ncols;
+    size_t nrows;
+    size_t cap;
+    char **cells; /* nrows x ncols */
+} table;
+
+static size_t text_width(const char *s)
+{
+    size_t w = 0;
+    for (; *s != '\0'; s++)
+        w += ((unsigned char)*s & 0xc0) != 0x80;
+    return w;
+}
+
+static void table_row(table *t, const char *const *cells)
+{
+    if (t->nrows == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 16;
+        char **c = realloc(t->cells, cap * t->ncols * sizeof(*c));
+        if (c == NULL)
+            return;
+        t->cells = c;
+        t->cap = cap;
+    }
+    for (size_t i = 0; i < t->ncols; i++)
+        t->cells[t->nrows * t->ncols + i] = clean_text(cells[i]);
+    t->nrows++;
+}
+
+static void table_free(table *t)
+{
+    for (size_t i = 0; i < t->nrows * t->ncols; i++)
+        free(t->cells[i]);
+    free(t->cells);
+    t->cells = NULL;
+    t->nrows = t->cap = 0;
+}
+
+static void table_print(table *t)
+{
+    size_t w[TABLE_COLS] = {0};
+    for (size_t r = 0; r < t->nrows; r++)
+        for (size_t c = 0; c < t->ncols; c++) {
+            const char *s = t->cells[r * t->ncols + c];
+            size_t x = s != NULL ? text_width(s) : 0;
+            if (x > w[c])
+                w[c] = x;
+        }
+    for (size_t r = 0; r < t->nrows; r++) {
+        for (size_t c = 0; c < t->ncols; c++) {
+            const char *s = t->cells[r * t->ncols + c];
+            if (s == NULL)
+                s = "";
+            if (c + 1 == t->ncols) {
+                printf("%s\n", s);
+            } else {
+                printf("%s", s);
+                for (size_t k = text_width(s); k < w[c] + 2; k++)
+                    putchar(' ');
+            }
+        }
+    }
+    table_free(t);
+}
+
+static void size_text(json_t *v, char *out, size_t cap)
+{
+    if (json_is_integer(v) && json_integer_value(v) >= 0)
+        fs_human_bytes((uint64_t)json_integer_value(v), out, cap);
+    else
+        snprintf(out, cap, "-");
+}
+
+static void elapsed_text(double s, char *out, size_t cap)
+{
+    long t = s > 0 ? (long)s : 0;
+    if (t >= 3600)
+        snprintf(out, cap, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else
+        snprintf(out, cap, "%02ld:%02ld", t / 60, t % 60);
+}
+
+/* ---- argument checks ---- */
+
+/* Backup ids go into URL paths: letters, digits and '-' only. */
+static int id_ok(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'z') ||
+              (id[i] >= 'A' && id[i] <= 'Z') || id[i] == '-'))
+            return 0;
+    return 1;
+}
+
+/* "AGENT/DB" (db_required) or "AGENT[/DB]" into the two buffers; 0 or -1 (logged). */
+static int split_target(const char *s, char *agent, char *db, size_t cap, int db_required)
+{
+    const char *slash = strchr(s, '/');
+    size_t al = slash != NULL ? (size_t)(slash - s) : strlen(s);
+    if (al >= cap || (slash != NULL && strlen(slash + 1) >= cap)) {
+        log_error("\"%.80s\": names are at most 63 characters", s);
+        return -1;
+    }
+    snprintf(agent, cap, "%.*s", (int)al, s);
+    snprintf(db, cap, "%s", slash != NULL ? slash + 1 : "");
+    if (!key_name_valid(agent) || (slash != NULL && !key_name_valid(db)) ||
+        (db_required && slash == NULL)) {
+        log_error("\"%.80s\" is not %s (names: 1-63 of A-Z a-z 0-9 . _ -, not starting with . "
+                  "or -)",
+                  s, db_required ? "AGENT/DATABASE" : "AGENT or AGENT/DATABASE");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- pgship agents ---- */
+
+static void agents_usage(FILE *f)
+{
+    fprintf(f, "usage: pgship agents [--json] [--url URL] [--token-file FILE]\n"
+               "\n"
+               "Lists every agent the coordinator knows: whether it is connected now, its\n"
+               "version, its databases (with environment and PostgreSQL version) and its jobs.\n"
+               "\n" COMMON_USAGE);
+}
+
+int cmd_agents(int argc, char **argv)
+{
+    static const struct option lo[] = {COMMON_LONG_OPTIONS, {NULL, 0, NULL, 0}};
+    common c = {0};
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        if (ch == 'h') {
+            agents_usage(stdout);
+            return REMOTE_EXIT_OK;
+        }
+        if (!common_opt(&c, ch, optarg)) {
+            agents_usage(stderr);
+            return REMOTE_EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        agents_usage(stderr);
+        return REMOTE_EXIT_USAGE;
+    }
+    remote r;
+    int rc = remote_open(&r, &c);
+    if (rc != 0)
+        return rc;
+    json_t *j = NULL;
+    long st;
+    rc = remote_json(&r, "GET", "/v1/agents", NULL, &j, &st);
+    if (rc != 0)
+        goto out;
+    json_t *agents = json_object_get(j, "agents");
+    if (!json_is_array(agents)) {
+        log_error("%s answered without an agent list", r.base);
+        rc = REMOTE_EXIT_REACH;
+        goto out;
+    }
+    if (c.json) {
+        print_json(j);
+        goto out;
+    }
+    table t = {.ncols = 6};
+    const char *head[] = {"NAME", "STATE", "VERSION", "SINCE", "JOBS", "DATABASES"};
+    table_row(&t, head);
+    json_t *a;
+    size_t i;
+    json_array_foreach(agents, i, a)
+    {
+        int conn = json_is_true(json_object_get(a, "connected"));
+        char since[32], jobs[16], dbs[2048] = "";
+        short_time(jstr(a, conn ? "connected_at" : "last_seen"), since, sizeof(since));
+        snprintf(jobs, sizeof(jobs), "%zu", json_array_size(json_object_get(a, "jobs")));
+        json_t *d;
+        size_t k, used = 0;
+        json_array_foreach(json_object_get(a, "databases"), k, d)
+        {
+            const char *env = jstr(d, "environment"), *ver = jstr(d, "server_version");
+            int n = snprintf(dbs + used, sizeof(dbs) - used, "%s%s (%s%s%s)", k ? ", " : "",
+                             jstr(d, "name") ? jstr(d, "name") : "?", env ? env : "?",
+                             ver ? ", " : "", ver ? ver : "");
+            if (n < 0 || (size_t)n >= sizeof(dbs) - used)
+                break;
+            used += (size_t)n;
+        }
+        const char *row[] = {
+            jstr(a, "name"), conn ? "connected" : "offline", jstr(a, "version"), since, jobs, dbs};
+        table_row(&t, row);
+    }
+    if (t.nrows == 1) {
+        table_free(&t);
+        fprintf(stderr, "pgship: the coordinator knows no agents yet\n");
+    } else {
+        table_print(&t);
+    }
+out:
+    json_decref(j);
+    remote_close(&r);
+    return rc;
+}
+
+/* ---- pgship ls ---- */
+
+static void ls_usage(FILE *f)
+{
+    fprintf(f, "usage: pgship ls [AGENT[/DATABASE]] [--state STATE] [--environment ENV]\n"
+               "                 [--limit N] [--json] [--url URL] [--token-file FILE]\n"
+               "\n"
+               "Lists backups, newest first.\n"
+               "\n"
+               "  -s, --state STATE     queued, running, complete, failed or any (default any)\n"
+               "  -e, --environment ENV only this environment's backups\n"
+               "  -n, --limit N         at most N backups (1-10000; default 100)\n" COMMON_USAGE);
+}
+
+int cmd_ls(int argc, char **argv)
+{
+    static const struct option lo[] = {{"state", required_argument, NULL, 's'},
+                                       {"environment", required_argument, NULL, 'e'},
+                                       {"limit", required_argument, NULL, 'n'},
+                                       COMMON_LONG_OPTIONS,
+                                       {NULL, 0, NULL, 0}};
+    common c = {0};
+    const char *state = NULL, *envname = NULL;
+    unsigned long limit = 0;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "s:e:n:h", lo, NULL)) != -1) {
+        if (ch == 'h') {
+            ls_usage(stdout);
+            return REMOTE_EXIT_OK;
+        } else if (ch == 's') {
+            state = optarg;
+        } else if (ch == 'e') {
+            envname = optarg;
+        } else if (ch == 'n') {
+            char *end;
+            errno = 0;
+            limit = strtoul(optarg, &end, 10);
+            if (optarg[0] < '0' || optarg[0] > '9' || *end != '\0' || errno != 0 || limit < 1 ||
+                limit > LIST_MAX) {
+                log_error("--limit takes a number from 1 to %d", LIST_MAX);
+                return REMOTE_EXIT_USAGE;
+            }
+        } else if (!common_opt(&c, ch, optarg)) {
+            ls_usage(stderr);
+            return REMOTE_EXIT_USAGE;
+        }
+    }
+    if (argc - optind > 1) {
+        ls_usage(stderr);
+        return REMOTE_EXIT_USAGE;
+    }
+    static const char *const states[] = {"queued", "running", "complete", "failed", "any"};
+    int state_ok = state == NULL;
+    for (size_t i = 0; !state_ok && i < 5; i++)
+        state_ok = strcmp(state, states[i]) == 0;
+    if (!state_ok) {
+        log_error("--state takes queued, running, complete, failed or any");
+        return REMOTE_EXIT_USAGE;
+    }
+    if (envname != NULL && !key_name_valid(envname)) {
+        log_error("\"%.80s\" is not an environment name", envname);
+        return REMOTE_EXIT_USAGE;
+    }
+    char agent[64] = "", db[64] = "";
+    if (optind < argc && split_target(argv[optind], agent, db, sizeof(agent), 0) != 0)
+        return REMOTE_EXIT_USAGE;
+
+    char path[512];
+    int n = snprintf(path, sizeof(path), "/v1/backups?limit=%lu", limit ? limit : 100);
+    if (agent[0])
+        n += snprintf(path + n, sizeof(path) - (size_t)n, "&agent=%s", agent);
+    if (db[0])
+        n += snprintf(path + n, sizeof(path) - (size_t)n, "&database=%s", db);
+    if (envname != NULL)
+        n += snprintf(path + n, sizeof(path) - (size_t)n, "&environment=%s", envname);
+    if (state != NULL)
+        snprintf(path + n, sizeof(path) - (size_t)n, "&state=%s", state);
+
+    remote r;
+    int rc = remote_open(&r, &c);
+    if (rc != 0)
+        return rc;
+    json_t *j = NULL;
+    long st;
+    rc = remote_json(&r, "GET", path, NULL, &j, &st);
+    if (rc != 0)
+        goto out;
+    json_t *list = json_object_get(j, "backups");
+    if (!json_is_array(list)) {
+        log_error("%s answered without a backup list", r.base);
+        rc = REMOTE_EXIT_REACH;
+        goto out;
+    }
+    if (c.json) {
+        print_json(j);
+        goto out;
+    }
+    table t = {.ncols = 7};
+    const char *head[] = {"ID", "AGENT/DATABASE", "ENV", "STATE", "SIZE", "CREATED", "LABEL"};
+    table_row(&t, head);
+    json_t *b;
+    size_t i;
+    json_array_foreach(list, i, b)
+    {
+        char target[160], size[32], created[32];
+        snprintf(target, sizeof(target), "%s/%s", jstr(b, "agent") ? jstr(b, "agent") : "?",
+                 jstr(b, "database") ? jstr(b, "database") : "?");
+        size_text(json_object_get(b, "size_bytes"), size, sizeof(size));
+        short_time(jstr(b, "created_at"), created, sizeof(created));
+        const char *row[] = {jstr(b, "id"), target,  jstr(b, "environment"), jstr(b, "state"),
+                             size,          created, jstr(b, "label")};
+        table_row(&t, row);
+    }
+    if (t.nrows == 1) {
+        table_free(&t);
+        fprintf(stderr, "pgship: no backups match\n");
+    } else {
+        table_print(&t);
+    }
+    fflush(stdout);
+    if (json_is_true(json_object_get(j, "more")))
+        fprintf(stderr, "pgship: more backups match; --limit N shows more (up to %d)\n", LIST_MAX);
+out:
+    json_decref(j);
+    remote_close(&r);
+    return rc;
+}
+
+/* ---- pgship show ---- */
+
+static void show_usage(FILE *f)
+{
+    fprintf(f, "usage: pgship show ID [--json] [--url URL] [--token-file FILE]\n"
+               "\n"
+               "Shows one backup: its state, times, size, digest, where it is stored and, while\n"
+               "it runs, its progress.\n"
+               "\n" COMMON_USAGE);
+}
+
+/* "streaming, 1.2 GiB, 35.0 MiB/s, 00:35 elapsed" from a progress object. */
+static void progress_text(json_t *p, char *out, size_t cap)
+{
+    const char *phase = jstr(p, "phase");
+    json_t *bv = json_object_get(p, "bytes"), *ev = json_object_get(p, "elapsed");
+    uint64_t bytes =
+        json_is_integer(bv) && json_integer_value(bv) > 0 ? (uint64_t)json_integer_value(bv) : 0;
+    double el = json_is_number(ev) ? json_number_value(ev) : 0;
+    char b[32], rate[32], e[32];
+    fs_human_bytes(bytes, b, sizeof(b));
+    fs_human_bytes(el > 0 ? (uint64_t)((double)bytes / el) : 0, rate, sizeof(rate));
+    elapsed_text(el, e, sizeof(e));
+    char *ph = clean_text(phase != NULL ? phase : "?");
+    if (el > 0)
+        snprintf(out, cap, "%s, %s, %s/s, %s elapsed", ph, b, rate, e);
+    else
+        snprintf(out, cap, "%s", ph);
+    free(ph);
+}
+
+static void show_field(const char *name, const char *value)
+{
+    char *v = clean_text(value);
+    printf("%-14s %s\n", name, v);
+    free(v);
+}
+
+static void show_backup(json_t *b)
+{
+    char t[64], size[96], dump[32];
+    show_field("id", jstr(b, "id"));
+    show_field("agent", jstr(b, "agent"));
+    show_field("database", jstr(b, "database"));
+    show_field("environment", jstr(b, "environment"));
+    show_field("label", jstr(b, "label"));
+    show_field("state", jstr(b, "state"));
+    if (jstr(b, "error") != NULL)
+        show_field("error", jstr(b, "error"));
+    json_t *p = json_object_get(b, "progress");
+    if (json_is_object(p)) {
+        char pt[160];
+        progress_text(p, pt, sizeof(pt));
+        show_field("progress", pt);
+    }
+    show_field("requested by", jstr(b, "requested_by"));
+    short_time(jstr(b, "created_at"), t, sizeof(t));
+    show_field("created", t);
+    short_time(jstr(b, "started_at"), t, sizeof(t));
+    show_field("started", t);
+    short_time(jstr(b, "finished_at"), t, sizeof(t));
+    show_field("finished", t);
+    json_t *sv = json_object_get(b, "size_bytes");
+    size_text(sv, dump, sizeof(dump));
+    if (json_is_integer(sv))
+        snprintf(size, sizeof(size), "%s (%" JSON_INTEGER_FORMAT " bytes)", dump,
+                 json_integer_value(sv));
+    else
+        snprintf(size, sizeof(size), "-");
+    show_field("size", size);
+    size_text(json_object_get(b, "dump_bytes"), dump, sizeof(dump));
+    show_field("dump size", dump);
+    show_field("sha256", jstr(b, "sha256"));
+    show_field("storage key", jstr(b, "storage_key"));
+    show_field("server", jstr(b, "server_version"));
+    show_field("pg_dump", jstr(b, "pg_dump_version"));
+    char rcpts[1024] = "";
+    json_t *x;
+    size_t i, used = 0;
+    json_array_foreach(json_object_get(b, "recipients"), i, x)
+    {
+        int n = snprintf(rcpts + used, sizeof(rcpts) - used, "%s%s", i ? ", " : "",
+                         json_string_value(x) ? json_string_value(x) : "?");
+        if (n < 0 || (size_t)n >= sizeof(rcpts) - used)
+            break;
+        used += (size_t)n;
+    }
+    show_field("recipients", rcpts);
+    if (jstr(b, "source_backup_id") != NULL)
+        show_field("derived from", jstr(b, "source_backup_id"));
+}
+
+/* GET /v1/backups/ID into *out. */
+static int get_backup(remote *r, const char *id, json_t **out)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/backups/%s", id);
+    long st;
+    int rc = remote_json(r, "GET", path, NULL, out, &st);
+    if (rc == 0 && (jstr(*out, "id") == NULL || jstr(*out, "state") == NULL)) {
+        log_error("%s answered without a backup", r->base);
+        json_decref(*out);
+        *out = NULL;
+        rc = REMOTE_EXIT_REACH;
+    }
+    return rc;
+}
+
+int cmd_show(int argc, char **argv)
+{
+    static const struct option lo[] = {COMMON_LONG_OPTIONS, {NULL, 0, NULL, 0}};
+    common c = {0};
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        if (ch == 'h') {
+            show_usage(stdout);
+            return REMOTE_EXIT_OK;
+        }
+        if (!common_opt(&c, ch, optarg)) {
+            show_usage(stderr);
+            return REMOTE_EXIT_USAGE;
+        }
+    }
+    if (argc - optind != 1) {
+        show_usage(stderr);
+        return REMOTE_EXIT_USAGE;
+    }
+    const char *id = argv[optind];
+    if (!id_ok(id)) {
+        log_error("\"%.80s\" is not a backup id", id);
+        return REMOTE_EXIT_USAGE;
+    }
+    remote r;
+    int rc = remote_open(&r, &c);
+    if (rc != 0)
+        return rc;
+    json_t *j = NULL;
+    rc = get_backup(&r, id, &j);
+    if (rc == 0) {
+        if (c.json)
+            print_json(j);
+        else
+            show_backup(j);
+    }
+    json_decref(j);
+    remote_close(&r);
+    return rc;
+}
+
+/* ---- pgship backup ---- */
+
+static void backup_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: pgship backup AGENT/DATABASE [--label TEXT] [--wait [--timeout SECONDS]]\n"
+            "                     [--json] [--url URL] [--token-file FILE]\n"
+            "\n"
+            "Asks the coordinator for a backup of DATABASE now; AGENT must be connected. Prints\n"
+            "the new backup's id on standard output.\n"
+            "\n"
+            "  -l, --label TEXT      a note kept with the backup (at most 128 bytes)\n"
+            "  -w, --wait            wait until the backup is complete or failed, with progress\n"
+            "                        on standard error; exit 0 only when it is complete\n"
+            "      --timeout SECONDS with --wait: give up waiting after this long (the backup\n"
+            "                        goes on); default 0, no limit\n" COMMON_USAGE);
+}
+
+static void msleep(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL); /* a signal cuts it short: the caller checks */
+}
+
+/* Polls backup id until it is final. Returns the exit status; *last is the final answer. */
+static int wait_backup(remote *r, const char *id, unsigned long timeout_s, json_t **last)
+{
+    int tty = isatty(STDERR_FILENO);
+    double start = progress_now(), last_line = 0, failing_since = 0;
+    char prev_phase[64] = "";
+    int drawn = 0;
+    for (;;) {
+        if (sig_stop_requested())
+            break;
+        json_t *j = NULL;
+        r->quiet = 1;
+        int rc = get_backup(r, id, &j);
+        r->quiet = 0;
+        double now = progress_now();
+        if (rc == REMOTE_EXIT_REACH && r->last_status == 0 && !sig_stop_requested()) {
+            /* no answer: the coordinator may be restarting, so keep asking for a while */
+            if (failing_since == 0)
+                failing_since = now;
+            if (now - failing_since < WAIT_RETRY_S) {
+                msleep(WAIT_POLL_MS * 2);
+                continue;
+            }
+            if (drawn)
+                fprintf(stderr, "\r\033[K");
+            log_error("%s (for %d s)", r->last_err, WAIT_RETRY_S);
+            return REMOTE_EXIT_REACH;
+        }
+        if (rc != 0) {
+            if (drawn)
+                fprintf(stderr, "\r\033[K");
+            return sig_stop_requested() ? 128 + sig_stop_requested() : rc;
+        }
+        failing_since = 0;
+        const char *state = jstr(j, "state");
+        if (strcmp(state, "complete") == 0 || strcmp(state, "failed") == 0) {
+            if (drawn)
+                fprintf(stderr, "\r\033[K");
+            json_decref(*last);
+            *last = j;
+            return strcmp(state, "complete") == 0 ? REMOTE_EXIT_OK : REMOTE_EXIT_FAILED;
+        }
+        char line[256];
+        json_t *p = json_object_get(j, "progress");
+        if (json_is_object(p)) {
+            char pt[200];
+            progress_text(p, pt, sizeof(pt));
+            snprintf(line, sizeof(line), "backup %s: %s", id, pt);
+        } else {
+            char *s = clean_text(state);
+            snprintf(line, sizeof(line), "backup %s: %s", id, s);
+            free(s);
+        }
+        const char *phase = json_is_object(p) && jstr(p, "phase") ? jstr(p, "phase") : state;
+        if (tty) {
+            fprintf(stderr, "\r\033[K%s", line);
+            fflush(stderr);
+            drawn = 1;
+        } else if (now - last_line >= WAIT_LINE_S || strcmp(phase, prev_phase) != 0) {
+            fprintf(stderr, "pgship: %s\n", line);
+            last_line = now;
+        }
+        snprintf(prev_phase, sizeof(prev_phase), "%s", phase);
+        json_decref(j);
+        if (timeout_s > 0 && now - start >= (double)timeout_s) {
+            if (drawn)
+                fprintf(stderr, "\r\033[K");
+            log_error("gave up waiting after %lu s; backup %s goes on (pgship show %s)", timeout_s,
+                      id, id);
+            return REMOTE_EXIT_FAILED;
+        }
+        msleep(WAIT_POLL_MS);
+    }
+    if (drawn)
+        fprintf(stderr, "\r\033[K");
+    return 128 + sig_stop_requested();
+}
+
+int cmd_backup(int argc, char **argv)
+{
+    static const struct option lo[] = {{"label", required_argument, NULL, 'l'},
+                                       {"wait", no_argument, NULL, 'w'},
+                                       {"timeout", required_argument, NULL, 'T'},
+                                       COMMON_LONG_OPTIONS,
+                                       {NULL, 0, NULL, 0}};
+    common c = {0};
+    const char *label = NULL;
+    int wait = 0, ch;
+    unsigned long timeout_s = 0;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "l:wh", lo, NULL)) != -1) {
+        if (ch == 'h') {
+            backup_usage(stdout);
+            return REMOTE_EXIT_OK;
+        } else if (ch == 'l') {
+            label = optarg;
+        } else if (ch == 'w') {
+            wait = 1;
+        } else if (ch == 'T') {
+            char *end;
+            errno = 0;
+            timeout_s = strtoul(optarg, &end, 10);
+            if (optarg[0] < '0' || optarg[0] > '9' || *end != '\0' || errno != 0) {
+                log_error("--timeout takes a number of seconds");
+                return REMOTE_EXIT_USAGE;
+            }
+        } else if (!common_opt(&c, ch, optarg)) {
+            backup_usage(stderr);
+            return REMOTE_EXIT_USAGE;
+        }
+    }
+    if (argc - optind != 1) {
+        backup_usage(stderr);
+        return REMOTE_EXIT_USAGE;
+    }
+    char agent[64], db[64];
+    if (split_target(argv[optind], agent, db, sizeof(agent), 1) != 0)
+        return REMOTE_EXIT_USAGE;
+    if (label != NULL && strlen(label) > LABEL_MAX) {
+        log_error("--label is longer than %d bytes", LABEL_MAX);
+        return REMOTE_EXIT_USAGE;
+    }
+    json_t *req = json_object();
+    json_object_set_new(req, "agent", json_string(agent));
+    json_object_set_new(req, "database", json_string(db));
+    if (label != NULL) {
+        json_t *l = json_string(label);
+        if (l == NULL) {
+            json_decref(req);
+            log_error("--label is not valid UTF-8");
+            return REMOTE_EXIT_USAGE;
+        }
+        json_object_set_new(req, "label", l);
+    }
+    char *body = json_dumps(req, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(req);
+    if (body == NULL) {
+        log_error("out of memory");
+        return REMOTE_EXIT_FAILED;
+    }
+    remote r;
+    json_t *j = NULL;
+    int rc = remote_open(&r, &c);
+    if (rc != 0) {
+        free(body);
+        return rc;
+    }
+    if (wait && sig_catch_start() != 0) {
+        log_error("cannot set up signal handling");
+        rc = REMOTE_EXIT_FAILED;
+        goto out;
+    }
+    long st;
+    rc = remote_json(&r, "POST", "/v1/backups", body, &j, &st);
+    if (rc != 0)
+        goto out;
+    const char *idp = jstr(j, "id");
+    char id[ID_MAX + 1];
+    if (idp == NULL || !id_ok(idp)) {
+        log_error("%s answered without a backup id", r.base);
+        rc = REMOTE_EXIT_REACH;
+        goto out;
+    }
+    snprintf(id, sizeof(id), "%s", idp);
+    fprintf(stderr, "pgship: backup %s of %s/%s is queued\n", id, agent, db);
+    if (wait) {
+        rc = wait_backup(&r, id, timeout_s, &j);
+        if (rc > 128) {
+            log_error("stopped waiting; backup %s goes on (pgship show %s)", id, id);
+        } else if (rc == REMOTE_EXIT_OK) {
+            char size[32];
+            size_text(json_object_get(j, "size_bytes"), size, sizeof(size));
+            char *sha = clean_text(jstr(j, "sha256"));
+            fprintf(stderr, "pgship: backup %s is complete: %s, sha256 %s\n", id, size, sha);
+            free(sha);
+        } else if (jstr(j, "state") != NULL && strcmp(jstr(j, "state"), "failed") == 0) {
+            char *err = clean_text(jstr(j, "error"));
+            log_error("backup %s failed: %s", id, err);
+            free(err);
+        }
+        if (rc > 128 || (rc != REMOTE_EXIT_OK && rc != REMOTE_EXIT_FAILED))
+            goto out;
+        if (rc == REMOTE_EXIT_FAILED &&
+            (jstr(j, "state") == NULL || strcmp(jstr(j, "state"), "failed") != 0))
+            goto out; /* timed out: nothing final to print */
+    }
+    if (c.json)
+        print_json(j);
+    else
+        printf("%s\n", id);
+out:
+    json_decref(j);
+    free(body);
+    remote_close(&r);
+    return rc;
+}
+
+/* ---- pgship fetch ---- */
+
+static void fetch_usage(FILE *f)
+{
+    fprintf(f, "usage: pgship fetch ID -o FILE|- [-f] [--json] [--url URL] [--token-file FILE]\n"
+               "\n"
+               "Downloads a complete backup's archive (still encrypted: pgship decrypt opens it).\n"
+               "The file appears only once all of it has arrived and its SHA-256 equals the\n"
+               "catalog's; otherwise nothing is left behind.\n"
+               "\n"
+               "  -o, --output FILE|-   where to write; - is standard output (not a terminal),\n"
+               "                        verified at the end: check the exit status\n"
+               "  -f, --force           replace FILE when it exists\n" COMMON_USAGE);
+}
+
+typedef struct fetch_state {
+    remote *r;
+    fs_outfile out;
+    sha256_ctx *sha;
+    uint64_t bytes;
+    int ok_status; /* 1 once the answer is known to be 200 */
+    int checked;   /* the status was looked at */
+    int write_err; /* errno of a failed write */
+    resp_body err; /* an error answer's body */
+    char header_sha[SHA256_HEX_LEN + 1];
+    int header_sha_bad;
+    progress prog;
+} fetch_state;
+
+static size_t fetch_header_cb(char *p, size_t sz, size_t n, void *arg)
+{
+    fetch_state *s = arg;
+    size_t len = sz * n;
+    static const char name[] = "x-pgship-sha256:";
+    if (len > sizeof(name) - 1 && strncasecmp(p, name, sizeof(name) - 1) == 0) {
+        const char *v = p + sizeof(name) - 1;
+        size_t vl = len - (sizeof(name) - 1);
+        while (vl > 0 && (*v == ' ' || *v == '\t'))
+            v++, vl--;
+        while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+            vl--;
+        uint8_t raw[SHA256_LEN];
+        if (vl == SHA256_HEX_LEN && hex_decode(v, vl, raw, sizeof(raw)) == 0) {
+            hex_encode(raw, sizeof(raw), s->header_sha);
+        } else {
+            s->header_sha_bad = 1;
+        }
+    }
+    return len;
+}
+
+static size_t fetch_write_cb(char *p, size_t sz, size_t n, void *arg)
+{
+    fetch_state *s = arg;
+    size_t len = sz * n;
+    if (!s->checked) {
+        long st = 0;
+        curl_easy_getinfo(s->r->curl, CURLINFO_RESPONSE_CODE, &st);
+        s->ok_status = st == 200;
+        s->checked = 1;
+    }
+    if (!s->ok_status)
+        return body_write(p, sz, n, &s->err);
+    sha256_update(s->sha, p, len);
+    if (fs_write_all(s->out.fd, p, len) != 0) {
+        s->write_err = errno;
+        return 0;
+    }
+    s->bytes += len;
+    progress_update(&s->prog, s->bytes, 0);
+    return len;
+}
+
+int cmd_fetch(int argc, char **argv)
+{
+    static const struct option lo[] = {{"output", required_argument, NULL, 'o'},
+                                       {"force", no_argument, NULL, 'f'},
+                                       COMMON_LONG_OPTIONS,
+                                       {NULL, 0, NULL, 0}};
+    common c = {0};
+    const char *output = NULL;
+    int force = 0, ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "o:fh", lo, NULL)) != -1) {
+        if (ch == 'h') {
+            fetch_usage(stdout);
+            return REMOTE_EXIT_OK;
+        } else if (ch == 'o') {
+            output = optarg;
+        } else if (ch == 'f') {
+            force = 1;
+        } else if (!common_opt(&c, ch, optarg)) {
+            fetch_usage(stderr);
+            return REMOTE_EXIT_USAGE;
+        }
+    }
+    if (argc - optind != 1 || output == NULL) {
+        fetch_usage(stderr);
+        return REMOTE_EXIT_USAGE;
+    }
+    const char *id = argv[optind];
+    if (!id_ok(id)) {
+        log_error("\"%.80s\" is not a backup id", id);
+        return REMOTE_EXIT_USAGE;
+    }
+    if (strcmp(output, "-") == 0 && isatty(STDOUT_FILENO)) {
+        log_error("refusing to write an archive to a terminal; use -o FILE or a pipe");
+        return REMOTE_EXIT_USAGE;
+    }
+    if (strcmp(output, "-") == 0 && c.json) {
+        log_error("--json needs standard output: use -o FILE with it");
+        return REMOTE_EXIT_USAGE;
+    }
+    remote r;
+    int rc = remote_open(&r, &c);
+    if (rc != 0)
+        return rc;
+    fetch_state s;
+    memset(&s, 0, sizeof(s));
+    s.out.fd = -1;
+    s.r = &r;
+    s.err.max = ERROR_BODY_MAX;
+    int out_open = 0;
+    pgs_error e = {0};
+    struct curl_slist *h = NULL;
+    if (sig_catch_start() != 0) {
+        log_error("cannot set up signal handling");
+        rc = REMOTE_EXIT_FAILED;
+        goto out;
+    }
+    if ((s.sha = sha256_new()) == NULL) {
+        log_error("out of memory");
+        rc = REMOTE_EXIT_FAILED;
+        goto out;
+    }
+    if (fs_outfile_open(&s.out, output, force, &e) != 0) {
+        if (e.code == PGS_EEXIST)
+            log_error("%s exists; use -f to replace it", output);
+        else
+            log_error("%s", e.msg);
+        rc = REMOTE_EXIT_FAILED;
+        goto out;
+    }
+    out_open = 1;
+    progress_init(&s.prog, isatty(STDERR_FILENO), "fetch", 0);
+
+    char path[128], errbuf[CURL_ERROR_SIZE] = "";
+    snprintf(path, sizeof(path), "/v1/backups/%s/object", id);
+    h = remote_prepare(&r, "GET", path, NULL);
+    curl_easy_setopt(r.curl, CURLOPT_WRITEFUNCTION, fetch_write_cb);
+    curl_easy_setopt(r.curl, CURLOPT_WRITEDATA, &s);
+    curl_easy_setopt(r.curl, CURLOPT_HEADERFUNCTION, fetch_header_cb);
+    curl_easy_setopt(r.curl, CURLOPT_HEADERDATA, &s);
+    curl_easy_setopt(r.curl, CURLOPT_ERRORBUFFER, errbuf);
+    /* no overall limit (archives are big); a stall of two minutes ends it */
+    curl_easy_setopt(r.curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(r.curl, CURLOPT_LOW_SPEED_TIME, 120L);
+    double t0 = progress_now();
+    CURLcode cc = curl_easy_perform(r.curl);
+    progress_end(&s.prog);
+    long st = 0;
+    curl_easy_getinfo(r.curl, CURLINFO_RESPONSE_CODE, &st);
+    if (cc != CURLE_OK) {
+        if (s.write_err != 0) {
+            log_error("writing %s: %s", s.out.to_stdout ? "standard output" : output,
+                      strerror(s.write_err));
+            rc = REMOTE_EXIT_FAILED;
+        } else if (cc == CURLE_PARTIAL_FILE || (cc == CURLE_RECV_ERROR && s.bytes > 0)) {
+            log_error("the download of backup %s ended after %" PRIu64
+                      " bytes, before the whole archive arrived",
+                      id, s.bytes);
+            rc = REMOTE_EXIT_FAILED;
+        } else {
+            rc = transport_error(&r, cc, errbuf);
+        }
+        goto out;
+    }
+    if (st != 200) {
+        rc = http_error(&r, st, &s.err);
+        goto out;
+    }
+    if (s.header_sha[0] == '\0') {
+        log_error("the coordinator sent backup %s without an %s X-Pgship-Sha256 header; "
+                  "nothing can be verified",
+                  id, s.header_sha_bad ? "intelligible" : "");
+        rc = REMOTE_EXIT_FAILED;
+        goto out;
+    }
+    uint8_t raw[SHA256_LEN];
+    char got[SHA256_HEX_LEN + 1];
+    sha256_final(s.sha, raw);
+    hex_encode(raw, sizeof(raw), got);
+    if (strcmp(got, s.header_sha) != 0) {
+        log_error("backup %s: the SHA-256 of the %" PRIu64 " bytes received is %s, the catalog "
+                  "says %s; %s",
+                  id, s.bytes, got, s.header_sha,
+                  s.out.to_stdout ? "what went to standard output is not the backup"
+                                  : "nothing was written");
+        rc = REMOTE_EXIT_FAILED;
+        goto out;
+    }
+    if (!s.out.to_stdout) {
+        if (fs_outfile_commit(&s.out, &e) != 0) {
+            log_error("%s", e.msg);
+            rc = REMOTE_EXIT_FAILED;
+            goto out;
+        }
+    }
+    out_open = 0;
+    double secs = progress_now() - t0;
+    char b[32], rate[32];
+    fs_human_bytes(s.bytes, b, sizeof(b));
+    fs_human_bytes(secs > 0 ? (uint64_t)((double)s.bytes / secs) : s.bytes, rate, sizeof(rate));
+    fprintf(stderr, "pgship: fetched backup %s to %s: %s in %.1f s (%s/s), SHA-256 verified\n", id,
+            s.out.to_stdout ? "standard output" : output, b, secs, rate);
+    if (c.json) {
+        json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:f}", "id", id, "path", output, "bytes",
+                              (json_int_t)s.bytes, "sha256", got, "seconds", secs);
+        print_json(o);
+        json_decref(o);
+    }
+    rc = REMOTE_EXIT_OK;
+out:
+    if (rc != REMOTE_EXIT_OK && sig_stop_requested())
+        rc = 128 + sig_stop_requested();
+    if (out_open && !s.out.to_stdout)
+        fs_outfile_abort(&s.out);
+    headers_free(h);
+    sha256_free(s.sha);
+    free(s.err.data);
+    remote_close(&r);
+    return rc;
+}

@@ -1,12 +1,15 @@
 /*
- * pgship-agent: runs next to a database. `pgship-agent dump` makes one archive without any daemon;
- * the daemon mode that dials the coordinator comes with the shipping work.
+ * pgship-agent: runs next to a database. `pgship-agent -c FILE` (or `run -c FILE`) is the daemon
+ * that dials the coordinator and ships backups (agent/daemon.c); `pgship-agent dump` makes one
+ * archive without any daemon.
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/config.h"
+#include "agent/daemon.h"
 #include "agent/dump.h"
 #include "common/log.h"
 #include "common/spawn.h"
@@ -14,12 +17,36 @@
 
 static void usage_main(FILE *f)
 {
-    fprintf(f, "usage: pgship-agent COMMAND [OPTIONS]\n"
+    fprintf(f, "usage: pgship-agent -c FILE [--check-config]\n"
+               "       pgship-agent COMMAND [OPTIONS]\n"
                "\n"
                "commands:\n"
+               "  run        the daemon (the default with -c): dial the coordinator, ship backups\n"
                "  dump       write an encrypted archive of one database (no daemon needed)\n"
                "\n"
                "pgship-agent COMMAND --help shows a command's options; pgship-agent --version.\n");
+}
+
+static void usage_run(FILE *f)
+{
+    fprintf(f,
+            "usage: pgship-agent [run] -c FILE [--check-config]\n"
+            "\n"
+            "Runs the agent in the foreground: dials the coordinator named in FILE, authenticates\n"
+            "with the identity key, takes backup jobs and streams each encrypted archive to it.\n"
+            "Connection problems and failed jobs are logged and survived; it reconnects with a\n"
+            "backoff. Logs go to standard error, one timestamped line per event.\n"
+            "\n"
+            "  -c, --config FILE      the agent's configuration (docs/configuration.md)\n"
+            "      --check-config     validate FILE, print the effective configuration (never a\n"
+            "                         conninfo or key) and exit: 0 when valid, 1 otherwise\n"
+            "  -h, --help\n"
+            "\n"
+            "SIGTERM, SIGINT or SIGHUP stop it: a running dump is cancelled and reported to the\n"
+            "coordinator as failed (\"agent stopping\") when the connection allows within 2 s.\n"
+            "\n"
+            "Exit status: 0 after a requested stop; 1 when the configuration is invalid or the\n"
+            "agent cannot start; 2 on bad usage.\n");
 }
 
 static void usage_dump(FILE *f)
@@ -229,6 +256,70 @@ static int cmd_dump(int argc, char **argv)
     return (rc == PGS_EINVAL && o.conninfo == NULL) ? 2 : 1;
 }
 
+enum { OPT_CHECK_CONFIG = 2000 };
+
+static int cmd_run(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = NULL;
+    int check = 0, ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "c:h", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'c': path = optarg; break;
+        case OPT_CHECK_CONFIG: check = 1; break;
+        case 'h': usage_run(stdout); return 0;
+        default: usage_run(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        log_error("unexpected argument \"%s\" (see pgship-agent run --help)", argv[optind]);
+        return 2;
+    }
+    if (path == NULL) {
+        log_error("-c FILE is required (see pgship-agent run --help)");
+        return 2;
+    }
+    agent_config cfg;
+    pgs_error e = {0};
+    if (agent_config_load(path, &cfg, &e) != 0) {
+        log_error("%s", e.msg);
+        return 1;
+    }
+    int rc = agent_daemon_check(&cfg, &e);
+    if (rc != 0) {
+        log_error("%s", e.msg);
+    } else if (check) {
+        agent_config_print(stdout, &cfg);
+        if (fflush(stdout) != 0)
+            rc = PGS_EIO;
+    } else {
+        log_set_level((enum log_level)cfg.agent.log_level);
+        log_set_daemon(1);
+        /* Before any nng thread exists, so that all of them leave the signals to its thread. */
+        if (sig_guard_start() != 0) {
+            log_error("cannot set up signal handling");
+            rc = PGS_EIO;
+        } else if ((rc = agent_daemon_run(&cfg, &e)) != 0) {
+            log_error("%s", e.msg);
+        }
+    }
+    agent_config_free(&cfg);
+    return rc == 0 ? 0 : 1;
+}
+
+/* True for the options that mean `run`: pgship-agent -c FILE, --config, --check-config. */
+static int is_run_option(const char *a)
+{
+    return strncmp(a, "-c", 2) == 0 || strncmp(a, "--config", 8) == 0 ||
+           strcmp(a, "--check-config") == 0;
+}
+
 int main(int argc, char **argv)
 {
     log_init("pgship-agent");
@@ -247,6 +338,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "dump") == 0)
         return cmd_dump(argc - 1, argv + 1);
+    if (strcmp(argv[1], "run") == 0)
+        return cmd_run(argc - 1, argv + 1);
+    if (is_run_option(argv[1]))
+        return cmd_run(argc, argv);
     log_error("unknown command \"%s\"", argv[1]);
     usage_main(stderr);
     return 2;

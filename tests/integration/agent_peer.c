@@ -1,0 +1,332 @@
+/*
+ * A scripted coordinator for the agent daemon's integration test (agent_daemon.sh): a REP socket
+ * that answers the agent by the protocol, checks what it sends, and prints one line on stdout per
+ * event so that the test can wait for and assert them:
+ *
+ *   hello AGENT KEY_ID VERSION        refused AGENT (--refuse N: the first N HELLOs get ERROR)
+ *   auth ok DB:ENV:VERSION ...        auth badsig
+ *   job ID DB                         data ID SEQ LEN        dropped ID SEQ
+ *   data-refused ID SEQ (--fail-at SEQ: the first job's DATA SEQ and every later one get
+ *                        ERROR job_failed)
+ *   end ok ID CHUNKS BYTES            end mismatch ID WHAT
+ *   fail ID ERROR                     garbage                protocol ERROR
+ *
+ * It hands out the databases of --jobs one per POLL (each once, across reconnections), answers
+ * the other POLLs with IDLE after --heartbeat ms, and exits 0 --linger seconds after the last job
+ * ended (END or FAIL) or was dropped. The archive of each job goes to OUTDIR/ID.pgship.
+ *
+ * usage: agent_peer URL --identity FILE.pub --out OUTDIR [--cert F --key F] [--jobs DB,DB...]
+ *                   [--window N] [--data-max N] [--heartbeat MS] [--drop-at SEQ]
+ *                   [--fail-at SEQ] [--ack-delay MS] [--refuse N] [--garbage-poll] [--linger S]
+ */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/supplemental/util/platform.h>
+#include <sodium.h>
+
+#include "common/keys.h"
+#include "common/net.h"
+#include "common/sha256.h"
+#include "proto/wire.h"
+
+static nng_socket sock;
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+    fflush(stdout);
+}
+
+static void reply(const wire_msg *m)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    pgs_error e = {0};
+    nng_msg *msg = NULL;
+    if (wire_encode(m, &buf, &len, &e) != 0 || nng_msg_alloc(&msg, 0) != 0 ||
+        nng_msg_append(msg, buf, len) != 0 || nng_sendmsg(sock, msg, 0) != 0) {
+        fprintf(stderr, "agent_peer: cannot reply: %s\n", e.msg);
+        exit(1);
+    }
+    free(buf);
+}
+
+static void reply_type(wire_type t)
+{
+    wire_msg m = {.type = t};
+    reply(&m);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"identity", required_argument, NULL, 'i'}, {"out", required_argument, NULL, 'o'},
+        {"cert", required_argument, NULL, 'c'},     {"key", required_argument, NULL, 'k'},
+        {"jobs", required_argument, NULL, 'j'},     {"window", required_argument, NULL, 'w'},
+        {"data-max", required_argument, NULL, 'd'}, {"heartbeat", required_argument, NULL, 'h'},
+        {"drop-at", required_argument, NULL, 'D'},  {"ack-delay", required_argument, NULL, 'A'},
+        {"refuse", required_argument, NULL, 'r'},   {"garbage-poll", no_argument, NULL, 'g'},
+        {"linger", required_argument, NULL, 'l'},   {"fail-at", required_argument, NULL, 'F'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *idfile = NULL, *outdir = NULL, *cert = NULL, *key = NULL;
+    char *jobs = NULL;
+    int window = 4, data_max = 65536, heartbeat = 500, ack_delay = 0, refuse = 0, garbage = 0;
+    int linger = 2;
+    long long drop_at = -1, fail_at = -1;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'i': idfile = optarg; break;
+        case 'o': outdir = optarg; break;
+        case 'c': cert = optarg; break;
+        case 'k': key = optarg; break;
+        case 'j': jobs = optarg; break;
+        case 'w': window = atoi(optarg); break;
+        case 'd': data_max = atoi(optarg); break;
+        case 'h': heartbeat = atoi(optarg); break;
+        case 'D': drop_at = atoll(optarg); break;
+        case 'F': fail_at = atoll(optarg); break;
+        case 'A': ack_delay = atoi(optarg); break;
+        case 'r': refuse = atoi(optarg); break;
+        case 'g': garbage = 1; break;
+        case 'l': linger = atoi(optarg); break;
+        default: return 2;
+        }
+    }
+    if (optind + 1 != argc || idfile == NULL || outdir == NULL) {
+        fprintf(stderr, "usage: agent_peer URL --identity FILE.pub --out DIR [options]\n");
+        return 2;
+    }
+    pgs_error e = {0};
+    pgs_identity_pub pub;
+    if (sodium_init() < 0 || identity_load_public(idfile, &pub, &e) != 0) {
+        fprintf(stderr, "agent_peer: %s\n", e.msg);
+        return 1;
+    }
+    char *job_dbs[16];
+    int njobs = 0, next_job = 0, jobs_ended = 0;
+    for (char *t = jobs ? strtok(jobs, ",") : NULL; t && njobs < 16; t = strtok(NULL, ","))
+        job_dbs[njobs++] = t;
+
+    nng_listener l;
+    net_tls t = {.cert_file = cert, .key_file = key, .allow_insecure = cert == NULL};
+    if (nng_rep0_open(&sock) != 0 ||
+        nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, WIRE_DATA_HDR_MAX + WIRE_END_MAX + 8) != 0 ||
+        net_listen(sock, argv[optind], &t, &l, &e) != 0) {
+        fprintf(stderr, "agent_peer: %s\n", e.msg);
+        return 1;
+    }
+    nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 1000);
+
+    uint8_t nonce[WIRE_NONCE_LEN];
+    char hello_agent[WIRE_NAME_MAX + 1] = "";
+    uint32_t authed_pipe = 0;
+    char job[WIRE_JOB_ID_LEN + 1] = "";
+    uint64_t seq = 0, bytes = 0;
+    sha256_ctx *h = sha256_new();
+    FILE *out = NULL;
+    int hellos = 0;
+    int garbage_done = 0, job_failed = 0;
+    time_t quiet_since = 0;
+
+    for (;;) {
+        if (njobs > 0 && jobs_ended == njobs && quiet_since == 0)
+            quiet_since = time(NULL);
+        if (quiet_since != 0 && time(NULL) - quiet_since >= linger)
+            return 0;
+        nng_msg *msg = NULL;
+        int rv = nng_recvmsg(sock, &msg, 0);
+        if (rv == NNG_ETIMEDOUT)
+            continue;
+        if (rv != 0) {
+            fprintf(stderr, "agent_peer: recv: %s\n", nng_strerror(rv));
+            return 1;
+        }
+        uint32_t pipe = (uint32_t)nng_pipe_id(nng_msg_get_pipe(msg));
+        wire_msg m;
+        if (wire_decode(nng_msg_body(msg), nng_msg_len(msg), &m, &e) != 0) {
+            say("protocol %s", e.msg);
+            nng_pipe_close(nng_msg_get_pipe(msg));
+            nng_msg_free(msg);
+            continue;
+        }
+        if (m.type != WIRE_HELLO && m.type != WIRE_AUTH && pipe != authed_pipe) {
+            say("protocol %s on an unauthenticated pipe", wire_type_name(m.type));
+            nng_pipe_close(nng_msg_get_pipe(msg));
+            nng_msg_free(msg);
+            wire_msg_clear(&m);
+            continue;
+        }
+        nng_pipe p = nng_msg_get_pipe(msg); /* msg lives on: a DATA payload points into it */
+        switch (m.type) {
+        case WIRE_HELLO: {
+            snprintf(hello_agent, sizeof(hello_agent), "%s", m.u.hello.agent);
+            if (++hellos <= refuse) {
+                say("refused %s", m.u.hello.agent);
+                wire_msg r = {.type = WIRE_ERROR};
+                snprintf(r.u.error.code, sizeof(r.u.error.code), "refused");
+                snprintf(r.u.error.message, sizeof(r.u.error.message), "not now (test)");
+                reply(&r);
+                break;
+            }
+            say("hello %s %s %s", m.u.hello.agent, m.u.hello.key_id, m.u.hello.version);
+            randombytes_buf(nonce, sizeof(nonce));
+            wire_msg r = {.type = WIRE_CHALLENGE};
+            memcpy(r.u.challenge.nonce, nonce, sizeof(nonce));
+            snprintf(r.u.challenge.version, sizeof(r.u.challenge.version), "agent_peer");
+            reply(&r);
+            break;
+        }
+        case WIRE_AUTH: {
+            uint8_t am[WIRE_AUTH_MSG_MAX];
+            size_t n = wire_auth_message(nonce, hello_agent, pub.id, am);
+            if (identity_verify(&pub, am, n, m.u.auth.signature) != 0) {
+                say("auth badsig");
+                wire_msg r = {.type = WIRE_ERROR};
+                snprintf(r.u.error.code, sizeof(r.u.error.code), "refused");
+                snprintf(r.u.error.message, sizeof(r.u.error.message), "bad signature");
+                reply(&r);
+                break;
+            }
+            char line[4096] = "auth ok";
+            for (size_t i = 0; i < m.u.auth.ndbs; i++) {
+                size_t o = strlen(line);
+                snprintf(line + o, sizeof(line) - o, " %s:%s:%s", m.u.auth.dbs[i].name,
+                         m.u.auth.dbs[i].environment, m.u.auth.dbs[i].server_version);
+            }
+            say("%s", line);
+            authed_pipe = pipe;
+            wire_msg r = {.type = WIRE_WELCOME};
+            r.u.welcome.heartbeat_ms = (uint32_t)heartbeat;
+            r.u.welcome.window = (uint32_t)window;
+            r.u.welcome.data_max = (uint32_t)data_max;
+            reply(&r);
+            break;
+        }
+        case WIRE_POLL:
+            if (garbage && !garbage_done) {
+                garbage_done = 1;
+                say("garbage");
+                nng_msg *g = NULL;
+                nng_msg_alloc(&g, 0);
+                nng_msg_append(g, "garbage!", 8);
+                nng_sendmsg(sock, g, 0);
+                break;
+            }
+            if (next_job < njobs) {
+                wire_msg r = {.type = WIRE_JOB};
+                snprintf(job, sizeof(job), "20261121T120000Z-%08x", (unsigned)next_job + 1);
+                snprintf(r.u.job.job, sizeof(r.u.job.job), "%s", job);
+                snprintf(r.u.job.kind, sizeof(r.u.job.kind), "backup");
+                snprintf(r.u.job.database, sizeof(r.u.job.database), "%s", job_dbs[next_job]);
+                snprintf(r.u.job.label, sizeof(r.u.job.label), "test");
+                next_job++;
+                seq = bytes = 0;
+                job_failed = 0;
+                sha256_reset(h);
+                char path[4096];
+                snprintf(path, sizeof(path), "%s/%s.pgship", outdir, job);
+                if (out)
+                    fclose(out);
+                out = fopen(path, "wb");
+                say("job %s %s", job, r.u.job.database);
+                reply(&r);
+                break;
+            }
+            nng_msleep(heartbeat);
+            reply_type(WIRE_IDLE);
+            break;
+        case WIRE_DATA:
+            if (job_failed || (next_job == 1 && (long long)m.u.data.seq == fail_at)) {
+                /* As the coordinator does: this DATA and every later one of the job. */
+                if (!job_failed)
+                    say("data-refused %s %llu", job, (unsigned long long)m.u.data.seq);
+                job_failed = 1;
+                wire_msg r = {.type = WIRE_ERROR};
+                snprintf(r.u.error.code, sizeof(r.u.error.code), "job_failed");
+                snprintf(r.u.error.message, sizeof(r.u.error.message), "storage said no (test)");
+                reply(&r);
+                break;
+            }
+            if (strcmp(m.u.data.job, job) != 0 || m.u.data.seq != seq) {
+                say("protocol DATA %s seq %llu, expected %s seq %llu", m.u.data.job,
+                    (unsigned long long)m.u.data.seq, job, (unsigned long long)seq);
+                nng_pipe_close(p);
+                break;
+            }
+            if ((long long)seq == drop_at) {
+                say("dropped %s %llu", job, (unsigned long long)seq);
+                jobs_ended++;
+                nng_pipe_close(p);
+                break;
+            }
+            say("data %s %llu %zu", job, (unsigned long long)seq, m.u.data.len);
+            fwrite(m.u.data.payload, 1, m.u.data.len, out);
+            sha256_update(h, m.u.data.payload, m.u.data.len);
+            bytes += m.u.data.len;
+            if (ack_delay)
+                nng_msleep(ack_delay);
+            {
+                wire_msg r = {.type = WIRE_ACK};
+                snprintf(r.u.ack.job, sizeof(r.u.ack.job), "%s", job);
+                r.u.ack.seq = seq++;
+                reply(&r);
+            }
+            break;
+        case WIRE_END: {
+            uint8_t d[SHA256_LEN];
+            sha256_final(h, d);
+            wire_msg r = {.type = WIRE_RESULT};
+            snprintf(r.u.result.job, sizeof(r.u.result.job), "%s", m.u.end.job);
+            const char *bad = strcmp(m.u.end.job, job) ? "job"
+                              : m.u.end.chunks != seq ? "chunks"
+                              : m.u.end.bytes != bytes ? "bytes"
+                              : memcmp(d, m.u.end.sha256, SHA256_LEN) ? "sha256"
+                              : json_object_size(m.u.end.manifest) == 0 ? "manifest"
+                                                                       : NULL;
+            fflush(out);
+            if (bad) {
+                say("end mismatch %s %s", m.u.end.job, bad);
+                snprintf(r.u.result.error, sizeof(r.u.result.error), "%s mismatch", bad);
+            } else {
+                say("end ok %s %llu %llu", m.u.end.job, (unsigned long long)seq,
+                    (unsigned long long)bytes);
+                r.u.result.complete = 1;
+                snprintf(r.u.result.storage_key, sizeof(r.u.result.storage_key),
+                         "test/%s.pgship", m.u.end.job);
+            }
+            jobs_ended++;
+            reply(&r);
+            break;
+        }
+        case WIRE_FAIL: {
+            say("fail %s %s", m.u.fail.job, m.u.fail.error);
+            wire_msg r = {.type = WIRE_RESULT};
+            snprintf(r.u.result.job, sizeof(r.u.result.job), "%s", m.u.fail.job);
+            snprintf(r.u.result.error, sizeof(r.u.result.error), "%s", m.u.fail.error);
+            jobs_ended++;
+            reply(&r);
+            break;
+        }
+        default:
+            say("protocol unexpected %s", wire_type_name(m.type));
+            nng_pipe_close(p);
+            break;
+        }
+        wire_msg_clear(&m);
+        nng_msg_free(msg);
+    }
+}

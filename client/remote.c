@@ -65,6 +65,7 @@ enum { OPT_URL = 1000, OPT_TOKEN_FILE, OPT_TOKEN, OPT_JSON };
     "      --url URL         the coordinator's API (default $PGSHIP_URL, else " REMOTE_DEFAULT_URL \
     ")\n"                                                                                          \
     "      --token-file FILE the API token (default $PGSHIP_TOKEN, else $PGSHIP_TOKEN_FILE)\n"     \
+    "      --token TOKEN     the token itself: visible to other users in ps, so avoid it\n"        \
     "      --json            print the API's JSON on standard output\n"                            \
     "  -h, --help\n"
 
@@ -1362,8 +1363,11 @@ int cmd_fetch(int argc, char **argv)
     }
     rc = REMOTE_EXIT_OK;
 out:
-    if (rc != REMOTE_EXIT_OK && sig_stop_requested())
+    if (rc != REMOTE_EXIT_OK && sig_stop_requested()) {
         rc = 128 + sig_stop_requested();
+        log_error("interrupted by signal %d; %s", sig_stop_requested(),
+                  s.out.to_stdout ? "the output is incomplete" : "nothing was written");
+    }
     if (out_open && !s.out.to_stdout)
         fs_outfile_abort(&s.out);
     headers_free(h);

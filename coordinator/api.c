@@ -24,6 +24,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,10 @@
 #include "proto/jsonutil.h"
 
 #define API_WORKERS 2
-/* A write to a download's client that makes no progress for this long ends the download. */
+/* Downloads are written in pieces of at most API_WRITE_PIECE bytes; a client that does not take
+ * one piece within API_WRITE_TIMEOUT_MS (about 2 KiB/s) is dropped, so that a stalled client
+ * cannot hold a download slot and its storage read for ever. */
+#define API_WRITE_PIECE (256 * 1024)
 #define API_WRITE_TIMEOUT_MS (120 * 1000)
 #define API_QUERY_MAX 2048
 #define API_TOKEN_HASH_LEN 32
@@ -928,9 +932,13 @@ static int fetch_sink(void *arg, const void *buf, size_t len)
     size_t n = len;
     if (f->size - f->sent < (uint64_t)n)
         n = (size_t)(f->size - f->sent);
-    if (n > 0 && (rc = fetch_send(f, NULL, buf, n)) != 0)
-        return rc;
-    f->sent += n;
+    for (size_t done = 0; done < n;) {
+        size_t k = n - done < API_WRITE_PIECE ? n - done : API_WRITE_PIECE;
+        if ((rc = fetch_send(f, NULL, (const uint8_t *)buf + done, k)) != 0)
+            return rc;
+        done += k;
+        f->sent += k;
+    }
     if (n < len)
         return PGS_ELIMIT; /* longer than the catalog says: stop at what was promised */
     return 0;

@@ -22,7 +22,8 @@
 #include "common/ini.h"
 #include "common/keys.h"
 
-#define AGENT_ENVIRONMENT_MAX 63
+/* The wire protocol carries environments of at most 31 characters (WIRE_ENV_MAX). */
+#define AGENT_ENVIRONMENT_MAX 31
 
 typedef struct agent_section_config {
     char *name;            /* this agent's name, as the coordinator's [agent NAME] */

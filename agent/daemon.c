@@ -42,6 +42,8 @@
 #include "common/spawn.h"
 #include "proto/wire.h"
 
+_Static_assert(AGENT_ENVIRONMENT_MAX <= WIRE_ENV_MAX, "AUTH must carry every environment");
+
 #define WAIT_STEP_MS 100
 #define WINDOW_MAX 64
 /* The largest reply a coordinator sends: a control frame. nng drops anything larger. */
@@ -464,14 +466,6 @@ int agent_daemon_check(const agent_config *cfg, pgs_error *e)
     if (cfg->ndatabases > WIRE_DBS_MAX)
         return pgs_fail(e, PGS_ELIMIT, "%s: %zu databases; an agent can announce at most %d",
                         cfg->path, cfg->ndatabases, WIRE_DBS_MAX);
-    for (size_t i = 0; i < cfg->ndatabases; i++) {
-        const agent_database_config *d = &cfg->databases[i];
-        if (strlen(d->environment) > WIRE_ENV_MAX)
-            return pgs_fail(e, PGS_ELIMIT,
-                            "%s: [database %s] environment \"%s\" is longer than the %d "
-                            "characters the wire protocol carries",
-                            cfg->path, d->name, d->environment, WIRE_ENV_MAX);
-    }
     return 0;
 }
 

@@ -33,8 +33,8 @@
 /* connect_timeout for reading each database's server_version before a handshake. */
 #define AGENT_PROBE_TIMEOUT_S 5
 
-/* Checks what the loader cannot know about the wire (an environment of at most 31 characters,
- * at most 256 databases): a config that passes can always be announced. */
+/* Checks what the loader does not about the wire (at most 256 databases), so that a config
+ * that passes can always be announced. */
 int agent_daemon_check(const agent_config *cfg, pgs_error *e);
 
 /*

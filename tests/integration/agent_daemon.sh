@@ -99,7 +99,7 @@ sed 's/^environment = staging/environment = a-very-long-environment-name-over-31
 rc=0
 "$BIN/pgship-agent" -c long.conf --check-config >/dev/null 2>long.err || rc=$?
 check "--check-config: an environment the wire cannot carry exits 1" \
-    bash -c "[ $rc -eq 1 ] && grep -q 'longer than the 31' long.err"
+    bash -c "[ $rc -eq 1 ] && grep -q 'use 1-31 of' long.err"
 rc=0
 "$BIN/pgship-agent" run >/dev/null 2>&1 || rc=$?
 check "run without -c is bad usage (2)" test "$rc" -eq 2

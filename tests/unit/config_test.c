@@ -827,7 +827,7 @@ static void test_agent_database_values(void **state)
     fx_make(state, &f);
     agent_expect(&f, AGENT_MIN "[database db1]\nconninfo = dbname=x\nenvironment = Prod\n",
                  PGS_EINVAL,
-                 "agent.conf:9: [database db1] environment: \"Prod\" is not valid: use 1-63 of "
+                 "agent.conf:9: [database db1] environment: \"Prod\" is not valid: use 1-31 of "
                  "a-z 0-9 _ - (e.g. prod, staging, dev)");
     agent_expect(&f, AGENT_MIN "[database db1]\nenvironment = prod\n", PGS_EINVAL,
                  "agent.conf:7: [database db1]: missing required key conninfo");

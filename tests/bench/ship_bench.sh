@@ -46,8 +46,8 @@ Row (c) runs only when pgship-coordinator -c FILE --check-config, pgship-agent
 -c FILE --check-config and `pgship backup --help` all work; otherwise it says
 why it was skipped.
 
-Columns: wall_s = wall-clock seconds (row a: pg_dump + upload, measured
-separately and added per run); stored_MB = bytes the tool left in its bucket
+Columns: wall_s = median wall-clock seconds (row a: pg_dump + upload,
+measured separately and added per run; runs_s lists every run); stored_MB = bytes the tool left in its bucket
 for one backup / 1e6 (a: the object; b: the backup's files as pgBackRest
 stored them plus the WAL segments it needs; c: the archive and its manifest);
 peak_rss_MiB = GNU time %M, the largest process of the command's tree (for c:
@@ -269,7 +269,7 @@ pgbr_stored() {
         | awk -v a="$start" -v b="$stop" '{ seg = substr($1, 1, 24) } seg >= a && seg <= b { s += $2 }
                                            END { printf "%d\n", s }')
     R_BYTES[$key]=$((repo + wal))
-    PGBR_DETAIL="backup $label: files $(awk -v r="$repo" 'BEGIN { printf "%.1f", r / 1e6 }') MB + WAL $start..$stop $(awk -v w="$wal" 'BEGIN { printf "%.1f", w / 1e6 }') MB; original size $(jq -r '.[0].backup[-1].info.size' <<<"$info" | awk '{ printf "%.1f", $1 / 1e6 }') MB"
+    PGBR_DETAIL="backup $label: files $(awk -v r="$repo" 'BEGIN { printf "%.1f", r / 1e6 }') MB + WAL $start..$stop $(awk -v w="$wal" 'BEGIN { printf "%.2f", w / 1e6 }') MB; original size $(jq -r '.[0].backup[-1].info.size' <<<"$info" | awk '{ printf "%.1f", $1 / 1e6 }') MB"
 }
 
 # ---------------------------------------------------------------------------
@@ -404,17 +404,24 @@ fi
 
 # ---------------------------------------------------------------------------
 # report
-fmt_row() { # KEY LABEL [indent]
+# runs_list KEY: every run's wall time, "18.1 18.9 19.3", to show how noisy the median is.
+runs_list() {
+    local i out=""
+    for ((i = 1; i <= RUNS; i++)); do out+="${R_WALL[$1#$i]:-?} "; done
+    printf '%s\n' "${out% }"
+}
+
+fmt_row() { # KEY LABEL
     local key=$1 label=$2
     if [[ -n ${R_ERR[$key]:-} || -z ${R_WALL[$key]:-} ]]; then
         printf '  %-50s %s\n' "$label" "${R_ERR[$key]:-not run}"
         return
     fi
     awk -v l="$label" -v w="${R_WALL[$key]}" -v b="${R_BYTES[$key]}" -v r="${R_RSS[$key]}" \
-        -v fc="${R_WALL[fc]:-}" -v pb="${R_WALL[pgbr]:-}" 'BEGIN {
+        -v fc="${R_WALL[fc]:-}" -v pb="${R_WALL[pgbr]:-}" -v runs="$(runs_list "$key")" 'BEGIN {
         sfc = (fc != "" && w > 0) ? sprintf("%.2fx", fc / w) : "-"
         spb = (pb != "" && pb > 0) ? sprintf("%.2f", w / pb) : "-"
-        printf "  %-50s %8.2f %10s %13.1f %15s %15s\n", l, w, (b > 0 ? sprintf("%.1f", b / 1e6) : "-"), r, sfc, spb
+        printf "  %-50s %8.2f %10s %13.1f %11s %13s   %s\n", l, w, (b > 0 ? sprintf("%.1f", b / 1e6) : "-"), r, sfc, spb, runs
     }'
 }
 fmt_part() { # KEY LABEL: a component of row a, wall only
@@ -423,7 +430,7 @@ fmt_part() { # KEY LABEL: a component of row a, wall only
         printf '    %-48s %s\n' "$label" "${R_ERR[$key]:-not run}"
         return
     fi
-    printf '    %-48s %8.2f\n' "$label" "${R_WALL[$key]}"
+    printf '    %-48s %8.2f %10s %13s %11s %13s   %s\n' "$label" "${R_WALL[$key]}" "" "" "" "" "$(runs_list "$key")"
 }
 
 echo
@@ -431,7 +438,7 @@ echo "==========================================================================
 echo "results: PostgreSQL $("$PG_DUMP" --version | awk '{ print $3 }'), pgBackRest $("$PGBACKREST" version | awk '{ print $2 }'), s3rver $("$S3RVER" --version), curl $(curl --version | awk 'NR == 1 { print $2 }'), $(nproc) CPUs; median of $RUNS run(s)"
 echo "dataset $DB: $(mb "$DB_BYTES") MiB (pg_database_size); the whole cluster, which pgBackRest backs up: $(mb "$CLUSTER_BYTES") MiB"
 echo
-printf '  %-50s %8s %10s %13s %15s %15s\n' tool wall_s stored_MB peak_rss_MiB speed_vs_a time_vs_pgbr
+printf '  %-50s %8s %10s %13s %11s %13s   %s\n' tool wall_s stored_MB peak_rss_MiB speed_vs_a time_vs_pgbr runs_s
 fmt_row fc "a) pg_dump -Fc + curl PUT (http)"
 fmt_part dump "pg_dump -Fc to a file"
 fmt_part put "curl PUT to s3rver over http"

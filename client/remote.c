@@ -597,8 +597,8 @@ int cmd_agents(int argc, char **argv)
         rc = REMOTE_EXIT_REACH;
         goto out;
     }
-    if (c.json) {
-        print_json(j);
+    if (c.json) { /* the array: scripts iterate it */
+        print_json(agents);
         goto out;
     }
     table t = {.ncols = 6};
@@ -734,8 +734,11 @@ int cmd_ls(int argc, char **argv)
         rc = REMOTE_EXIT_REACH;
         goto out;
     }
-    if (c.json) {
-        print_json(j);
+    if (c.json) { /* the array: scripts iterate it; "more" is said on stderr */
+        print_json(list);
+        if (json_is_true(json_object_get(j, "more")))
+            fprintf(stderr, "pgship: more backups match; --limit N shows more (up to %d)\n",
+                    LIST_MAX);
         goto out;
     }
     table t = {.ncols = 7};

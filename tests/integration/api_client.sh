@@ -85,7 +85,7 @@ check "agents: prod-db1 is connected" grep -q -E '^prod-db1 +connected +0\.1\.0-
 check "agents: stage-db1 is offline" grep -q -E '^stage-db1 +offline .*appdb \(staging, 15\.4\)' \
     "$WORK/agents.txt"
 "$P" agents --json >"$WORK/agents.json"
-check "agents --json" test "$(jq -r '[.agents[] | "\(.name)=\(.connected)"] | join(",")' \
+check "agents --json" test "$(jq -r '[.[] | "\(.name)=\(.connected)"] | join(",")' \
     "$WORK/agents.json")" = "prod-db1=true,stage-db1=false"
 
 "$P" ls >"$WORK/ls.txt"
@@ -96,13 +96,16 @@ check "ls: the complete backup with its size and label" \
     grep -q -E "^$id_complete +prod-db1/appdb +prod +complete +3\.0 MiB .* before migration$" \
     "$WORK/ls.txt"
 "$P" ls prod-db1/appdb --state complete --json >"$WORK/ls.json"
-check "ls AGENT/DB --state --json" test "$(jq -r '[.backups[].id] | join(",")' \
+check "ls AGENT/DB --state --json" test "$(jq -r '[.[].id] | join(",")' \
     "$WORK/ls.json")" = "$id_complete"
-check "ls --json: the fields" test "$(jq -r '.backups[0] | [has("id", "agent", "database",
+check "ls --json: the fields" test "$(jq -r '.[0] | [has("id", "agent", "database",
     "environment", "label", "state", "error", "started_at", "finished_at", "size_bytes",
     "sha256", "storage_key")] | all' "$WORK/ls.json")" = true
 expect_rc "ls --limit 1 says there are more" 0 "more backups match" "$P" ls --limit 1
 check "ls --limit 1 shows one" test "$(wc -l <"$WORK/out.txt")" -eq 2
+expect_rc "ls --limit 1 --json says there are more on stderr" 0 "more backups match" \
+    "$P" ls --limit 1 --json
+check "ls --limit 1 --json: an array of one" test "$(jq length "$WORK/out.txt")" -eq 1
 expect_rc "ls of an agent without backups" 0 "no backups match" "$P" ls stage-db1
 
 "$P" show "$id_complete" >"$WORK/show.txt"

@@ -798,6 +798,7 @@ static sess_rc handshake(session *s)
     /* The secret is read for each handshake and wiped right after signing: it is in memory for
      * milliseconds, not for the daemon's life. */
     if (identity_load_secret(cfg->agent.identity_key, &sec, &e) != 0) {
+        identity_secret_wipe(&sec);
         log_error("cannot load the identity key: %s", e.msg);
         return SESS_REFUSED;
     }

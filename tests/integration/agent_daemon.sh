@@ -5,7 +5,7 @@
 # a job for an unknown database reported as FAIL; a malformed reply and a connection dropped
 # mid-stream, each survived by reconnecting with no pg_dump left behind; a stop mid-dump that
 # reports FAIL "agent stopping" and exits 0; a job the coordinator fails mid-stream (ERROR
-# job_failed) followed by FAIL, and the next job on the same connection.
+# job_failed) followed by FAIL, and the next job on the same connection; a POLL never answered.
 #
 # usage: agent_daemon.sh BINDIR     (BINDIR holds pgship, pgship-agent and agent_peer)
 set -euo pipefail
@@ -106,13 +106,13 @@ check "run without -c is bad usage (2)" test "$rc" -eq 2
 
 # --- TLS: a refusal, then the handshake; a backup; a job for a database it does not have
 "$BIN/agent_peer" "tls+tcp://localhost:$CPORT" --cert tls/coordinator.crt --key tls/coordinator.key \
-    --identity agent1.pub --out out --refuse 1 --jobs src,nosuch --window 4 --data-max 16384 \
+    --identity agent1.pub --out out --refuse 1 --jobs src,nosuch,down --window 4 --data-max 16384 \
     >peer1.out 2>peer1.err &
 PEER_PID=$!
 sleep 0.3
 "$BIN/pgship-agent" -c tls.conf 2>agent1.log &
 AGENT_PID=$!
-wait_for peer1.out "^fail .* database nosuch is not configured" 90 || true
+wait_for peer1.out "^fail .*-00000003 " 90 || true
 check "the first HELLO is refused and logged" grep -q "the coordinator refused agent agent1.*not now" agent1.log
 check "the agent retries after the refusal" grep -q "^hello agent1 [0-9a-f]\{16\} pgship-agent " peer1.out
 check "AUTH verifies and announces both databases, the unreachable one too" \
@@ -125,8 +125,10 @@ JOB1=$(grep -m1 "^job " peer1.out | cut -d' ' -f2)
 "$BIN/pgship" decrypt --key ops.key "out/$JOB1.pgship" --list --json >list.json 2>/dev/null || true
 check "the streamed archive decrypts and verifies" grep -q '"database": "src"' list.json
 check "a job for an unknown database is reported as FAIL" grep -q "^fail .* database nosuch is not configured on agent agent1" peer1.out
+check "a dump that fails (database down) is reported as FAIL with libpq's reason" \
+    grep -q "^fail .*-00000003 cannot connect to the database: .*refused" peer1.out
 check "log lines are timestamped daemon lines" grep -q -E "^[0-9-]{10}T[0-9:.]{12}Z pgship-agent\[[0-9]+\] info: " agent1.log
-check "no conninfo in the log" bash -c "! grep -q -E 'sekrit|port=1' agent1.log"
+check "no conninfo in the log" bash -c "! grep -q -E 'sekrit|port=1|dbname=' agent1.log"
 stop_agent
 check "SIGTERM while idle: exit 0" test "$rc" -eq 0
 check "stopping is logged" grep -q "stopped (signal 15)" agent1.log
@@ -155,6 +157,25 @@ check "no pg_dump is left running" no_children "$AGENT_PID"
 check "nothing is left in spool_dir" bash -c "[ -z \"\$(ls -A spool)\" ]"
 stop_agent
 check "SIGTERM after reconnecting: exit 0" test "$rc" -eq 0
+kill "$PEER_PID" 2>/dev/null; wait "$PEER_PID" 2>/dev/null || true
+PEER_PID=""
+
+# --- a coordinator that does not answer a POLL: the deadline (heartbeat_ms + 15 s) closes the
+# connection and a new one starts with a handshake
+"$BIN/agent_peer" "tcp://127.0.0.1:$CPORT" --identity agent1.pub --out out --silent-poll \
+    --heartbeat 100 >peer5.out 2>peer5.err &
+PEER_PID=$!
+sleep 0.3
+"$BIN/pgship-agent" -c plain.conf 2>agent5.log &
+AGENT_PID=$!
+wait_for agent5.log "no reply to POLL within 15 s; closing the connection" 30 || true
+check "a POLL without an answer: the connection is closed after heartbeat_ms + 15 s" \
+    grep -q "no reply to POLL within 15 s; closing the connection" agent5.log
+wait_for peer5.out "^silent" 1 >/dev/null || true
+sleep 2
+check "... and made again, with a handshake" test "$(grep -c '^hello ' peer5.out)" -ge 2
+stop_agent
+check "SIGTERM: exit 0" test "$rc" -eq 0
 kill "$PEER_PID" 2>/dev/null; wait "$PEER_PID" 2>/dev/null || true
 PEER_PID=""
 
@@ -201,7 +222,7 @@ PEER_PID=""
 
 echo "agent_daemon: $passed passed, $failed failed"
 if [ "$failed" -ne 0 ]; then
-    for f in agent1.log agent2.log agent3.log agent4.log peer1.out peer2.out peer3.out peer4.out; do
+    for f in agent1.log agent2.log agent3.log agent4.log agent5.log peer1.out peer2.out peer3.out peer4.out peer5.out; do
         echo "--- $f"; tail -n 25 "$f" 2>/dev/null
     done
 fi

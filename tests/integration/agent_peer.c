@@ -10,6 +10,7 @@
  *                        ERROR job_failed)
  *   end ok ID CHUNKS BYTES            end mismatch ID WHAT
  *   fail ID ERROR                     garbage                protocol ERROR
+ *   silent (--silent-poll: the first POLL gets no answer)
  *
  * It hands out the databases of --jobs one per POLL (each once, across reconnections), answers
  * the other POLLs with IDLE after --heartbeat ms, and exits 0 --linger seconds after the last job
@@ -17,7 +18,8 @@
  *
  * usage: agent_peer URL --identity FILE.pub --out OUTDIR [--cert F --key F] [--jobs DB,DB...]
  *                   [--window N] [--data-max N] [--heartbeat MS] [--drop-at SEQ]
- *                   [--fail-at SEQ] [--ack-delay MS] [--refuse N] [--garbage-poll] [--linger S]
+ *                   [--fail-at SEQ] [--ack-delay MS] [--refuse N] [--garbage-poll] [--silent-poll]
+ *                   [--linger S]
  */
 #include <getopt.h>
 #include <stdarg.h>
@@ -79,12 +81,13 @@ int main(int argc, char **argv)
         {"drop-at", required_argument, NULL, 'D'},  {"ack-delay", required_argument, NULL, 'A'},
         {"refuse", required_argument, NULL, 'r'},   {"garbage-poll", no_argument, NULL, 'g'},
         {"linger", required_argument, NULL, 'l'},   {"fail-at", required_argument, NULL, 'F'},
+        {"silent-poll", no_argument, NULL, 's'},
         {NULL, 0, NULL, 0},
     };
     const char *idfile = NULL, *outdir = NULL, *cert = NULL, *key = NULL;
     char *jobs = NULL;
     int window = 4, data_max = 65536, heartbeat = 500, ack_delay = 0, refuse = 0, garbage = 0;
-    int linger = 2;
+    int linger = 2, silent = 0;
     long long drop_at = -1, fail_at = -1;
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -102,6 +105,7 @@ int main(int argc, char **argv)
         case 'A': ack_delay = atoi(optarg); break;
         case 'r': refuse = atoi(optarg); break;
         case 'g': garbage = 1; break;
+        case 's': silent = 1; break;
         case 'l': linger = atoi(optarg); break;
         default: return 2;
         }
@@ -217,6 +221,12 @@ int main(int argc, char **argv)
             break;
         }
         case WIRE_POLL:
+            if (silent) {
+                /* Never answered: the next receive drops it, and the agent's deadline runs. */
+                silent = 0;
+                say("silent");
+                break;
+            }
             if (garbage && !garbage_done) {
                 garbage_done = 1;
                 say("garbage");

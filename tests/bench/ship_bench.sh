@@ -342,6 +342,23 @@ sum_run() {
 }
 
 PGSHIP_BACKUP=("$FLEET_CLI" backup "$AGENT_NAME/$DB" --wait --json)
+
+# ship_json: from the last pgship backup's --json output (the {...} in its log, after the
+# progress lines), SHIP_STATE and SHIP_SECS = finished_at - created_at: the backup as the
+# coordinator timed it, without the client's polling.
+ship_json() {
+    local log=$LOGS/run.ship#$run.log json created finished
+    SHIP_STATE="" SHIP_SECS=""
+    json=$(sed -n '/^{/,/^}/p' "$log")
+    [[ -n $json ]] || return 0
+    SHIP_STATE=$(jq -r '.state // empty' <<<"$json" 2>/dev/null) || SHIP_STATE=""
+    created=$(jq -r '.created_at // empty' <<<"$json" 2>/dev/null) || created=""
+    finished=$(jq -r '.finished_at // empty' <<<"$json" 2>/dev/null) || finished=""
+    [[ -n $created && -n $finished ]] || return 0
+    created=$(date -d "$created" +%s.%N 2>/dev/null) || return 0
+    finished=$(date -d "$finished" +%s.%N 2>/dev/null) || return 0
+    SHIP_SECS=$(awk -v a="$created" -v b="$finished" 'BEGIN { printf "%.2f", b - a }')
+}
 PGBR_DETAIL=
 for ((run = 1; run <= RUNS; run++)); do
     echo "== run $run of $RUNS"
@@ -374,9 +391,19 @@ for ((run = 1; run <= RUNS; run++)); do
         if [[ -z ${R_ERR[ship#$run]:-} ]]; then
             added=$(( $(s3_bytes "$S3_HTTP" pgship) - before ))
             R_BYTES[ship#$run]=$added
+            ship_json
             if (( added <= 0 )); then
                 R_ERR[ship#$run]="exit 0 but nothing new in the bucket"
                 ERRORS=$((ERRORS + 1))
+            elif [[ -n $SHIP_STATE && $SHIP_STATE != complete ]]; then
+                R_ERR[ship#$run]="exit 0 but state $SHIP_STATE"
+                ERRORS=$((ERRORS + 1))
+            fi
+            if [[ -n $SHIP_SECS ]]; then
+                R_WALL[srv#$run]=$SHIP_SECS R_RSS[srv#$run]=0 R_SELF[srv#$run]=0 R_BYTES[srv#$run]=0
+                R_CMD[srv#$run]="finished_at - created_at"
+            else
+                R_ERR[srv#$run]="no created_at/finished_at in the --json output"
             fi
         fi
     else
@@ -384,9 +411,9 @@ for ((run = 1; run <= RUNS; run++)); do
     fi
 done
 
-ROWS=(fc dump put puts pgbr ship)
+ROWS=(fc dump put puts pgbr ship srv)
 for r in "${ROWS[@]}"; do
-    [[ ${R_ERR[$r#1]:-} == skipped ]] && { R_ERR[$r]=skipped; continue; }
+    [[ ${R_ERR[$r#1]:-} == skipped || ($r == srv && $HAVE_PGSHIP -ne 1) ]] && { R_ERR[$r]=skipped; continue; }
     aggregate "$r" "$RUNS"
 done
 note_cmd "$(show_cmd "$PG_DUMP" -d "$CONN" -Fc -f "$DUMP_FILE")"
@@ -447,6 +474,7 @@ fmt_row pgbr "b) pgBackRest full (zst-3, process-max=2, https)"
 [[ -z $PGBR_DETAIL ]] || printf '    %s\n' "$PGBR_DETAIL"
 fmt_row ship "c) pgship backup --wait (coordinator + agent)"
 if [[ $HAVE_PGSHIP -eq 1 ]]; then
+    fmt_part srv "(created -> finished, as the coordinator saw it)"
     printf '    peak RSS (VmHWM): coordinator %s MiB, agent %s MiB (after %d run(s), %d stream at a time)\n' \
         "$COORD_HWM" "$AGENT_HWM" "$RUNS" "$STREAMS"
 else

@@ -505,7 +505,7 @@ fleet_wait_agent() {
         if out=$(fleet_client agents --json 2>/dev/null) &&
             jq -e --arg n "$name" \
                 '[(if type == "array" then .[] else (.agents // [])[] end)
-                  | select(.name == $n and (.connected // true) != false)] | length > 0' \
+                  | select(.name == $n and (if has("connected") then .connected else true end))] | length > 0' \
                 <<<"$out" >/dev/null 2>&1; then
             return 0
         fi

@@ -280,7 +280,10 @@ static sess_rc request(session *s, const wire_msg *req, int64_t timeout_ms, int 
     size_t len = 0;
     nng_msg *m = NULL;
     memset(rep, 0, sizeof(*rep));
-    if (s->ctl.state != SLOT_IDLE) {
+    pthread_mutex_lock(&s->mu);
+    int busy = s->ctl.state != SLOT_IDLE;
+    pthread_mutex_unlock(&s->mu);
+    if (busy) {
         log_error("internal: %s while another control request is in flight; reconnecting",
                   name);
         return SESS_LOST;
@@ -595,9 +598,11 @@ static int job_flush(job *j)
     if (job_wait(j, 0, 0) != 0)
         return -1;
     slot *sl = NULL;
+    pthread_mutex_lock(&s->mu);
     for (uint32_t i = 0; i < s->ndata && sl == NULL; i++)
         if (s->data[i].state == SLOT_IDLE) /* only this thread makes a slot busy */
             sl = &s->data[i];
+    pthread_mutex_unlock(&s->mu);
     if (sl == NULL)
         abort(); /* job_wait returned with a free slot */
     wire_data_header(nng_msg_body(j->cur), j->id, j->seq, j->cur_len);

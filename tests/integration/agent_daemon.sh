@@ -19,8 +19,8 @@ WORK=$(mktemp -d /tmp/pgship-agentd.XXXXXX)
 chmod 755 "$WORK"
 AGENT_PID="" PEER_PID=""
 cleanup() {
-    [ -n "$AGENT_PID" ] && kill -9 "$AGENT_PID" 2>/dev/null
-    [ -n "$PEER_PID" ] && kill -9 "$PEER_PID" 2>/dev/null
+    if [ -n "$AGENT_PID" ]; then kill -9 "$AGENT_PID" 2>/dev/null || true; fi
+    if [ -n "$PEER_PID" ]; then kill -9 "$PEER_PID" 2>/dev/null || true; fi
     pgc_destroy "$WORK/pg" >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }

@@ -89,7 +89,8 @@ static int recover(catalog *cat, storage *st, pgs_error *e)
         sidecar_key(rec[i].storage_key, side, sizeof(side));
         pgs_error de = {0};
         if ((side[0] && storage_delete(st, side, &de) != 0) ||
-            storage_delete(st, rec[i].storage_key, &de) != 0)
+            storage_delete(st, rec[i].storage_key, &de) != 0 ||
+            storage_forget_uploads(st, rec[i].storage_key, &de) != 0)
             log_warn("backup %s: cannot remove what it left in storage: %s", rec[i].id, de.msg);
         else
             log_info("backup %s: removed anything it left in storage (%s)", rec[i].id,

@@ -280,3 +280,12 @@ int storage_delete(storage *s, const char *key, pgs_error *e)
         return rc;
     return s->be->del(s->impl, full, e);
 }
+
+int storage_forget_uploads(storage *s, const char *key, pgs_error *e)
+{
+    char full[STORAGE_FULL_KEY_MAX];
+    int rc = storage_full_key(s, key, 0, full, e);
+    if (rc != 0)
+        return rc;
+    return s->be->forget != NULL ? s->be->forget(s->impl, full, e) : 0;
+}

@@ -120,6 +120,12 @@ int storage_list(storage *s, const char *prefix, storage_list_fn cb, void *arg, 
 /* Removes the object at key. Removing an object that does not exist succeeds (as in S3). */
 int storage_delete(storage *s, const char *key, pgs_error *e);
 
+/* Removes what uploads to key left behind when the process that ran them died (a crash cannot
+ * abort): the fs backend's temporary files beside key. On S3 such multipart uploads are invisible
+ * and are left to the bucket's lifecycle rule (AbortIncompleteMultipartUpload; docs/storage.md):
+ * 0 without a request. Run only when no upload to key can be running. */
+int storage_forget_uploads(storage *s, const char *key, pgs_error *e);
+
 /* Releases the handle; every upload must have been committed or aborted. NULL is allowed. */
 void storage_close(storage *s);
 

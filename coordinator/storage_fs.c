@@ -416,6 +416,44 @@ static int fs_del(void *impl, const char *key, pgs_error *e)
     return 0;
 }
 
+/* Unlinks ".<base>.tmp-*" beside key: temporary files of uploads a crash interrupted. */
+static int fs_forget(void *impl, const char *key, pgs_error *e)
+{
+    fs_store *fs = impl;
+    const char *slash = strrchr(key, '/');
+    const char *base = slash != NULL ? slash + 1 : key;
+    char dir[STORAGE_FULL_KEY_MAX], prefix[STORAGE_SEGMENT_MAX + 8];
+    snprintf(dir, sizeof(dir), "%.*s", slash != NULL ? (int)(slash - key) : 1,
+             slash != NULL ? key : ".");
+    snprintf(prefix, sizeof(prefix), ".%s.tmp-", base);
+    int dfd = openat(fs->rootfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (dfd < 0)
+        return errno == ENOENT || errno == ENOTDIR
+                   ? 0
+                   : pgs_fail(e, PGS_EIO, "cannot open %s in %s: %s", dir, fs->root,
+                              strerror(errno));
+    DIR *d = fdopendir(dfd);
+    if (d == NULL) {
+        close(dfd);
+        return pgs_fail(e, PGS_EIO, "cannot read %s in %s: %s", dir, fs->root, strerror(errno));
+    }
+    int rc = 0, removed = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
+            continue;
+        if (unlinkat(dirfd(d), de->d_name, 0) != 0 && errno != ENOENT)
+            rc = pgs_fail(e, PGS_EIO, "cannot remove %s/%s in %s: %s", dir, de->d_name, fs->root,
+                          strerror(errno));
+        else
+            removed++;
+    }
+    if (removed > 0)
+        fsync(dirfd(d));
+    closedir(d);
+    return rc;
+}
+
 const storage_backend storage_backend_fs = {
     .name = "fs",
     .open = fs_open,
@@ -428,4 +466,5 @@ const storage_backend storage_backend_fs = {
     .get = fs_get,
     .list = fs_list,
     .del = fs_del,
+    .forget = fs_forget,
 };

@@ -32,6 +32,8 @@ typedef struct storage_backend {
     /* Lists full keys starting with prefix (full, possibly empty). */
     int (*list)(void *impl, const char *prefix, storage_list_fn cb, void *arg, pgs_error *e);
     int (*del)(void *impl, const char *key, pgs_error *e);
+    /* Optional: removes what uploads to key interrupted by a crash left behind. */
+    int (*forget)(void *impl, const char *key, pgs_error *e);
 } storage_backend;
 
 extern const storage_backend storage_backend_fs;

@@ -68,7 +68,8 @@ wait_bytes() {
         st=$(show "$1" 2>/dev/null || true)
         if [ -n "$st" ]; then
             [ "$(json 'd["state"]' <<<"$st")" != running ] && [ "$(json 'd["state"]' <<<"$st")" != queued ] && return 1
-            [ "$(json '(d.get("progress") or {}).get("bytes", 0)' <<<"$st")" -gt 0 ] && return 0
+            STORED=$(json '(d.get("progress") or {}).get("bytes", 0)' <<<"$st")
+            [ "$STORED" -gt 0 ] && return 0
         fi
         sleep 0.05
     done
@@ -142,7 +143,7 @@ ID=$(fleet_client backup a1/big --json | json 'd["id"]')
 if wait_bytes "$ID"; then
     kill -STOP "${FLEET_AGENT_PID[a1]}"
     kill -9 "${FLEET_AGENT_PID[a1]}"
-    ok "the agent was killed mid-stream ($(show "$ID" | json 'd["progress"]["bytes"]') bytes stored)"
+    ok "the agent was killed mid-stream ($STORED bytes stored)"
 else
     bad "the backup of big never streamed: $(show "$ID")"
 fi
@@ -152,7 +153,7 @@ check "... with the reason ($err)" grep -q "connection to the agent was lost" <<
 check "no object and no temporary file is left for it" \
     bash -c "! find archive -name '*$ID*' | grep -q ."
 sleep 0.5
-check "no pg_dump is left behind" bash -c "! pgrep -f 'pg_dump.*big' >/dev/null"
+check "no pg_dump is left behind" bash -c "! pgrep -f 'bin/[p]g_dump .*big' >/dev/null"
 start_agent 1
 fleet_client backup a1/appdb --wait --json >b2.json 2>/dev/null
 check "after a restart of the agent, the next backup succeeds" test "$(json 'd["state"]' <b2.json)" = complete
@@ -164,7 +165,7 @@ if wait_bytes "$ID"; then
     kill -9 "$FLEET_COORD_PID"
     wait "$FLEET_COORD_PID" 2>/dev/null || true
     kill -CONT "${FLEET_AGENT_PID[a1]}"
-    ok "the coordinator was killed mid-stream"
+    ok "the coordinator was killed mid-stream ($STORED bytes stored)"
 else
     bad "the backup of big never streamed"
 fi
@@ -211,7 +212,7 @@ if wait_bytes "$ID"; then
     kill -STOP "${FLEET_AGENT_PID[a1]}"
     s3rver_stop "$WORK/s3" >/dev/null
     kill -CONT "${FLEET_AGENT_PID[a1]}"
-    ok "s3rver was stopped mid-upload"
+    ok "s3rver was stopped mid-upload ($STORED bytes stored)"
 else
     bad "the backup of big never streamed"
 fi

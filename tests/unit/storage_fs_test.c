@@ -225,6 +225,34 @@ static void test_storage_fs_abort_leaves_nothing(void **state)
     storage_close(s);
 }
 
+/* What a crash leaves (an upload never committed nor aborted) is removed by
+ * storage_forget_uploads, and only for that key. */
+static void test_storage_fs_forget_uploads(void **state)
+{
+    storage *s = open_fs(state, "pfx");
+    pgs_error e = {0};
+    storage_upload *crashed = NULL, *other = NULL;
+    uint8_t buf[4096];
+    fill(buf, sizeof(buf), 5);
+    assert_int_equal(storage_upload_begin(s, "prod/a/db/0003.pgship", &crashed, &e), 0);
+    assert_int_equal(storage_upload_write(crashed, buf, sizeof(buf), &e), 0);
+    assert_int_equal(storage_upload_begin(s, "prod/a/db/0004.pgship", &other, &e), 0);
+    assert_int_equal(storage_put(s, "prod/a/db/0005.pgship", buf, 10, &e), 0);
+    assert_int_equal(count_files((const char *)*state, NULL), 3);
+    assert_int_equal(storage_forget_uploads(s, "prod/a/db/0003.pgship", &e), 0);
+    assert_int_equal(count_files((const char *)*state, NULL), 2);
+    /* nothing to forget: a key never written, a directory that does not exist */
+    assert_int_equal(storage_forget_uploads(s, "prod/a/db/0009.pgship", &e), 0);
+    assert_int_equal(storage_forget_uploads(s, "dev/x/y/0001.pgship", &e), 0);
+    TU_ASSERT_ERR(storage_forget_uploads(s, "../escape", &e), e, PGS_EINVAL, NULL);
+    assert_int_equal(count_files((const char *)*state, NULL), 2);
+    storage_upload_abort(crashed); /* its file is already gone: no error, nothing else removed */
+    assert_int_equal(count_files((const char *)*state, NULL), 2);
+    storage_upload_abort(other);
+    assert_int_equal(count_files((const char *)*state, NULL), 1);
+    storage_close(s);
+}
+
 static void test_storage_fs_failed_write_leaves_nothing(void **state)
 {
     /* A file size limit makes the write fail as a full disk would. */
@@ -504,6 +532,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_storage_fs_empty_object, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_storage_fs_abort_leaves_nothing, setup_dir,
                                         teardown_dir),
+        cmocka_unit_test_setup_teardown(test_storage_fs_forget_uploads, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_storage_fs_failed_write_leaves_nothing, setup_dir,
                                         teardown_dir),
         cmocka_unit_test_setup_teardown(test_storage_fs_commit_replaces, setup_dir, teardown_dir),

@@ -1,43 +1,114 @@
 #!/usr/bin/env bash
-# The demo on local defaults: a throwaway PostgreSQL with a sample database, dumped into an
-# encrypted archive, decrypted, restored into a new database with stock pg_restore, and shown
-# equal. Everything lives in $PGSHIP_DEMO_DIR (default /tmp/pgship-demo); the server is stopped
-# at the end, the keys and archives stay for you to look at.
-# usage: deploy/demo.sh BINDIR
+# The demo fleet on local defaults: a throwaway PostgreSQL 15 with a sample database, s3rver as
+# the S3 bucket, a pgship-coordinator and a pgship-agent talking nng over TLS, one encrypted backup
+# shipped into the bucket, the catalog listed, and the backup fetched, decrypted, restored with
+# stock pg_restore and shown equal to its source.
+#
+# Everything lives in $PGSHIP_DEMO_DIR (default /tmp/pgship-demo): configuration files, keys,
+# certificates, catalog, the bucket's files, logs. The daemons and servers are stopped at the end
+# (the files stay for you to look at); `--keep-running` leaves them up and prints how to talk to
+# them.
+# usage: deploy/demo.sh BINDIR [--keep-running]
 set -euo pipefail
-BIN=$(cd "${1:?usage: demo.sh BINDIR}" && pwd)
+BIN=$(cd "${1:?usage: demo.sh BINDIR [--keep-running]}" && pwd)
+KEEP=${2:-}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+export FLEET_BIN_DIR=$BIN
 source "$ROOT/tests/integration/lib/pgcluster.sh"
 source "$ROOT/tests/integration/lib/dbcompare.sh"
+source "$ROOT/tests/integration/lib/s3rver.sh"
+source "$ROOT/tests/integration/lib/fleet.sh"
 PGBIN=${PGC_BINDIR:-/usr/lib/postgresql/15/bin}
 DEMO=${PGSHIP_DEMO_DIR:-/tmp/pgship-demo}
 
+if [ -f "$DEMO/pids" ]; then # a demo left running by --keep-running
+    xargs -r kill <"$DEMO/pids" 2>/dev/null || true
+    sleep 1
+fi
+pgc_stop "$DEMO/pg" >/dev/null 2>&1 || true
+s3rver_stop "$DEMO/s3" >/dev/null 2>&1 || true
 rm -rf "$DEMO"
 mkdir -p "$DEMO"
 chmod 755 "$DEMO"
-trap 'pgc_stop "$DEMO/pg" >/dev/null 2>&1 || true' EXIT
+stop_all() {
+    fleet_stop_all >/dev/null 2>&1 || true
+    s3rver_stop "$DEMO/s3" >/dev/null 2>&1 || true
+    pgc_stop "$DEMO/pg" >/dev/null 2>&1 || true
+}
+if [ "$KEEP" != --keep-running ]; then
+    trap stop_all EXIT
+else
+    trap 'echo "demo failed: stopping"; stop_all' ERR
+fi
 cd "$DEMO"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run() { printf '$ %s\n' "$*" >&2; "$@"; }
 
-step "a throwaway PostgreSQL 15 with a sample database (appdb)"
+step "a PostgreSQL 15 with a sample database (appdb), as if it were production"
 PORT=$(pgc_free_port)
 pgc_start "$DEMO/pg" "$PORT" >/dev/null
 pgc_psql "$PORT" postgres -q -c "CREATE DATABASE appdb"
 pgc_psql "$PORT" appdb -q -f "$ROOT/tests/integration/sql/fixture.sql" >/dev/null
 echo "server on 127.0.0.1:$PORT, appdb is $(pgc_psql "$PORT" appdb -Atc "SELECT pg_size_pretty(pg_database_size('appdb'))")"
 
-step "pgship keygen ops"
-"$BIN/pgship" keygen ops
-cat ops.pub
+step "s3rver as the S3 bucket 'pgship' (local S3; any S3-compatible service works the same)"
+S3PORT=$(s3rver_free_port)
+s3rver_start "$DEMO/s3" "$S3PORT" pgship >/dev/null
+echo "s3rver on http://127.0.0.1:$S3PORT"
 
-step "pgship-agent dump --dbname '...' --recipient ops.pub -o appdb.pgship"
-"$BIN/pgship-agent" dump --dbname "$(pgc_conninfo "$PORT" appdb)" --recipient ops.pub -o appdb.pgship
+step "keys: a TLS CA and certificate, the agent's identity, the backups' recipient"
+echo '$ deploy/make-certs.sh tls; pgship keygen --identity keys/db-prod-1; pgship keygen keys/ops'
+fleet_certs "$DEMO/tls" >/dev/null
+fleet_identity "$DEMO/keys" db-prod-1 >/dev/null
+fleet_recipient "$DEMO/keys" ops >/dev/null
+ls tls keys | tr '\n' ' '
+echo
+echo "keys/ops.key opens the backups: keep it away from the coordinator and the agents"
 
-step "pgship decrypt --key ops.key appdb.pgship --list"
-"$BIN/pgship" decrypt --key ops.key appdb.pgship --list
+step "configuration: coordinator.conf and agent.conf"
+fleet_coordinator_conf "$DEMO/coordinator.conf" "$DEMO/tls" "$DEMO/state" \
+    --agent db-prod-1 "$DEMO/keys/db-prod-1.pub" \
+    --storage-s3 "http://127.0.0.1:$S3PORT" pgship --storage-set prefix=demo
+fleet_agent_conf "$DEMO/agent.conf" db-prod-1 "$DEMO/tls" "$DEMO/keys/db-prod-1.key" \
+    --recipient "$DEMO/keys/ops.pub" --db appdb prod "$(pgc_conninfo "$PORT" appdb)"
+sed 's/^/    /' coordinator.conf
+echo
+sed 's/^/    /' agent.conf | grep -v '^    conninfo'
+echo "    conninfo = (host, port and user of the demo server; never printed by pgship)"
 
-step "pgship decrypt --key ops.key appdb.pgship --extract restored/"
-"$BIN/pgship" decrypt --key ops.key appdb.pgship --extract restored
+step "pgship-coordinator -c coordinator.conf   and   pgship-agent -c agent.conf"
+fleet_start_coordinator "$DEMO/coordinator.conf" "$DEMO/coordinator.log"
+fleet_start_agent "$DEMO/agent.conf" "$DEMO/agent.log"
+fleet_wait_agent db-prod-1 30 >/dev/null
+tail -n 3 coordinator.log
+export PGSHIP_URL=$FLEET_API_URL
+PGSHIP_TOKEN=$(cat "$FLEET_TOKEN_FILE")
+export PGSHIP_TOKEN
+
+step "pgship agents"
+run "$BIN/pgship" agents
+
+step "pgship backup db-prod-1/appdb --label demo --wait"
+run "$BIN/pgship" backup db-prod-1/appdb --label demo --wait --json >backup.json
+ID=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <backup.json)
+echo "backup $ID is complete"
+
+step "pgship ls"
+run "$BIN/pgship" ls
+
+step "pgship show $ID"
+run "$BIN/pgship" show "$ID"
+
+step "the bucket, seen by another S3 client: the archive and its sidecar manifest"
+export RCLONE_CONFIG_DEMO_TYPE=s3 RCLONE_CONFIG_DEMO_PROVIDER=Other \
+    RCLONE_CONFIG_DEMO_ENDPOINT="http://127.0.0.1:$S3PORT" RCLONE_CONFIG_DEMO_ACCESS_KEY_ID=S3RVER \
+    RCLONE_CONFIG_DEMO_SECRET_ACCESS_KEY=S3RVER RCLONE_CONFIG_DEMO_FORCE_PATH_STYLE=true
+run env -u AWS_CA_BUNDLE rclone ls demo:pgship
+
+step "pgship fetch $ID -o appdb.pgship   then   pgship decrypt --key keys/ops.key ..."
+run "$BIN/pgship" fetch "$ID" -o appdb.pgship
+run "$BIN/pgship" decrypt --key keys/ops.key appdb.pgship --list
+run "$BIN/pgship" decrypt --key keys/ops.key appdb.pgship --extract restored
 
 step "pg_restore -d appdb_restored restored/dump.pgdump"
 pgc_psql "$PORT" postgres -q -c "CREATE DATABASE appdb_restored"
@@ -47,4 +118,12 @@ echo "restored"
 step "appdb and appdb_restored compared: schema dump, row counts, content checksums"
 db_compare "$PORT" appdb "$PORT" appdb_restored
 
-printf '\n\033[1mdemo complete:\033[0m the archive, keys and extracted dump are in %s\n' "$DEMO"
+if [ "$KEEP" = --keep-running ]; then
+    { echo "$FLEET_COORD_PID"; printf '%s\n' "${FLEET_AGENT_PID[@]}"; } >"$DEMO/pids"
+    printf '\n\033[1mdemo fleet running.\033[0m Talk to it with:\n'
+    echo "  export PGSHIP_URL=$PGSHIP_URL PGSHIP_TOKEN=\$(cat $FLEET_TOKEN_FILE)"
+    echo "  $BIN/pgship agents; $BIN/pgship backup db-prod-1/appdb --wait; $BIN/pgship ls"
+    echo "Run deploy/demo.sh again to start over; its files are in $DEMO."
+else
+    printf '\n\033[1mdemo complete:\033[0m configuration, keys, catalog, bucket and logs are in %s\n' "$DEMO"
+fi

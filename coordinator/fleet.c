@@ -414,6 +414,8 @@ static void *stream_main(void *arg)
             if (failed_at != 0 && now_ms() - failed_at > FAILED_LINGER_MS)
                 break;
             timed_wait(&t->cv, &f->mu, 1000);
+            if (!t->dead && !pipe_alive(t->pipe)) /* in case the pipe event is late */
+                stream_kill(t, "the connection to the agent was lost");
         }
         if (t->dead || i < 0)
             break;

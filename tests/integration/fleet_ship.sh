@@ -44,7 +44,7 @@ pgc_psql "$PORT" postgres -q -c "CREATE DATABASE appdb" -c "CREATE DATABASE big"
 pgc_psql "$PORT" appdb -q -f "$HERE/sql/fixture.sql" >/dev/null
 pgc_psql "$PORT" big -q -c "CREATE TABLE noise AS SELECT g AS id,
     decode(md5(random()::text) || md5(random()::text), 'hex') AS junk
-    FROM generate_series(1, 1500000) g"
+    FROM generate_series(1, 2500000) g"
 
 fleet_certs tls >/dev/null
 fleet_recipient keys ops >/dev/null

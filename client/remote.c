@@ -44,6 +44,9 @@
 #define ERROR_BODY_MAX (64u * 1024)
 #define ID_MAX 31
 #define WAIT_POLL_MS 1000
+/* The first minute is asked about more often: short backups end sooner for scripts. */
+#define WAIT_POLL_FAST_MS 200
+#define WAIT_FAST_S 60
 #define WAIT_LINE_S 5   /* --wait without a terminal: a progress line this often */
 #define WAIT_RETRY_S 30 /* --wait keeps polling through an outage this long */
 #define LIST_MAX 10000  /* as the API's API_LIST_MAX */
@@ -1017,7 +1020,7 @@ static int wait_backup(remote *r, const char *id, unsigned long timeout_s, json_
                       id, id);
             return REMOTE_EXIT_FAILED;
         }
-        msleep(WAIT_POLL_MS);
+        msleep(now - start < WAIT_FAST_S ? WAIT_POLL_FAST_MS : WAIT_POLL_MS);
     }
     if (drawn)
         fprintf(stderr, "\r\033[K");

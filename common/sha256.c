@@ -60,7 +60,7 @@ void hex_encode(const uint8_t *in, size_t len, char *out)
     out[2 * len] = '\0';
 }
 
-static int hex_val(char c)
+int hex_digit(int c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -76,7 +76,7 @@ int hex_decode(const char *in, size_t inlen, uint8_t *out, size_t outlen)
     if (inlen != 2 * outlen)
         return -1;
     for (size_t i = 0; i < outlen; i++) {
-        int hi = hex_val(in[2 * i]), lo = hex_val(in[2 * i + 1]);
+        int hi = hex_digit((unsigned char)in[2 * i]), lo = hex_digit((unsigned char)in[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[i] = (uint8_t)(hi << 4 | lo);

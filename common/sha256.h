@@ -24,5 +24,7 @@ void sha256_free(sha256_ctx *c);
 void hex_encode(const uint8_t *in, size_t len, char *out);
 /* Decodes exactly 2*outlen lowercase or uppercase hex digits; returns 0 or -1. */
 int hex_decode(const char *in, size_t inlen, uint8_t *out, size_t outlen);
+/* The value of one hex digit (either case), or -1. */
+int hex_digit(int c);
 
 #endif

@@ -36,6 +36,7 @@
 #include <sodium.h>
 
 #include "common/log.h"
+#include "common/sha256.h"
 #include "proto/jsonutil.h"
 
 #define API_WORKERS 2
@@ -568,17 +569,6 @@ out:
 
 /* ---- GET /v1/backups ---- */
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes %XX in place; -1 on a broken escape or a NUL. */
 static int pct_decode(char *s)
 {
@@ -588,7 +578,7 @@ static int pct_decode(char *s)
             *d++ = *s;
             continue;
         }
-        int hi = hexval((unsigned char)s[1]), lo = hi >= 0 ? hexval((unsigned char)s[2]) : -1;
+        int hi = hex_digit((unsigned char)s[1]), lo = hi >= 0 ? hex_digit((unsigned char)s[2]) : -1;
         if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
             return -1;
         *d++ = (char)(hi * 16 + lo);

@@ -26,10 +26,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-passed=0 failed=0
-ok() { echo "ok: $*"; passed=$((passed + 1)); }
-bad() { echo "FAILED: $*"; failed=$((failed + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+source "$HERE/lib/check.sh"
 # wait_for FILE PATTERN SECONDS: until FILE has a line matching PATTERN.
 wait_for() {
     local end=$((SECONDS + $3))

@@ -19,21 +19,7 @@ chmod 755 "$WORK"
 cleanup() { pgc_destroy "$WORK/pg" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-passed=0 failed=0
-ok() { echo "ok: $*"; passed=$((passed + 1)); }
-bad() { echo "FAILED: $*"; failed=$((failed + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-# expect_fail WHAT PATTERN CMD...: CMD must exit non-zero and print PATTERN on stderr.
-expect_fail() {
-    local what=$1 pattern=$2; shift 2
-    local rc=0
-    "$@" >"$WORK/out.txt" 2>"$WORK/err.txt" || rc=$?
-    if [ "$rc" -ne 0 ] && grep -q -E -- "$pattern" "$WORK/err.txt"; then
-        ok "$what (exit $rc: $(grep -m1 -E -- "$pattern" "$WORK/err.txt" | cut -c1-150))"
-    else
-        bad "$what: exit $rc, stderr: $(head -c 600 "$WORK/err.txt")"
-    fi
-}
+source "$HERE/lib/check.sh"
 # no_leftovers DIR: no temporary output and no spool directory remain in DIR.
 no_leftovers() { ! ls -A "$1" | grep -q -E '^\..*\.tmp-|^pgship-dump-'; }
 
@@ -180,6 +166,4 @@ expect_fail "a key that is not a recipient: names the recipients" "sealed to key
     "$BIN/pgship" decrypt -k stranger.key custom.pgship --list
 expect_fail "not an archive" "not a pgship archive" "$BIN/pgship" decrypt -k ops.key junk.pub --list
 
-echo
-echo "dump_roundtrip: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+check_summary dump_roundtrip

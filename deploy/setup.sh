@@ -11,7 +11,7 @@ PACKAGES=(
     postgresql postgresql-client zstd
     procps time util-linux coreutils tar           # pgrep, /usr/bin/time, runuser: tests, benchmark
     nodejs python3-botocore rclone curl            # storage test: s3rver, SigV4 proxy, S3 client
-    pgbackrest jq                                  # ship_bench baseline; fleet.sh reads pgship --json
+    pgbackrest jq sqlite3 openssl                  # ship_bench baseline; fleet.sh (jq); fleet_ship (sqlite3); certs
 )
 
 missing=()

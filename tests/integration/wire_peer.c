@@ -132,7 +132,9 @@ int main(int argc, char **argv)
         big[0] = 'P', big[1] = 'W', big[2] = 1, big[3] = WIRE_DATA;
         uint32_t bl = (uint32_t)(len - WIRE_HEADER_LEN);
         big[4] = bl >> 24, big[5] = bl >> 16, big[6] = bl >> 8, big[7] = bl;
-        expect(xfer(big, len, &r), &r, WIRE_ACK);
+        int rc = xfer(big, len, &r);
+        free(big);
+        expect(rc, &r, WIRE_ACK);
     } else if (strcmp(mode, "reply-type") == 0) {
         wire_msg m = {.type = WIRE_IDLE};
         expect(send_msg(&m, &r), &r, WIRE_CHALLENGE);

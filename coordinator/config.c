@@ -55,8 +55,8 @@ static const ini_key storage_keys[] = {
     {"path_style", INI_BOOL, 0, "false", 0, 0, NULL, ST(path_style)},
     {"access_key_id", INI_STRING, 0, NULL, 0, 0, NULL, ST(access_key_id)},
     {"secret_access_key_file", INI_PATH, INI_PRIVATE, NULL, 0, 0, NULL, ST(secret_access_key_file)},
-    {"part_size_mib", INI_UINT, 0, "16", 5, 5120, NULL, ST(part_size_mib)},
-    {"parallel_parts", INI_UINT, 0, "4", 1, 64, NULL, ST(parallel_parts)},
+    {"part_size_mib", INI_UINT, 0, "12", 5, 5120, NULL, ST(part_size_mib)},
+    {"parallel_parts", INI_UINT, 0, "1", 1, 64, NULL, ST(parallel_parts)},
 };
 
 static const ini_key agent_keys[] = {

@@ -5,6 +5,7 @@
  * cleanly), storage, catalog.
  */
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,6 +222,12 @@ int main(int argc, char **argv)
         coordinator_config_free(&cfg);
         return 0;
     }
+    /* Part buffers (MiBs each) come and go with every upload: a fixed mmap threshold returns
+     * them to the system when freed (glibc would otherwise raise the threshold after the first
+     * and keep later ones in its heaps, so the resident set would creep up run after run), and
+     * a few arenas keep the many short-lived threads from each holding freed memory. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    mallopt(M_ARENA_MAX, 4);
     log_set_daemon(1);
     log_set_level((enum log_level)cfg.coordinator.log_level);
     int status = run(&cfg);

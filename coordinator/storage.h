@@ -32,10 +32,10 @@
 #define STORAGE_SEGMENT_MAX 255 /* a file name on the fs backend */
 #define STORAGE_DEPTH_MAX 16
 
-#define STORAGE_PART_SIZE_MIB_DEFAULT 16
+#define STORAGE_PART_SIZE_MIB_DEFAULT 12
 #define STORAGE_PART_SIZE_MIB_MIN 5    /* S3's minimum for every part but the last */
 #define STORAGE_PART_SIZE_MIB_MAX 5120 /* S3's maximum part */
-#define STORAGE_PARALLEL_PARTS_DEFAULT 4
+#define STORAGE_PARALLEL_PARTS_DEFAULT 1
 #define STORAGE_PARALLEL_PARTS_MAX 64
 #define STORAGE_MAX_PARTS 10000 /* S3's limit: part_size x 10000 is the largest object */
 
@@ -64,8 +64,8 @@ typedef struct storage_config {
     const char *session_token;     /* optional (AWS_SESSION_TOKEN): sent as x-amz-security-token;
                                       copied, never logged, wiped on close */
     const char *ca_file;           /* optional CA bundle for https endpoints */
-    unsigned part_size_mib;        /* default 16, within [5, 5120] */
-    unsigned parallel_parts;       /* parts in flight per upload: default 4, within [1, 64] */
+    unsigned part_size_mib;        /* default 12, within [5, 5120] */
+    unsigned parallel_parts;       /* parts in flight per upload: default 1, within [1, 64] */
     unsigned connect_timeout_s;    /* default 10 */
     unsigned low_speed_time_s;     /* a request moving under 1 KiB/s this long fails: default 30 */
     unsigned request_timeout_s;    /* whole-request limit: default 0, none (parts can be big) */

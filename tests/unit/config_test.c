@@ -282,8 +282,8 @@ static void test_coordinator_minimal_file_gets_defaults(void **state)
     assert_null(cfg.storage.endpoint);
     assert_string_equal(cfg.storage.region, "us-east-1");
     assert_int_equal(cfg.storage.path_style, 0);
-    assert_int_equal(cfg.storage.part_size_mib, 16);
-    assert_int_equal(cfg.storage.parallel_parts, 4);
+    assert_int_equal(cfg.storage.part_size_mib, 12);
+    assert_int_equal(cfg.storage.parallel_parts, 1);
     assert_int_equal(cfg.storage.src.line, 0);
     assert_int_equal(cfg.nagents, 0);
     assert_int_equal(cfg.insecure_transport, 0);

@@ -17,6 +17,7 @@
 #include "client/remote.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -565,26 +566,58 @@ static void agents_usage(FILE *f)
                "\n" COMMON_USAGE);
 }
 
+/* A command's own option: 0 when ch was one (handled), -1 when it is not, or an exit status
+ * (the reason already logged). */
+typedef int (*own_opt_fn)(void *ctx, int ch, const char *arg);
+
+/* The option loop every command shares: -h/--help, the common options, the command's own
+ * (own may be NULL), then between min_args and max_args operands. Returns -1 to go on, or the
+ * exit status to return. */
+static int parse_args(int argc, char **argv, const char *shortopts, const struct option *lo,
+                      void (*usage)(FILE *), own_opt_fn own, void *ctx, common *c, int min_args,
+                      int max_args)
+{
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, shortopts, lo, NULL)) != -1) {
+        if (ch == 'h') {
+            usage(stdout);
+            return REMOTE_EXIT_OK;
+        }
+        int rc = own != NULL ? own(ctx, ch, optarg) : -1;
+        if (rc > 0)
+            return rc;
+        if (rc < 0 && !common_opt(c, ch, optarg)) {
+            usage(stderr);
+            return REMOTE_EXIT_USAGE;
+        }
+    }
+    if (argc - optind < min_args || argc - optind > max_args) {
+        usage(stderr);
+        return REMOTE_EXIT_USAGE;
+    }
+    return -1;
+}
+
+/* A whole decimal number in [min, max] from an option's argument. */
+static int parse_count(const char *arg, unsigned long min, unsigned long max, unsigned long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(arg, &end, 10);
+    if (arg[0] < '0' || arg[0] > '9' || *end != '\0' || errno != 0 || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
 int cmd_agents(int argc, char **argv)
 {
     static const struct option lo[] = {COMMON_LONG_OPTIONS, {NULL, 0, NULL, 0}};
     common c = {0};
-    int ch;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        if (ch == 'h') {
-            agents_usage(stdout);
-            return REMOTE_EXIT_OK;
-        }
-        if (!common_opt(&c, ch, optarg)) {
-            agents_usage(stderr);
-            return REMOTE_EXIT_USAGE;
-        }
-    }
-    if (optind != argc) {
-        agents_usage(stderr);
-        return REMOTE_EXIT_USAGE;
-    }
+    int st0 = parse_args(argc, argv, "h", lo, agents_usage, NULL, NULL, &c, 0, 0);
+    if (st0 >= 0)
+        return st0;
     remote r;
     int rc = remote_open(&r, &c);
     if (rc != 0)
@@ -657,6 +690,27 @@ static void ls_usage(FILE *f)
                "  -n, --limit N         at most N backups (1-10000; default 100)\n" COMMON_USAGE);
 }
 
+typedef struct ls_opts {
+    const char *state, *envname;
+    unsigned long limit;
+} ls_opts;
+
+static int ls_opt(void *ctx, int ch, const char *arg)
+{
+    ls_opts *o = ctx;
+    if (ch == 's')
+        o->state = arg;
+    else if (ch == 'e')
+        o->envname = arg;
+    else if (ch != 'n')
+        return -1;
+    else if (parse_count(arg, 1, LIST_MAX, &o->limit) != 0) {
+        log_error("--limit takes a number from 1 to %d", LIST_MAX);
+        return REMOTE_EXIT_USAGE;
+    }
+    return 0;
+}
+
 int cmd_ls(int argc, char **argv)
 {
     static const struct option lo[] = {{"state", required_argument, NULL, 's'},
@@ -665,36 +719,12 @@ int cmd_ls(int argc, char **argv)
                                        COMMON_LONG_OPTIONS,
                                        {NULL, 0, NULL, 0}};
     common c = {0};
-    const char *state = NULL, *envname = NULL;
-    unsigned long limit = 0;
-    int ch;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "s:e:n:h", lo, NULL)) != -1) {
-        if (ch == 'h') {
-            ls_usage(stdout);
-            return REMOTE_EXIT_OK;
-        } else if (ch == 's') {
-            state = optarg;
-        } else if (ch == 'e') {
-            envname = optarg;
-        } else if (ch == 'n') {
-            char *end;
-            errno = 0;
-            limit = strtoul(optarg, &end, 10);
-            if (optarg[0] < '0' || optarg[0] > '9' || *end != '\0' || errno != 0 || limit < 1 ||
-                limit > LIST_MAX) {
-                log_error("--limit takes a number from 1 to %d", LIST_MAX);
-                return REMOTE_EXIT_USAGE;
-            }
-        } else if (!common_opt(&c, ch, optarg)) {
-            ls_usage(stderr);
-            return REMOTE_EXIT_USAGE;
-        }
-    }
-    if (argc - optind > 1) {
-        ls_usage(stderr);
-        return REMOTE_EXIT_USAGE;
-    }
+    ls_opts o = {0};
+    int st0 = parse_args(argc, argv, "s:e:n:h", lo, ls_usage, ls_opt, &o, &c, 0, 1);
+    if (st0 >= 0)
+        return st0;
+    const char *state = o.state, *envname = o.envname;
+    unsigned long limit = o.limit;
     static const char *const states[] = {"queued", "running", "complete", "failed", "any"};
     int state_ok = state == NULL;
     for (size_t i = 0; !state_ok && i < 5; i++)
@@ -887,22 +917,9 @@ int cmd_show(int argc, char **argv)
 {
     static const struct option lo[] = {COMMON_LONG_OPTIONS, {NULL, 0, NULL, 0}};
     common c = {0};
-    int ch;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        if (ch == 'h') {
-            show_usage(stdout);
-            return REMOTE_EXIT_OK;
-        }
-        if (!common_opt(&c, ch, optarg)) {
-            show_usage(stderr);
-            return REMOTE_EXIT_USAGE;
-        }
-    }
-    if (argc - optind != 1) {
-        show_usage(stderr);
-        return REMOTE_EXIT_USAGE;
-    }
+    int st0 = parse_args(argc, argv, "h", lo, show_usage, NULL, NULL, &c, 1, 1);
+    if (st0 >= 0)
+        return st0;
     const char *id = argv[optind];
     if (!id_ok(id)) {
         log_error("\"%.80s\" is not a backup id", id);
@@ -1027,6 +1044,28 @@ static int wait_backup(remote *r, const char *id, unsigned long timeout_s, json_
     return 128 + sig_stop_requested();
 }
 
+typedef struct backup_opts {
+    const char *label;
+    int wait;
+    unsigned long timeout_s;
+} backup_opts;
+
+static int backup_opt(void *ctx, int ch, const char *arg)
+{
+    backup_opts *o = ctx;
+    if (ch == 'l')
+        o->label = arg;
+    else if (ch == 'w')
+        o->wait = 1;
+    else if (ch != 'T')
+        return -1;
+    else if (parse_count(arg, 0, ULONG_MAX, &o->timeout_s) != 0) {
+        log_error("--timeout takes a number of seconds");
+        return REMOTE_EXIT_USAGE;
+    }
+    return 0;
+}
+
 int cmd_backup(int argc, char **argv)
 {
     static const struct option lo[] = {{"label", required_argument, NULL, 'l'},
@@ -1035,35 +1074,13 @@ int cmd_backup(int argc, char **argv)
                                        COMMON_LONG_OPTIONS,
                                        {NULL, 0, NULL, 0}};
     common c = {0};
-    const char *label = NULL;
-    int wait = 0, ch;
-    unsigned long timeout_s = 0;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "l:wh", lo, NULL)) != -1) {
-        if (ch == 'h') {
-            backup_usage(stdout);
-            return REMOTE_EXIT_OK;
-        } else if (ch == 'l') {
-            label = optarg;
-        } else if (ch == 'w') {
-            wait = 1;
-        } else if (ch == 'T') {
-            char *end;
-            errno = 0;
-            timeout_s = strtoul(optarg, &end, 10);
-            if (optarg[0] < '0' || optarg[0] > '9' || *end != '\0' || errno != 0) {
-                log_error("--timeout takes a number of seconds");
-                return REMOTE_EXIT_USAGE;
-            }
-        } else if (!common_opt(&c, ch, optarg)) {
-            backup_usage(stderr);
-            return REMOTE_EXIT_USAGE;
-        }
-    }
-    if (argc - optind != 1) {
-        backup_usage(stderr);
-        return REMOTE_EXIT_USAGE;
-    }
+    backup_opts o = {0};
+    int st0 = parse_args(argc, argv, "l:wh", lo, backup_usage, backup_opt, &o, &c, 1, 1);
+    if (st0 >= 0)
+        return st0;
+    const char *label = o.label;
+    int wait = o.wait;
+    unsigned long timeout_s = o.timeout_s;
     char agent[64], db[64];
     if (split_target(argv[optind], agent, db, sizeof(agent), 1) != 0)
         return REMOTE_EXIT_USAGE;
@@ -1219,6 +1236,23 @@ static size_t fetch_write_cb(char *p, size_t sz, size_t n, void *arg)
     return len;
 }
 
+typedef struct fetch_opts {
+    const char *output;
+    int force;
+} fetch_opts;
+
+static int fetch_opt(void *ctx, int ch, const char *arg)
+{
+    fetch_opts *o = ctx;
+    if (ch == 'o')
+        o->output = arg;
+    else if (ch == 'f')
+        o->force = 1;
+    else
+        return -1;
+    return 0;
+}
+
 int cmd_fetch(int argc, char **argv)
 {
     static const struct option lo[] = {{"output", required_argument, NULL, 'o'},
@@ -1226,26 +1260,16 @@ int cmd_fetch(int argc, char **argv)
                                        COMMON_LONG_OPTIONS,
                                        {NULL, 0, NULL, 0}};
     common c = {0};
-    const char *output = NULL;
-    int force = 0, ch;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "o:fh", lo, NULL)) != -1) {
-        if (ch == 'h') {
-            fetch_usage(stdout);
-            return REMOTE_EXIT_OK;
-        } else if (ch == 'o') {
-            output = optarg;
-        } else if (ch == 'f') {
-            force = 1;
-        } else if (!common_opt(&c, ch, optarg)) {
-            fetch_usage(stderr);
-            return REMOTE_EXIT_USAGE;
-        }
-    }
-    if (argc - optind != 1 || output == NULL) {
+    fetch_opts fo = {0};
+    int st0 = parse_args(argc, argv, "o:fh", lo, fetch_usage, fetch_opt, &fo, &c, 1, 1);
+    if (st0 >= 0)
+        return st0;
+    if (fo.output == NULL) {
         fetch_usage(stderr);
         return REMOTE_EXIT_USAGE;
     }
+    const char *output = fo.output;
+    int force = fo.force;
     const char *id = argv[optind];
     if (!id_ok(id)) {
         log_error("\"%.80s\" is not a backup id", id);

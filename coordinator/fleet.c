@@ -10,7 +10,10 @@
  *     stream with their context; the stream thread feeds them to ingest (which may block on
  *     storage: that is the backpressure the agent feels, through its window) and replies.
  *   - f->mu guards sessions, queues and streams; f->cat_mu guards the fleet's own catalog handle.
- *     Lock order: mu, then cat_mu, never the other way; nothing slow runs under mu.
+ *     Lock order: mu, then cat_mu, never the other way. Nothing per frame runs under mu; the one
+ *     slow thing that does is recording an agent in the catalog when it authenticates (once per
+ *     connection, a few milliseconds of SQLite), so that no backup can be asked of an agent the
+ *     catalog does not know yet.
  *
  * Bounds: an authenticated agent may park at most one POLL, `window` DATA and one END or FAIL;
  * more is a protocol error that drops it. Unauthenticated peers never park a context. So the pool

@@ -121,15 +121,7 @@ fi
 
 # ---------------------------------------------------------------------------
 # work directory and cleanup
-CREATED_WORK=0
-if [[ -z $WORK ]]; then
-    WORK=$(mktemp -d /tmp/pgship-bench.XXXXXX)
-    CREATED_WORK=1
-else
-    mkdir -p -- "$WORK"
-    WORK=$(cd -- "$WORK" && pwd)
-fi
-chmod 755 -- "$WORK"
+bench_workdir pgship-bench
 PGDIR=$WORK/pg
 OUT=$WORK/out
 LOGS=$WORK/logs

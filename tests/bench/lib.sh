@@ -48,6 +48,21 @@ bench_nap_init() { exec {SLEEP_FD}<> <(:); }
 nap() { read -r -t "$1" -u "$SLEEP_FD" _ || true; }
 
 now() { date +%s.%N; }
+
+# bench_workdir PREFIX: WORK becomes a new /tmp/PREFIX.XXXXXX (CREATED_WORK=1, removed at exit by
+# the caller) or, when already set (--workdir), that directory made absolute; readable by the
+# postgres user either way.
+bench_workdir() {
+    CREATED_WORK=0
+    if [[ -z $WORK ]]; then
+        WORK=$(mktemp -d "/tmp/$1.XXXXXX")
+        CREATED_WORK=1
+    else
+        mkdir -p -- "$WORK"
+        WORK=$(cd -- "$WORK" && pwd)
+    fi
+    chmod 755 -- "$WORK"
+}
 secs_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 # Shell-quote a command for display (readable: only quote when needed).

@@ -123,15 +123,7 @@ S3RVER=$(s3rver_bin) || die "s3rver is missing: run deploy/setup.sh"
 
 # ---------------------------------------------------------------------------
 # work directory and cleanup
-CREATED_WORK=0
-if [[ -z $WORK ]]; then
-    WORK=$(mktemp -d /tmp/pgship-shipbench.XXXXXX)
-    CREATED_WORK=1
-else
-    mkdir -p -- "$WORK"
-    WORK=$(cd -- "$WORK" && pwd)
-fi
-chmod 755 -- "$WORK"
+bench_workdir pgship-shipbench
 PGDIR=$WORK/pg
 OUT=$WORK/out
 LOGS=$WORK/logs

@@ -52,6 +52,7 @@ const char *pgs_strerror(int code)
     case PGS_ESUM: return "checksum mismatch";
     case PGS_ETRAIL: return "trailing data";
     case PGS_ENOTFOUND: return "not found";
+    case PGS_EDENIED: return "refused by policy";
     default: return "unknown error";
     }
 }

@@ -26,6 +26,7 @@ enum {
     PGS_ESUM = -14,    /* checksum mismatch */
     PGS_ETRAIL = -15,  /* data after the end */
     PGS_ENOTFOUND = -16,
+    PGS_EDENIED = -17, /* refused by policy (a prod overwrite, an unsanitized prod copy) */
 };
 
 typedef struct pgs_error {

@@ -237,6 +237,91 @@ typedef struct catalog_recovered {
 int catalog_recover(catalog *cat, const char *reason, catalog_recovered **out, size_t *count,
                     pgs_error *e);
 
+/* ---- restores ----
+ *
+ * Every restore and sync asked of the coordinator, from the request to its outcome: who asked,
+ * what was restored where, through which profile, and how it went. A restore moves queued ->
+ * running -> complete | failed like a backup (same rules, same PGS_EORDER); while running, step
+ * names where it is. catalog_recover also fails restores left queued or running.
+ */
+
+#define CATALOG_STEP_MAX 31        /* step names: [a-z_], e.g. "backup", "pg_restore", "swap" */
+#define CATALOG_PROFILE_MAX 63     /* as a name (catalog_name_valid) */
+#define CATALOG_SOURCE_MAX 160     /* the source as asked: an id, AGENT/DB@latest, AGENT/DB */
+#define CATALOG_REPORT_MAX (1u << 20) /* the report, JSON text */
+#define CATALOG_OPTIONS_MAX (16u << 10) /* the options, JSON text */
+
+typedef struct catalog_restore {
+    char id[CATALOG_ID_SIZE];
+    char kind[16];                           /* "restore" or "sync" */
+    char requested_by[CATALOG_REQUESTED_BY_MAX + 1];
+    char source[CATALOG_SOURCE_MAX + 1];     /* as asked */
+    char source_backup_id[CATALOG_ID_SIZE];  /* the backup restored ("" until known) */
+    char source_agent[CATALOG_NAME_MAX + 1]; /* "" until known */
+    char source_database[CATALOG_NAME_MAX + 1];
+    char source_environment[CATALOG_NAME_MAX + 1];
+    char target_agent[CATALOG_NAME_MAX + 1];
+    char target_database[CATALOG_NAME_MAX + 1];
+    char target_environment[CATALOG_NAME_MAX + 1];
+    char profile[CATALOG_PROFILE_MAX + 1];        /* "" when none */
+    char sanitizer_agent[CATALOG_NAME_MAX + 1];   /* "" unless sanitized at the source */
+    char sanitized_backup_id[CATALOG_ID_SIZE];    /* "" unless sanitized at the source */
+    char safety_backup_id[CATALOG_ID_SIZE];       /* "" unless --safety-backup */
+    enum catalog_state state;
+    char step[CATALOG_STEP_MAX + 1]; /* running: the current step; failed: the one that failed;
+                                        complete: "done"; queued: "" */
+    char error[CATALOG_ERROR_MAX + 1];
+    char created_at[CATALOG_TIME_SIZE];
+    char started_at[CATALOG_TIME_SIZE];
+    char finished_at[CATALOG_TIME_SIZE];
+    char *options_json; /* malloc'd JSON object text, never NULL after a get ("{}" at least) */
+    char *report_json;  /* malloc'd JSON object text, or NULL until finished */
+} catalog_restore;
+
+/* Frees what a get or list filled in (options_json, report_json); the struct may be reused. */
+void catalog_restore_clear(catalog_restore *r);
+
+typedef struct catalog_restore_req {
+    const char *kind;         /* "restore" or "sync" */
+    const char *requested_by; /* may be NULL */
+    const char *source;       /* as asked (bounded printable text) */
+    const char *source_backup_id; /* NULL when not yet known (a sync's fresh backup) */
+    const char *source_agent, *source_database, *source_environment; /* NULL when unknown */
+    const char *target_agent, *target_database, *target_environment;
+    const char *profile;         /* NULL: none */
+    const char *sanitizer_agent; /* NULL: none */
+    const char *options_json;    /* a JSON object's text, <= CATALOG_OPTIONS_MAX; NULL: "{}" */
+} catalog_restore_req;
+
+/* Creates a queued restore; writes its id (the backup id format) into id_out. */
+int catalog_restore_new(catalog *cat, const catalog_restore_req *req,
+                        char id_out[CATALOG_ID_SIZE], pgs_error *e);
+/* queued -> running, stamps started_at, step = step. */
+int catalog_restore_start(catalog *cat, const char *id, const char *step, pgs_error *e);
+/* While running: records progress and what became known. Every field may be NULL to keep it. */
+typedef struct catalog_restore_update {
+    const char *step;
+    const char *source_backup_id, *source_agent, *source_database, *source_environment;
+    const char *sanitized_backup_id;
+    const char *safety_backup_id;
+} catalog_restore_change;
+int catalog_restore_update(catalog *cat, const char *id, const catalog_restore_change *u,
+                           pgs_error *e);
+/* running (or queued, when failing) -> complete | failed. ok: step "done", error "". Otherwise
+ * step names the failed step and error says why (cleaned and cut like backup failures).
+ * report_json may be NULL (a JSON object's text otherwise, <= CATALOG_REPORT_MAX: longer is
+ * PGS_ELIMIT). */
+int catalog_restore_finish(catalog *cat, const char *id, int ok, const char *step,
+                           const char *error, const char *report_json, pgs_error *e);
+/* Fills *out (catalog_restore_clear it after); PGS_ENOTFOUND when there is none. */
+int catalog_restore_get(catalog *cat, const char *id, catalog_restore *out, pgs_error *e);
+/* Newest first; f's agent/database/environment match the target; the callback's restore is
+ * cleared by the list after cb returns (copy what you keep). */
+int catalog_restore_list(catalog *cat, const catalog_filter *f,
+                         int (*cb)(void *arg, const catalog_restore *r), void *arg, pgs_error *e);
+/* The API's view: every field above (unset ones null), "options" and "report" as JSON values. */
+json_t *catalog_restore_to_json(const catalog_restore *r);
+
 /* The API's view of a backup: id, agent, database, environment, label, state, error, created_at,
  * started_at, finished_at, size_bytes, dump_bytes, sha256, storage_key, server_version,
  * pg_dump_version, recipients, requested_by, source_backup_id. Unset values are null. Returns a

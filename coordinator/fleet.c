@@ -1091,6 +1091,7 @@ const char *fleet_phase_name(enum fleet_phase p)
     case FLEET_SENT: return "sent";
     case FLEET_STREAMING: return "streaming";
     case FLEET_FINISHING: return "finishing";
+    case FLEET_RESTORING: return "restoring";
     }
     return "?";
 }
@@ -1118,4 +1119,22 @@ int fleet_job_progress(fleet *f, const char *id, fleet_progress *out)
             }
     pthread_mutex_unlock(&f->mu);
     return found;
+}
+
+int fleet_restore_request(fleet *f, const fleet_restore_job *j, pgs_error *e)
+{
+    (void)f, (void)j;
+    return pgs_fail(e, PGS_EINVAL, "restore jobs are not available yet");
+}
+
+json_t *fleet_agent_restore_keys(fleet *f, const char *agent)
+{
+    (void)f, (void)agent;
+    return NULL;
+}
+
+int fleet_database_environment(fleet *f, const char *agent, const char *db, char *env, size_t cap)
+{
+    (void)f, (void)agent, (void)db, (void)env, (void)cap;
+    return PGS_ENOTFOUND;
 }

@@ -17,6 +17,7 @@
 #include "coordinator/catalog.h"
 #include "coordinator/config.h"
 #include "coordinator/storage.h"
+#include "proto/wire.h"
 
 typedef struct fleet fleet;
 
@@ -61,12 +62,58 @@ int fleet_backup_request(fleet *f, catalog *cat, const char *agent, const char *
                          const char *label, const char *requested_by, char id_out[CATALOG_ID_SIZE],
                          pgs_error *e);
 
+/* How a restore or sanitize job ended, handed to its done callback (on the job's stream thread,
+ * exactly once, after which the fleet forgets the job). */
+typedef struct fleet_restore_outcome {
+    int ok;
+    const char *step;   /* the failed step ("done" when ok); the agent's, or the coordinator's:
+                           "dispatch", "fetch" (storage or transport), "upload" (sanitize) */
+    const char *error;  /* "" when ok */
+    json_t *report;     /* the agent's REPORT (borrowed, may be NULL: no report arrived) */
+    const char *output_backup_id; /* sanitize: the new backup, complete when ok */
+} fleet_restore_outcome;
+
+typedef void (*fleet_restore_done_fn)(void *arg, const fleet_restore_outcome *out);
+
+/* A restore or sanitize job for one agent. */
+typedef struct fleet_restore_job {
+    const char *id;     /* the restore's id: the job id on the wire */
+    const char *kind;   /* "restore" or "sanitize" */
+    const char *agent;  /* who runs it */
+    const char *database; /* restored into (restore), or the scratch database (sanitize) */
+    const catalog_backup *source; /* complete; its storage_key, bytes and sha256 are served */
+    const wire_restore_spec *spec; /* copied; source/source_bytes are filled from source */
+    /* sanitize: the new backup (already created queued in the catalog by the caller, with the
+     * target's environment, label "sanitized" and source_backup_id); DATA/END ingest into it */
+    const char *output_backup_id;
+    const char *output_environment;
+    fleet_restore_done_fn done;
+    void *done_arg;
+} fleet_restore_job;
+
+/*
+ * Queues a restore or sanitize job for its agent, like fleet_backup_request: PGS_ENOTFOUND when
+ * the agent is not connected or did not announce the database, PGS_ELIMIT when its queue is
+ * full. On success done is called exactly once later (also when the job fails before it starts,
+ * or the coordinator stops).
+ */
+int fleet_restore_request(fleet *f, const fleet_restore_job *j, pgs_error *e);
+
+/* The public keys (text form) agent announced for its restore_keys, as a new JSON array of
+ * strings; NULL when it is not connected. */
+json_t *fleet_agent_restore_keys(fleet *f, const char *agent);
+
+/* The environment agent announced for database db into env (cap bytes): 0, or PGS_ENOTFOUND
+ * when the agent is not connected or did not announce db. */
+int fleet_database_environment(fleet *f, const char *agent, const char *db, char *env, size_t cap);
+
 /* Where a live job is. */
 enum fleet_phase {
     FLEET_QUEUED = 1,    /* waiting for the agent to ask for work */
     FLEET_SENT = 2,      /* the agent has it; no data yet */
     FLEET_STREAMING = 3, /* data arriving */
     FLEET_FINISHING = 4, /* END received: checks, commit, sidecar, catalog */
+    FLEET_RESTORING = 5, /* restore/sanitize: the agent is working; step says where */
 };
 const char *fleet_phase_name(enum fleet_phase p); /* "queued", "sent", "streaming", "finishing" */
 
@@ -75,6 +122,8 @@ typedef struct fleet_progress {
     uint64_t bytes;     /* archive bytes received and stored so far */
     int64_t started_ms; /* unix ms when the job was handed to the agent (0 while queued) */
     int64_t updated_ms; /* unix ms of the last data */
+    char step[32];      /* restore/sanitize: the agent's last STEP ("" before one) */
+    char detail[256];   /* and its detail */
 } fleet_progress;
 
 /* 1 and *out filled when job id is live in this coordinator, 0 when it is not (finished, or

@@ -29,6 +29,11 @@ const char *wire_type_name(wire_type t)
     case WIRE_ACK: return "ACK";
     case WIRE_RESULT: return "RESULT";
     case WIRE_ERROR: return "ERROR";
+    case WIRE_FETCH: return "FETCH";
+    case WIRE_STEP: return "STEP";
+    case WIRE_REPORT: return "REPORT";
+    case WIRE_PIECE: return "PIECE";
+    case WIRE_EOF: return "EOF";
     }
     return NULL;
 }
@@ -232,6 +237,8 @@ static int decode_control(json_t *o, wire_msg *m, pgs_error *e)
 {
     int rc = 0;
     switch (m->type) {
+    case WIRE_FETCH: case WIRE_STEP: case WIRE_REPORT: case WIRE_PIECE: case WIRE_EOF:
+        return pgs_fail(e, PGS_EFORMAT, "%s: not implemented yet", wire_type_name(m->type));
     case WIRE_HELLO: {
         static const char *const k[] = {"agent", "version", "key_id", NULL};
         uint8_t id[KEY_ID_LEN];
@@ -392,6 +399,18 @@ int wire_decode(const void *buf, size_t len, wire_msg *m, pgs_error *e)
     return rc;
 }
 
+void wire_restore_spec_free(wire_restore_spec *r)
+{
+    if (r == NULL)
+        return;
+    free(r->sanitize_sql);
+    free(r->check_sql);
+    free(r->schemas);
+    free(r->tables);
+    free(r->recipients);
+    free(r);
+}
+
 void wire_msg_clear(wire_msg *m)
 {
     if (m->type == WIRE_AUTH)
@@ -424,6 +443,8 @@ static int encode_body(const wire_msg *m, json_t *o, pgs_error *e)
 {
     int rc = 0;
     switch (m->type) {
+    case WIRE_FETCH: case WIRE_STEP: case WIRE_REPORT: case WIRE_PIECE: case WIRE_EOF:
+        return pgs_fail(e, PGS_EFORMAT, "%s: not implemented yet", wire_type_name(m->type));
     case WIRE_HELLO:
         if ((rc = jsonu_set_str(o, "agent", m->u.hello.agent, e)) ||
             (rc = jsonu_set_str(o, "version", m->u.hello.version, e)) ||

@@ -1,5 +1,5 @@
 /*
- * The wire protocol between agents and the coordinator, version 1 (docs/wire-protocol.md).
+ * The wire protocol between agents and the coordinator, version 2 (docs/wire-protocol.md).
  *
  * Transport: nng req/rep over tls+tcp. The agent's REQ socket dials; every message from the agent
  * is a request and the coordinator answers each with exactly one reply. Jobs reach an agent as the
@@ -24,7 +24,7 @@
 #include "common/keys.h"
 #include "common/sha256.h"
 
-#define WIRE_VERSION 1
+#define WIRE_VERSION 2
 #define WIRE_HEADER_LEN 8
 #define WIRE_CONTROL_MAX (64u << 10)  /* control body */
 #define WIRE_END_MAX (1u << 20)       /* END carries the archive's manifest */
@@ -38,6 +38,14 @@
 #define WIRE_LABEL_MAX 128
 #define WIRE_VERSION_STR_MAX 63
 #define WIRE_KEY_MAX 512              /* storage keys */
+#define WIRE_JOB_MAX (2u << 20)       /* JOB body: a restore job carries its profile's SQL */
+#define WIRE_SQL_MAX (512u << 10)     /* sanitize.sql and check.sql, each */
+#define WIRE_REPORT_MAX (1u << 20)    /* REPORT body: per-table row counts, step times */
+#define WIRE_PATTERNS_MAX 64          /* --schema and --table values in one restore */
+#define WIRE_PATTERN_MAX 127          /* one of them: UTF-8 without control characters */
+#define WIRE_RECIPIENTS_MAX 32        /* as ENVELOPE_RECIPIENTS_MAX */
+#define WIRE_PUBKEY_TEXT_MAX 160      /* a recipient public key in its text form */
+#define WIRE_STEP_MAX 31              /* step names: [a-z_]{1,31} */
 
 typedef enum wire_type {
     /* agent -> coordinator (requests) */
@@ -47,6 +55,9 @@ typedef enum wire_type {
     WIRE_DATA = 4,
     WIRE_END = 5,
     WIRE_FAIL = 6,
+    WIRE_FETCH = 7,  /* restore/sanitize: the next piece of the job's source object */
+    WIRE_STEP = 8,   /* restore/sanitize: the step the job has reached (progress) */
+    WIRE_REPORT = 9, /* restore/sanitize: the job's outcome; always its last request */
     /* coordinator -> agent (replies) */
     WIRE_CHALLENGE = 64,
     WIRE_WELCOME = 65,
@@ -54,6 +65,8 @@ typedef enum wire_type {
     WIRE_IDLE = 67,
     WIRE_ACK = 68,
     WIRE_RESULT = 69,
+    WIRE_PIECE = 70, /* reply to FETCH: binary, laid out as DATA */
+    WIRE_EOF = 71,   /* reply to FETCH past the last piece: totals of the source object */
     WIRE_ERROR = 127,
 } wire_type;
 
@@ -62,6 +75,36 @@ typedef struct wire_db {
     char environment[WIRE_ENV_MAX + 1];
     char server_version[WIRE_VERSION_STR_MAX + 1];
 } wire_db;
+
+/*
+ * What a restore or sanitize JOB asks for (JSON field "restore" of JOB; docs/wire-protocol.md).
+ *
+ * restore:  fetch the source object (FETCH), unpack it, pg_restore it into a temporary database,
+ *           run sanitize_sql (one transaction) and check_sql when given, ANALYZE, and swap it in
+ *           for `database`.
+ * sanitize: the same into a temporary database of `database` (the sanitizer's scratch database),
+ *           then pg_dump that again, encrypted to `recipients` only, and send it as DATA/END: the
+ *           new backup `output`. The temporary database is dropped; nothing is swapped.
+ */
+typedef struct wire_restore_spec {
+    char source[WIRE_JOB_ID_LEN + 1]; /* the backup being restored */
+    uint64_t source_bytes;            /* its stored size (EOF says it again) */
+    char profile[WIRE_NAME_MAX + 1];  /* "" when none */
+    char *sanitize_sql;               /* owned; NULL when none; <= WIRE_SQL_MAX bytes of UTF-8 */
+    char *check_sql;                  /* owned; NULL when none; <= WIRE_SQL_MAX */
+    uint32_t jobs;                    /* pg_restore -j: 1..64 */
+    int schema_only, data_only;       /* not both */
+    int no_owner;
+    int keep_old;                     /* restore: keep the replaced database */
+    char role[WIRE_NAME_MAX + 1];     /* pg_restore --role; "" when none */
+    size_t nschemas, ntables;         /* each <= WIRE_PATTERNS_MAX */
+    char (*schemas)[WIRE_PATTERN_MAX + 1]; /* owned; pg_restore --schema, in order */
+    char (*tables)[WIRE_PATTERN_MAX + 1];  /* owned; pg_restore --table, in order */
+    /* sanitize only ("" and 0 otherwise): */
+    char output[WIRE_JOB_ID_LEN + 1]; /* the id of the sanitized backup being made */
+    size_t nrecipients;               /* 1..WIRE_RECIPIENTS_MAX for sanitize */
+    char (*recipients)[WIRE_PUBKEY_TEXT_MAX + 1]; /* owned; public keys in their text form */
+} wire_restore_spec;
 
 typedef struct wire_msg {
     wire_type type;
@@ -79,6 +122,10 @@ typedef struct wire_msg {
             uint8_t signature[IDENTITY_SIG_LEN];
             size_t ndbs;
             wire_db *dbs; /* owned; ndbs entries */
+            /* The public halves of the agent's restore_keys, in their text form (0..32): what a
+             * sanitized copy meant for this agent is encrypted to. */
+            size_t nrestore_keys;
+            char (*restore_keys)[WIRE_PUBKEY_TEXT_MAX + 1]; /* owned */
         } auth;
         struct {
             uint32_t heartbeat_ms;
@@ -87,9 +134,10 @@ typedef struct wire_msg {
         } welcome;
         struct {
             char job[WIRE_JOB_ID_LEN + 1];
-            char kind[16]; /* "backup" */
-            char database[WIRE_NAME_MAX + 1];
-            char label[WIRE_LABEL_MAX + 1];
+            char kind[16]; /* "backup", "restore" or "sanitize" */
+            char database[WIRE_NAME_MAX + 1]; /* the database backed up, or restored into */
+            char label[WIRE_LABEL_MAX + 1];   /* backup only; "" otherwise */
+            wire_restore_spec *restore;       /* owned; restore and sanitize only, else NULL */
         } job;
         struct {
             char job[WIRE_JOB_ID_LEN + 1];
@@ -122,10 +170,33 @@ typedef struct wire_msg {
             char code[32];
             char message[WIRE_TEXT_MAX + 1];
         } error;
+        struct {
+            char job[WIRE_JOB_ID_LEN + 1];
+            uint64_t seq; /* pieces are numbered from 0 */
+        } fetch;
+        /* PIECE uses u.data (job, seq, payload, len): the same binary layout as DATA. */
+        struct {
+            char job[WIRE_JOB_ID_LEN + 1];
+            uint64_t pieces; /* how many PIECEs the object was served in */
+            uint64_t bytes;  /* the object's size */
+            uint8_t sha256[SHA256_LEN]; /* the catalog's digest of the object */
+        } eof;
+        struct {
+            char job[WIRE_JOB_ID_LEN + 1];
+            char step[WIRE_STEP_MAX + 1];    /* fetch, pg_restore, sanitize, check, ... */
+            char detail[WIRE_TEXT_MAX + 1]; /* free text for the operator; may be "" */
+        } step;
+        struct {
+            char job[WIRE_JOB_ID_LEN + 1];
+            int ok;
+            char step[WIRE_STEP_MAX + 1];   /* the step that failed; "done" when ok */
+            char error[WIRE_TEXT_MAX + 1];  /* "" when ok */
+            json_t *report; /* owned; an object (docs/wire-protocol.md, "REPORT") */
+        } report;
     } u;
 } wire_msg;
 
-/* Decodes one whole frame. For DATA, m->u.data.payload points into buf. Release with
+/* Decodes one whole frame. For DATA and PIECE, m->u.data.payload points into buf. Release with
  * wire_msg_clear. */
 int wire_decode(const void *buf, size_t len, wire_msg *m, pgs_error *e);
 /* Encodes m into a malloc'd frame. DATA frames are better built with wire_data_header. */
@@ -134,6 +205,10 @@ int wire_encode(const wire_msg *m, uint8_t **out, size_t *len, pgs_error *e);
  * WIRE_DATA_HDR_MAX bytes); the payload follows it on the wire. Returns the length written. */
 #define WIRE_DATA_HDR_MAX (WIRE_HEADER_LEN + 1 + WIRE_JOB_ID_LEN + 8)
 size_t wire_data_header(uint8_t *hdr, const char *job, uint64_t seq, size_t payload_len);
+/* The same for a PIECE frame (the reply to FETCH). */
+size_t wire_piece_header(uint8_t *hdr, const char *job, uint64_t seq, size_t payload_len);
+/* Frees a restore spec and everything it owns; NULL is allowed. */
+void wire_restore_spec_free(wire_restore_spec *r);
 void wire_msg_clear(wire_msg *m);
 const char *wire_type_name(wire_type t);
 

@@ -1,0 +1,95 @@
+/*
+ * Restoring one archive into one database, safely: the agent's side of `pgship restore` and
+ * `pgship sync` (docs/restore.md). Run by the agent daemon for restore and sanitize jobs (the
+ * archive's bytes come over the wire) and by `pgship-agent restore` (from a local file).
+ *
+ * The procedure, each step timed and named in the report:
+ *   unpack      the encrypted archive (from src) into the spool, every checksum verified
+ *   create      CREATE DATABASE <target>__pgship_tmp_<id> (owner, encoding and locale of the
+ *               existing target when there is one)
+ *   pg_restore  pg_restore -j N into it, with the options below
+ *   sanitize    sanitize_sql in one transaction, stopping at the first error (the report names
+ *               the line)
+ *   check       every query in check_sql; each row one returns is a failure, shown in the report
+ *   analyze     ANALYZE, then per-table row counts (exact)
+ *   swap        (restore) connections to the target are ended and it is renamed to
+ *               <target>__pgship_old_<time>, the temporary database to <target>, in one
+ *               transaction; then the old one is dropped unless keep_old
+ *   dump        (sanitize) the temporary database is dumped again, encrypted to the given
+ *               recipients, through dump_opts' sink; then it is dropped
+ * Any failure before the swap drops the temporary database: the target is untouched.
+ *
+ * Database names are cut so that they fit PostgreSQL's 63 bytes: the target's part is shortened,
+ * the __pgship_tmp_ / __pgship_old_ marker and the suffix are kept (restore_cleanup finds them by
+ * the marker).
+ */
+#ifndef PGSHIP_AGENT_RESTORE_H
+#define PGSHIP_AGENT_RESTORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent/dump.h"
+#include "common/error.h"
+#include "common/keys.h"
+#include "proto/envelope.h"
+
+#define RESTORE_TMP_MARK "__pgship_tmp_"
+#define RESTORE_OLD_MARK "__pgship_old_"
+
+/* Called as each step starts (step is one of the names above; detail may be ""). */
+typedef void (*restore_step_fn)(void *arg, const char *step, const char *detail);
+
+typedef struct restore_opts {
+    const char *id;             /* the restore's id (names the temporary database) */
+    const char *conninfo;       /* of the target database (its dbname is the target); secret */
+    const char *target;         /* pgship's name for it, for messages */
+    envelope_source_fn src;     /* the encrypted archive */
+    void *src_arg;
+    const pgs_seckey *keys;     /* restore_keys: the one that opens the archive is used */
+    size_t nkeys;
+    const char *spool_dir;
+    const char *pg_bindir;      /* NULL: found as dump.c finds pg_dump */
+    /* pg_restore's options */
+    int jobs;                   /* 1..64 */
+    int schema_only, data_only, no_owner;
+    const char *role;           /* NULL or "" for none */
+    const char *const *schemas; size_t nschemas;
+    const char *const *tables; size_t ntables;
+    /* sanitization (NULL when none) */
+    const char *profile;        /* its name, for the report */
+    const char *sanitize_sql;
+    const char *check_sql;
+    int keep_old;
+    /* sanitize instead of swap: dump the sanitized temporary database into this (its conninfo
+     * and output are set by restore_run; sink and recipients by the caller). NULL: swap. */
+    dump_opts *redump;
+    restore_step_fn on_step;
+    void *step_arg;
+} restore_opts;
+
+/*
+ * Runs the procedure. Returns 0 when everything succeeded. On failure returns a negative code
+ * with e saying why, and *failed_step (if not NULL) names the step that failed.
+ *
+ * *report (if not NULL) always receives a new JSON object, also on failure:
+ *   {"target": "appdb", "temp_database": "...", "old_database": "..." (kept) or null,
+ *    "source": {"manifest": {...}} (the archive's manifest.json, once unpacked),
+ *    "steps": [{"name": "unpack", "ms": 1234, "ok": true}, ...] (in order, the failed one last),
+ *    "tables": [{"schema": "public", "name": "users", "rows": 50000}, ...] (after analyze),
+ *    "check_failures": [{"query": 1, "line": 12, "columns": [...], "row": [...]}, ...]
+ *        (at most 100 rows shown; "check_failures_total" counts them all),
+ *    "sanitize_error": {"line": 7, "message": "..."} when sanitize failed,
+ *    "dump": {"bytes": ..., "archive_bytes": ..., "sha256": "..."} (sanitize)}
+ */
+int restore_run(const restore_opts *o, json_t **report, char failed_step[32], pgs_error *e);
+
+/*
+ * At agent start: drops every database whose name carries RESTORE_TMP_MARK on the server behind
+ * conninfo (a restore that died with the agent), and re-allows connections to a database a swap
+ * left closed. Logs each one. Returns how many it dropped, or a negative code.
+ */
+int restore_cleanup(const char *conninfo, pgs_error *e);
+
+#endif

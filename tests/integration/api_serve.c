@@ -98,6 +98,8 @@ const char *fleet_phase_name(enum fleet_phase p)
         return "streaming";
     case FLEET_FINISHING:
         return "finishing";
+    case FLEET_RESTORING:
+        return "restoring";
     }
     return "?";
 }

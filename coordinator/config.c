@@ -43,6 +43,14 @@ static const ini_key coordinator_keys[] = {
     {"log_level", INI_ENUM, 0, "info", 0, 0, log_levels, CS(log_level)},
     {"max_streams", INI_UINT, 0, "8", 1, 1024, NULL, CS(max_streams)},
     {"window", INI_UINT, 0, "4", 1, 64, NULL, CS(window)},
+    {"profiles_dir", INI_PATH, 0, "/etc/pgship/profiles", 0, 0, NULL, CS(profiles_dir)},
+};
+
+#define PO(f) offsetof(coordinator_policy_config, f)
+
+static const ini_key policy_keys[] = {
+    {"prod_environments", INI_STRING, 0, "prod", 0, 0, NULL, PO(prod_environments)},
+    {"allow_unsanitized", INI_STRING, 0, NULL, 0, 0, NULL, PO(allow_unsanitized)},
 };
 
 static const ini_key storage_keys[] = {
@@ -63,7 +71,7 @@ static const ini_key agent_keys[] = {
     {"public_key", INI_STRING, INI_REQUIRED, NULL, 0, 0, NULL, AG(public_key)},
 };
 
-enum { SPEC_COORDINATOR, SPEC_STORAGE, SPEC_AGENT, SPEC_COUNT };
+enum { SPEC_COORDINATOR, SPEC_STORAGE, SPEC_POLICY, SPEC_AGENT, SPEC_COUNT };
 
 static const ini_section coordinator_specs[SPEC_COUNT] = {
     [SPEC_COORDINATOR] = {"coordinator", 0, 1, coordinator_keys,
@@ -71,6 +79,8 @@ static const ini_section coordinator_specs[SPEC_COUNT] = {
                           sizeof(coordinator_section_config), 0, CS(src)},
     [SPEC_STORAGE] = {"storage", 0, 0, storage_keys, sizeof(storage_keys) / sizeof(storage_keys[0]),
                       sizeof(coordinator_storage_config), 0, ST(src)},
+    [SPEC_POLICY] = {"policy", 0, 0, policy_keys, sizeof(policy_keys) / sizeof(policy_keys[0]),
+                     sizeof(coordinator_policy_config), 0, PO(src)},
     [SPEC_AGENT] = {"agent", 1, 0, agent_keys, sizeof(agent_keys) / sizeof(agent_keys[0]),
                     sizeof(coordinator_agent_config), AG(name), AG(src)},
 };
@@ -92,6 +102,7 @@ static void coordinator_targets(coordinator_config *cfg, ini_target t[SPEC_COUNT
     memset(t, 0, sizeof(ini_target) * SPEC_COUNT);
     t[SPEC_COORDINATOR].one = &cfg->coordinator;
     t[SPEC_STORAGE].one = &cfg->storage;
+    t[SPEC_POLICY].one = &cfg->policy;
     t[SPEC_AGENT].many = cfg->agents;
     t[SPEC_AGENT].count = cfg->nagents;
 }
@@ -292,6 +303,110 @@ static int check_storage_section(coordinator_config *cfg, pgs_error *e)
     return 0;
 }
 
+/* An environment name as agents announce them: 1-31 of a-z 0-9 _ -. */
+static int env_valid(const char *s, size_t n)
+{
+    if (n == 0 || n > COORDINATOR_ENV_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+              s[i] == '-'))
+            return 0;
+    return 1;
+}
+
+/* Calls item for each comma-separated item of list, spaces around it trimmed. */
+static int split_list(const char *list, int (*item)(void *arg, const char *s, size_t n), void *arg)
+{
+    const char *p = list;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        const char *stop = end ? end : p + strlen(p);
+        while (p < stop && *p == ' ')
+            p++;
+        const char *q = stop;
+        while (q > p && q[-1] == ' ')
+            q--;
+        int rc = item(arg, p, (size_t)(q - p));
+        if (rc != 0)
+            return rc;
+        if (end == NULL)
+            return 0;
+        p = end + 1;
+    }
+}
+
+static int add_prod(void *arg, const char *s, size_t n)
+{
+    coordinator_policy_config *p = arg;
+    if (!env_valid(s, n))
+        return 1;
+    if (p->nprod == COORDINATOR_POLICY_ENVS_MAX)
+        return 2;
+    memcpy(p->prod[p->nprod], s, n);
+    p->prod[p->nprod++][n] = '\0';
+    return 0;
+}
+
+static int add_pair(void *arg, const char *s, size_t n)
+{
+    coordinator_policy_config *p = arg;
+    const char *colon = memchr(s, ':', n);
+    if (colon == NULL)
+        return 1;
+    size_t a = (size_t)(colon - s), b = n - a - 1;
+    if (!env_valid(s, a) || !env_valid(colon + 1, b))
+        return 1;
+    if (p->npairs == COORDINATOR_POLICY_PAIRS_MAX)
+        return 2;
+    memcpy(p->pair_from[p->npairs], s, a);
+    p->pair_from[p->npairs][a] = '\0';
+    memcpy(p->pair_to[p->npairs], colon + 1, b);
+    p->pair_to[p->npairs++][b] = '\0';
+    return 0;
+}
+
+static int check_policy_section(coordinator_config *cfg, pgs_error *e)
+{
+    coordinator_policy_config *p = &cfg->policy;
+    p->nprod = p->npairs = 0;
+    int rc = split_list(p->prod_environments, add_prod, p);
+    if (rc == 1)
+        return cfg_fail(e, cfg, SPEC_POLICY, p, "prod_environments", PGS_EINVAL,
+                        "must be a comma-separated list of environment names (1-31 of a-z 0-9 "
+                        "_ -)");
+    if (rc == 2)
+        return cfg_fail(e, cfg, SPEC_POLICY, p, "prod_environments", PGS_ELIMIT,
+                        "at most %d environments", COORDINATOR_POLICY_ENVS_MAX);
+    if (p->allow_unsanitized != NULL)
+        rc = split_list(p->allow_unsanitized, add_pair, p);
+    if (rc == 1)
+        return cfg_fail(e, cfg, SPEC_POLICY, p, "allow_unsanitized", PGS_EINVAL,
+                        "must be a comma-separated list of FROM:TO environment pairs, e.g. "
+                        "\"prod:staging\"");
+    if (rc == 2)
+        return cfg_fail(e, cfg, SPEC_POLICY, p, "allow_unsanitized", PGS_ELIMIT,
+                        "at most %d pairs", COORDINATOR_POLICY_PAIRS_MAX);
+    return 0;
+}
+
+int coordinator_policy_is_prod(const coordinator_policy_config *p, const char *env)
+{
+    for (size_t i = 0; i < p->nprod; i++)
+        if (strcmp(p->prod[i], env) == 0)
+            return 1;
+    return 0;
+}
+
+int coordinator_policy_allows_unsanitized(const coordinator_policy_config *p, const char *from,
+                                          const char *to)
+{
+    for (size_t i = 0; i < p->npairs; i++)
+        if (strcmp(p->pair_from[i], from) == 0 && strcmp(p->pair_to[i], to) == 0)
+            return 1;
+    return 0;
+}
+
 static int check_agents(coordinator_config *cfg, pgs_error *e)
 {
     for (size_t i = 0; i < cfg->nagents; i++) {
@@ -317,6 +432,8 @@ static int coordinator_config_check(coordinator_config *cfg, pgs_error *e)
     int rc = check_coordinator_section(cfg, e);
     if (rc == 0)
         rc = check_storage_section(cfg, e);
+    if (rc == 0)
+        rc = check_policy_section(cfg, e);
     if (rc == 0)
         rc = check_agents(cfg, e);
     return rc;
@@ -516,6 +633,8 @@ void coordinator_config_print(FILE *out, const coordinator_config *cfg)
             fprintf(out,
                     "# S3 credentials: from this file (access_key_id, secret_access_key_file)\n");
     }
+    fprintf(out, "\n");
+    ini_print_section(out, &coordinator_specs[SPEC_POLICY], &cfg->policy);
     for (size_t i = 0; i < cfg->nagents; i++) {
         char id[KEY_ID_HEX_LEN + 1];
         fprintf(out, "\n");

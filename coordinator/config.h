@@ -41,8 +41,33 @@ typedef struct coordinator_section_config {
     int log_level;        /* enum log_level */
     uint64_t max_streams; /* backup/restore streams served at once */
     uint64_t window;      /* unacknowledged chunks per stream */
+    char *profiles_dir;   /* sanitization profiles: profiles_dir/NAME/sanitize.sql, ... */
     ini_src src;
 } coordinator_section_config;
+
+/* Limits of [policy]'s lists. */
+#define COORDINATOR_POLICY_ENVS_MAX 16
+#define COORDINATOR_POLICY_PAIRS_MAX 32
+#define COORDINATOR_ENV_MAX 31
+
+/* [policy]: what restores may do (checked on every request). */
+typedef struct coordinator_policy_config {
+    char *prod_environments; /* as written: "prod, production" */
+    char *allow_unsanitized; /* as written: "prod:staging, prod:dev"; NULL: none */
+    ini_src src;
+    /* Parsed at load: */
+    size_t nprod;
+    char prod[COORDINATOR_POLICY_ENVS_MAX][COORDINATOR_ENV_MAX + 1];
+    size_t npairs;
+    char pair_from[COORDINATOR_POLICY_PAIRS_MAX][COORDINATOR_ENV_MAX + 1];
+    char pair_to[COORDINATOR_POLICY_PAIRS_MAX][COORDINATOR_ENV_MAX + 1];
+} coordinator_policy_config;
+
+/* True when environment env counts as production under policy p. */
+int coordinator_policy_is_prod(const coordinator_policy_config *p, const char *env);
+/* True when p allows unsanitized copies from environment from into environment to. */
+int coordinator_policy_allows_unsanitized(const coordinator_policy_config *p, const char *from,
+                                          const char *to);
 
 typedef struct coordinator_storage_config {
     int type;       /* enum coordinator_storage_type */
@@ -70,6 +95,7 @@ typedef struct coordinator_config {
     char *path; /* of the file, for messages */
     coordinator_section_config coordinator;
     coordinator_storage_config storage;
+    coordinator_policy_config policy;
     coordinator_agent_config *agents; /* in file order */
     size_t nagents;
 
@@ -102,7 +128,7 @@ void coordinator_config_free(coordinator_config *cfg);
 /* The effective configuration, defaults marked, secrets never printed (--check-config). */
 void coordinator_config_print(FILE *out, const coordinator_config *cfg);
 
-/* The section specs, in file order: [coordinator], [storage], [agent NAME]. */
+/* The section specs, in file order: [coordinator], [storage], [policy], [agent NAME]. */
 const ini_section *coordinator_config_spec(size_t *nspecs);
 
 #endif

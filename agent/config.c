@@ -36,6 +36,7 @@ static const ini_key agent_keys[] = {
     {"identity_key", INI_PATH, INI_REQUIRED | INI_PRIVATE, NULL, 0, 0, NULL, AS(identity_key)},
     {"spool_dir", INI_PATH, 0, "/var/lib/pgship/spool", 0, 0, NULL, AS(spool_dir)},
     {"recipients", INI_PATHS, INI_FILE, NULL, 0, 0, NULL, AS(recipients)},
+    {"restore_keys", INI_PATHS, INI_PRIVATE, NULL, 0, 0, NULL, AS(restore_keys)},
     {"log_level", INI_ENUM, 0, "info", 0, 0, log_levels, AS(log_level)},
     {"allow_insecure_transport", INI_BOOL, 0, "false", 0, 0, NULL, AS(allow_insecure_transport)},
 };
@@ -248,6 +249,35 @@ static int load_recipients(agent_config *cfg, int spec, const void *inst, const 
     return 0;
 }
 
+/* Loads the secret keys of [agent] restore_keys; the same key twice is refused. They stay in
+ * memory for the daemon's life: a restore job must not depend on a file it could not read at
+ * start, and agent_config_free wipes them. */
+static int load_restore_keys(agent_config *cfg, pgs_error *e)
+{
+    const ini_list *list = &cfg->agent.restore_keys;
+    if (list->n == 0)
+        return 0;
+    if ((cfg->restore_keys = calloc(list->n, sizeof(pgs_seckey))) == NULL)
+        return pgs_fail(e, PGS_ENOMEM, "out of memory");
+    cfg->nrestore_keys = list->n; /* all of them wiped by agent_config_free, loaded or not */
+    for (size_t i = 0; i < list->n; i++) {
+        pgs_error ke = {0};
+        if (key_load_secret(list->items[i], &cfg->restore_keys[i], &ke) != 0)
+            return cfg_fail(e, cfg, SPEC_AGENT, &cfg->agent, "restore_keys", ke.code, "%s",
+                            ke.msg);
+        for (size_t j = 0; j < i; j++) {
+            if (memcmp(cfg->restore_keys[j].pk, cfg->restore_keys[i].pk, KEY_LEN) == 0) {
+                char id[KEY_ID_HEX_LEN + 1];
+                key_id_hex(cfg->restore_keys[i].id, id);
+                return cfg_fail(e, cfg, SPEC_AGENT, &cfg->agent, "restore_keys", PGS_EINVAL,
+                                "%s and %s hold the same key (id %s)", list->items[j],
+                                list->items[i], id);
+            }
+        }
+    }
+    return 0;
+}
+
 int agent_config_load(const char *path, agent_config *cfg, pgs_error *e)
 {
     char *text = NULL;
@@ -283,6 +313,8 @@ int agent_config_load(const char *path, agent_config *cfg, pgs_error *e)
         goto out;
     }
 
+    if ((rc = load_restore_keys(cfg, e)) != 0)
+        goto out;
     if ((rc = load_recipients(cfg, SPEC_AGENT, &cfg->agent, &cfg->agent.recipients,
                               &agent_keys_loaded, &nagent_keys, e)) != 0)
         goto out;
@@ -316,6 +348,11 @@ void agent_config_free(agent_config *cfg)
         cfg->databases[i].keys = NULL;
         cfg->databases[i].nkeys = 0;
     }
+    for (size_t i = 0; i < cfg->nrestore_keys; i++)
+        key_secret_wipe(&cfg->restore_keys[i]);
+    free(cfg->restore_keys);
+    cfg->restore_keys = NULL;
+    cfg->nrestore_keys = 0;
     agent_targets(cfg, t);
     ini_free(agent_specs, SPEC_COUNT, t);
     free(cfg->path);
@@ -344,6 +381,12 @@ void agent_config_print(FILE *out, const agent_config *cfg)
     char id[KEY_ID_HEX_LEN + 1];
     key_id_hex(cfg->identity.id, id);
     fprintf(out, "# identity key id %s (%s)\n", id, cfg->identity.name);
+    for (size_t i = 0; i < cfg->nrestore_keys; i++) {
+        key_id_hex(cfg->restore_keys[i].id, id);
+        fprintf(out, "# restore key %s (%s)\n", id, cfg->restore_keys[i].name);
+    }
+    if (cfg->nrestore_keys == 0)
+        fprintf(out, "# no restore_keys: this agent cannot restore\n");
     for (size_t i = 0; i < cfg->ndatabases; i++) {
         const agent_database_config *d = &cfg->databases[i];
         fprintf(out, "\n");

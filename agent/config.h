@@ -2,14 +2,16 @@
  * The agent's configuration file (docs/configuration.md has every key, its default and meaning;
  * deploy/examples/agent.conf is a complete example):
  *
- *   [agent]           its name, the coordinator's URL, TLS, identity key, spool, recipients
+ *   [agent]           its name, the coordinator's URL, TLS, identity key, spool, recipients,
+ *                     the secret keys it may restore with
  *   [database NAME]   one per database it backs up or restores into: conninfo, environment,
  *                     optionally its own recipients
  *
  * Loading validates what the agent would otherwise find out mid-job: the coordinator URL and
  * transport rule (tcp:// or ipc:// only with allow_insecure_transport = true), that the TLS files
  * can be read and the secret ones are private, that the identity key and every recipient key
- * parse. Recipient keys are loaded here, so a backup never starts with a key it cannot use.
+ * parse. Recipient keys are loaded here, so a backup never starts with a key it cannot use; so are
+ * the restore keys (secret: kept in memory for the daemon's life, wiped when the config is freed).
  * conninfo may hold a password: nothing here prints or logs it.
  */
 #ifndef PGSHIP_AGENT_CONFIG_H
@@ -35,6 +37,7 @@ typedef struct agent_section_config {
     char *identity_key;    /* Ed25519 identity secret key file; mode & 077 == 0 */
     char *spool_dir;
     ini_list recipients; /* recipient public key files: every archive is sealed to each */
+    ini_list restore_keys; /* secret key files this agent may decrypt with; mode & 077 == 0 */
     int log_level;       /* enum log_level */
     int allow_insecure_transport;
     ini_src src;
@@ -61,6 +64,10 @@ typedef struct agent_config {
     /* Read at load (agent_config_load only): the public half of identity_key (the secret is
      * checked and not kept). */
     pgs_identity_pub identity;
+    /* Read at load (agent_config_load only): the secret keys of [agent] restore_keys, in file
+     * order, distinct; NULL and 0 when none. Wiped by agent_config_free. */
+    pgs_seckey *restore_keys;
+    size_t nrestore_keys;
 } agent_config;
 
 /*
@@ -77,7 +84,8 @@ int agent_config_parse(const char *name, const char *text, size_t len, agent_con
 /* Frees and wipes everything in cfg; safe on a zeroed or already freed cfg. */
 void agent_config_free(agent_config *cfg);
 
-/* The effective configuration for --check-config: defaults marked, conninfo printed as "(set)". */
+/* The effective configuration for --check-config: defaults marked, conninfo printed as "(set)",
+ * keys by their ids (never a secret). */
 void agent_config_print(FILE *out, const agent_config *cfg);
 
 /* The section specs, in file order: [agent], [database NAME]. */

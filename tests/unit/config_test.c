@@ -871,6 +871,95 @@ static void test_agent_print_never_shows_conninfo(void **state)
     agent_config_free(&cfg);
 }
 
+static void test_agent_restore_keys_loaded_in_order_and_never_printed(void **state)
+{
+    fx f;
+    fx_make(state, &f);
+    agent_config cfg;
+    pgs_error e;
+    if (agent_load(&f, AGENT_MIN "restore_keys = @D@/rcpt-2.key, @D@/rcpt-1.key\n" DB1, &cfg,
+                   &e) != 0)
+        fail_msg("%s", e.msg);
+    assert_int_equal(cfg.nrestore_keys, 2);
+    assert_memory_equal(cfg.restore_keys[0].pk, f.rcpt2.pk, KEY_LEN);
+    assert_memory_equal(cfg.restore_keys[0].id, f.rcpt2.id, KEY_ID_LEN);
+    assert_string_equal(cfg.restore_keys[0].name, "rcpt-2");
+    assert_memory_equal(cfg.restore_keys[1].pk, f.rcpt1.pk, KEY_LEN);
+    assert_int_equal(cfg.agent.restore_keys.n, 2);
+    char *out = print_agent(&cfg);
+    char id[KEY_ID_HEX_LEN + 1], want[128], line[256];
+    key_id_hex(f.rcpt2.id, id);
+    snprintf(want, sizeof(want), "# restore key %s (rcpt-2)\n", id);
+    assert_non_null(strstr(out, want));
+    key_id_hex(f.rcpt1.id, id);
+    snprintf(want, sizeof(want), "# restore key %s (rcpt-1)\n", id);
+    assert_non_null(strstr(out, want));
+    /* The secret's text form (its base64) appears nowhere. */
+    for (size_t i = 0; i < cfg.nrestore_keys; i++) {
+        assert_int_equal(key_format_secret(&cfg.restore_keys[i], line, sizeof(line)), 0);
+        char *b64 = strstr(line, " x25519 ") + 8;
+        b64[strcspn(b64, " ")] = '\0';
+        assert_null(strstr(out, b64));
+    }
+    free(out);
+    agent_config_free(&cfg);
+    assert_null(cfg.restore_keys);
+    assert_int_equal(cfg.nrestore_keys, 0);
+    agent_config_free(&cfg);
+
+    /* None by default: the agent cannot restore, and says so. */
+    if (agent_load(&f, AGENT_MIN DB1, &cfg, &e) != 0)
+        fail_msg("%s", e.msg);
+    assert_null(cfg.restore_keys);
+    assert_int_equal(cfg.nrestore_keys, 0);
+    out = print_agent(&cfg);
+    assert_non_null(strstr(out, "# no restore_keys: this agent cannot restore\n"));
+    free(out);
+    agent_config_free(&cfg);
+
+    /* The parser alone reads no key file. */
+    static const char text[] = "[agent]\nname = a1\ncoordinator = tcp://c:1\n"
+                               "allow_insecure_transport = true\nidentity_key = /x/id.key\n"
+                               "restore_keys = /x/a.key, /x/b.key\n";
+    if (agent_config_parse("mem", text, sizeof(text) - 1, &cfg, &e) != 0)
+        fail_msg("%s", e.msg);
+    assert_int_equal(cfg.agent.restore_keys.n, 2);
+    assert_int_equal(cfg.nrestore_keys, 0);
+    agent_config_free(&cfg);
+}
+
+static void test_agent_restore_keys_checks(void **state)
+{
+    fx f;
+    fx_make(state, &f);
+    char p[600];
+    snprintf(p, sizeof(p), "%s/rcpt-1.key", f.dir);
+    assert_int_equal(chmod(p, 0640), 0);
+    agent_expect(&f, AGENT_MIN "restore_keys = @D@/rcpt-2.key, @D@/rcpt-1.key\n", PGS_EINVAL,
+                 "agent.conf:7: [agent] restore_keys: @D@/rcpt-1.key holds a secret but is "
+                 "accessible by group or others (mode 0640); chmod 600 it");
+    assert_int_equal(chmod(p, 0600), 0);
+    agent_expect(&f, AGENT_MIN "restore_keys = @D@/nope.key\n", PGS_EIO,
+                 "agent.conf:7: [agent] restore_keys: @D@/nope.key: No such file or directory");
+    /* A public key, even one kept private, cannot decrypt. */
+    snprintf(p, sizeof(p), "%s/rcpt-1.pub", f.dir);
+    assert_int_equal(chmod(p, 0600), 0);
+    agent_expect(&f, AGENT_MIN "restore_keys = @D@/rcpt-1.pub\n", PGS_EINVAL,
+                 "agent.conf:7: [agent] restore_keys: @D@/rcpt-1.pub: this is a public key file*");
+    agent_expect(&f, AGENT_MIN "restore_keys = @D@/agent-id.key\n", PGS_EINVAL,
+                 "agent.conf:7: [agent] restore_keys: @D@/agent-id.key: this is an identity*");
+    agent_expect(&f, AGENT_MIN "restore_keys = relative/k.key\n", PGS_EINVAL,
+                 "agent.conf:7: [agent] restore_keys: *");
+    char id[KEY_ID_HEX_LEN + 1], want[512];
+    key_id_hex(f.rcpt1.id, id);
+    snprintf(want, sizeof(want),
+             "agent.conf:7: [agent] restore_keys: @D@/rcpt-1.key and @D@/rcpt-1.key hold the "
+             "same key (id %s)",
+             id);
+    agent_expect(&f, AGENT_MIN "restore_keys = @D@/rcpt-1.key, @D@/rcpt-1.key\n", PGS_EINVAL,
+                 want);
+}
+
 /* ---- the examples and the documentation ---- */
 
 /* Creates every file that a key with INI_FILE or INI_PRIVATE names in inst, as the key wants it. */
@@ -906,7 +995,8 @@ static void make_named_files(const ini_section *spec, const void *inst)
                 *dot = '\0';
                 pgs_identity_pub pk;
                 rc = identity_generate_files(prefix, &pk, &e);
-            } else if (strcmp(k->name, "recipients") == 0) {
+            } else if (strcmp(k->name, "recipients") == 0 ||
+                       strcmp(k->name, "restore_keys") == 0) {
                 assert_non_null(dot);
                 *dot = '\0';
                 pgs_pubkey pk;
@@ -1173,6 +1263,8 @@ int main(void)
         T(test_agent_recipients),
         T(test_agent_database_values),
         T(test_agent_print_never_shows_conninfo),
+        T(test_agent_restore_keys_loaded_in_order_and_never_printed),
+        T(test_agent_restore_keys_checks),
         T(test_examples_load),
         cmocka_unit_test(test_docs_list_every_key),
 #undef T

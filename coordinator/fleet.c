@@ -64,11 +64,29 @@ typedef struct pending {
     wire_msg m;
 } pending;
 
+/* What a restore or sanitize job needs beyond a backup's fields (owned by its queue entry, then
+ * by its stream). */
+typedef struct rjob {
+    char id[CATALOG_ID_SIZE];
+    char kind[16];
+    wire_restore_spec *spec;
+    char storage_key[CATALOG_STORAGE_KEY_MAX + 1];
+    uint64_t bytes;
+    uint8_t sha256[SHA256_LEN];
+    char output_id[CATALOG_ID_SIZE];
+    char output_agent[CATALOG_NAME_MAX + 1];
+    char output_database[CATALOG_NAME_MAX + 1];
+    char output_env[CATALOG_NAME_MAX + 1];
+    fleet_restore_done_fn done;
+    void *done_arg;
+} rjob;
+
 typedef struct queued_job {
     char id[CATALOG_ID_SIZE];
     char database[CATALOG_NAME_MAX + 1];
     char environment[CATALOG_NAME_MAX + 1];
     char label[CATALOG_LABEL_MAX + 1];
+    rjob *r; /* NULL for a backup */
 } queued_job;
 
 enum session_state { S_NEW, S_CHALLENGED, S_READY };
@@ -85,6 +103,8 @@ struct session {
     int64_t connected_ms;
     wire_db *dbs;
     size_t ndbs;
+    size_t nrestore_keys;
+    char (*restore_keys)[WIRE_PUBKEY_TEXT_MAX + 1];
     int64_t close_at_ms; /* refused: the timer closes the pipe then (its ERROR has left) */
     rctx *poll;          /* a parked POLL */
     int64_t poll_deadline_ms;
@@ -110,6 +130,30 @@ struct stream {
     enum fleet_phase phase;
     uint64_t bytes;
     int64_t started_ms, updated_ms;
+    char step[32], detail[256]; /* restore/sanitize: the agent's last STEP */
+
+    /* Restore and sanitize: the source object, read from storage by src_thread into at most
+     * `window` PIECE frames (ring, by seq) that wait for the agent's FETCH (parked in fetch). */
+    rjob *r;
+    pthread_t src_thread;
+    int src_started;
+    pthread_cond_t src_cv; /* the reader waits here for room in the ring */
+    nng_msg **ring;
+    size_t ring_cap, held;
+    uint64_t src_next; /* pieces read so far */
+    rctx **fetch_rc;
+    uint64_t *fetch_seq;
+    size_t nfetch;
+    uint64_t *ring_seq;
+    int src_stop;   /* the stream is over: the reader gives up */
+    int src_done;   /* the whole object was read: src_next pieces */
+    int src_failed; /* reading failed: src_error */
+    char src_error[WIRE_TEXT_MAX + 1];
+    /* the reader's own (no lock) */
+    nng_msg *cur;
+    size_t cur_len;
+    uint64_t src_bytes;
+    sha256_ctx *sha;
 };
 
 struct fleet {
@@ -249,7 +293,32 @@ static int pipe_alive(nng_pipe p)
 typedef struct job_ids {
     size_t n;
     char id[FLEET_QUEUE_MAX][CATALOG_ID_SIZE];
+    rjob *r[FLEET_QUEUE_MAX]; /* restore jobs: their done callback is told */
 } job_ids;
+
+static void rjob_free(rjob *r)
+{
+    if (r == NULL)
+        return;
+    wire_restore_spec_free(r->spec);
+    free(r);
+}
+
+/* Tells a restore job's owner how it ended (exactly once), then frees it. */
+static void rjob_finish(rjob *r, int ok, const char *step, const char *error, json_t *report)
+{
+    if (r == NULL)
+        return;
+    fleet_restore_outcome out = {.id = r->id,
+                                 .ok = ok,
+                                 .step = ok ? "done" : step,
+                                 .error = ok ? "" : error,
+                                 .report = report,
+                                 .output_backup_id = r->output_id};
+    if (r->done != NULL)
+        r->done(r->done_arg, &out);
+    rjob_free(r);
+}
 
 static void stream_kill(stream *t, const char *reason)
 {
@@ -275,11 +344,14 @@ static void session_remove(fleet *f, session *s, job_ids *dropped)
         s->stream->s = NULL;
         stream_kill(s->stream, "the connection to the agent was lost");
     }
-    for (size_t i = 0; i < s->nqueue; i++)
+    for (size_t i = 0; i < s->nqueue; i++) {
+        dropped->r[dropped->n] = s->queue[i].r;
         snprintf(dropped->id[dropped->n++], CATALOG_ID_SIZE, "%s", s->queue[i].id);
+    }
     if (s->state == S_READY)
         log_info("agent %s disconnected (%s)", s->name, s->addr);
     free(s->dbs);
+    free(s->restore_keys);
     free(s);
 }
 
@@ -287,8 +359,20 @@ static void fail_jobs(fleet *f, const job_ids *ids, const char *reason)
 {
     if (ids->n == 0)
         return;
+    for (size_t i = 0; i < ids->n; i++)
+        if (ids->r[i] != NULL) {
+            log_info("%s %s failed: %s", ids->r[i]->kind, ids->id[i], reason);
+            if (ids->r[i]->output_id[0] != 0) {
+                pthread_mutex_lock(&f->cat_mu);
+                catalog_backup_fail(f->cat, ids->r[i]->output_id, reason, &(pgs_error){0});
+                pthread_mutex_unlock(&f->cat_mu);
+            }
+            rjob_finish(ids->r[i], 0, "dispatch", reason, NULL);
+        }
     pthread_mutex_lock(&f->cat_mu);
     for (size_t i = 0; i < ids->n; i++) {
+        if (ids->r[i] != NULL)
+            continue;
         pgs_error e = {0};
         if (catalog_backup_fail(f->cat, ids->id[i], reason, &e) != 0)
             log_warn("backup %s: %s", ids->id[i], e.msg);
@@ -330,13 +414,12 @@ static void drop_peer(fleet *f, rctx *rc, nng_pipe p, const char *fmt, ...)
         rctx_recv(rc);
 }
 
-/* ---- streams ---- */
-
-/* Index of the queued request that comes next: DATA with seq == next, or END/FAIL. With
- * end_ok, an END is taken only once everything it counts has been consumed. */
+/* Index of the queued request that comes next: DATA with seq == next, or END/FAIL once
+ * everything it counts has been consumed (or END_ORDER_WAIT_MS passed), or REPORT once nothing
+ * else is queued (the agent sends it last). */
 static long stream_next(stream *t, uint64_t next, int64_t *end_since)
 {
-    long end = -1;
+    long end = -1, report = -1;
     for (size_t i = 0; i < t->nq; i++) {
         const wire_msg *m = &t->q[i].m;
         if (m->type == WIRE_DATA && m->u.data.seq == next)
@@ -345,6 +428,8 @@ static long stream_next(stream *t, uint64_t next, int64_t *end_since)
             return (long)i;
         if (m->type == WIRE_END)
             end = (long)i;
+        if (m->type == WIRE_REPORT)
+            report = (long)i;
     }
     if (end >= 0) {
         const wire_msg *m = &t->q[end].m;
@@ -354,7 +439,10 @@ static long stream_next(stream *t, uint64_t next, int64_t *end_since)
             *end_since = now_ms();
         if (now_ms() - *end_since > END_ORDER_WAIT_MS)
             return end; /* ingest_end reports the mismatch */
+        return -1;
     }
+    if (report >= 0 && t->nq == 1)
+        return report;
     return -1;
 }
 
@@ -379,42 +467,307 @@ static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu, int ms)
     pthread_cond_timedwait(cv, mu, &ts);
 }
 
-static void *stream_main(void *arg)
+/* ---- the source of a restore: storage -> PIECE frames -> the agent's FETCH ---- */
+
+static void reply_msg(rctx *rc, nng_msg *msg)
+{
+    rc->state = RC_SEND;
+    nng_aio_set_msg(rc->aio, msg);
+    nng_ctx_send(rc->ctx, rc->aio);
+}
+
+/* Answers the parked FETCHes that can be answered now (under f->mu). */
+static void serve_fetches(stream *t)
+{
+    for (size_t i = 0; i < t->nfetch;) {
+        uint64_t seq = t->fetch_seq[i];
+        rctx *rc = t->fetch_rc[i];
+        size_t slot = (size_t)(seq % t->ring_cap);
+        int answered = 1;
+        if (t->src_failed) {
+            reply_error(rc, "job_failed", "%s %s: %s", t->r->kind, t->job.id, t->src_error);
+        } else if (t->ring[slot] != NULL && t->ring_seq[slot] == seq) {
+            t->bytes += nng_msg_len(t->ring[slot]) - WIRE_DATA_HDR_MAX;
+            t->updated_ms = now_ms();
+            reply_msg(rc, t->ring[slot]);
+            t->ring[slot] = NULL;
+            pthread_cond_broadcast(&t->src_cv);
+        } else if (seq < t->src_next) {
+            reply_error(rc, "bad_request", "piece %" PRIu64 " of %s was already sent", seq,
+                        t->job.id);
+        } else if (t->src_done && seq == t->src_next) {
+            wire_msg m = {.type = WIRE_EOF};
+            snprintf(m.u.eof.job, sizeof(m.u.eof.job), "%s", t->job.id);
+            m.u.eof.pieces = t->src_next;
+            m.u.eof.bytes = t->r->bytes;
+            memcpy(m.u.eof.sha256, t->r->sha256, SHA256_LEN);
+            reply(rc, &m);
+        } else if (t->src_done) {
+            reply_error(rc, "bad_request", "piece %" PRIu64 " is past the end of %s (%" PRIu64
+                        " pieces)", seq, t->job.id, t->src_next);
+        } else {
+            answered = 0;
+        }
+        if (answered) {
+            t->nfetch--;
+            t->fetch_rc[i] = t->fetch_rc[t->nfetch];
+            t->fetch_seq[i] = t->fetch_seq[t->nfetch];
+        } else {
+            i++;
+        }
+    }
+}
+
+/* The reader thread: hands the filled piece to the ring, waiting for its slot. */
+static int piece_flush(stream *t)
+{
+    fleet *f = t->f;
+    uint64_t seq = t->src_next; /* only this thread moves it */
+    uint8_t *body = nng_msg_body(t->cur);
+    wire_piece_header(body, t->job.id, seq, t->cur_len);
+    nng_msg_chop(t->cur, (size_t)f->o.data_max - t->cur_len);
+    size_t slot = (size_t)(seq % t->ring_cap);
+    pthread_mutex_lock(&f->mu);
+    while (!t->dead && !t->src_stop && t->ring[slot] != NULL)
+        timed_wait(&t->src_cv, &f->mu, 1000);
+    if (t->dead || t->src_stop) {
+        pthread_mutex_unlock(&f->mu);
+        return PGS_EINTR;
+    }
+    t->ring[slot] = t->cur;
+    t->ring_seq[slot] = seq;
+    t->src_next++;
+    serve_fetches(t);
+    pthread_mutex_unlock(&f->mu);
+    t->cur = NULL;
+    t->cur_len = 0;
+    return 0;
+}
+
+static int source_sink(void *arg, const void *buf, size_t len)
+{
+    stream *t = arg;
+    const uint8_t *p = buf;
+    sha256_update(t->sha, buf, len);
+    t->src_bytes += len;
+    while (len > 0) {
+        if (t->cur == NULL) {
+            if (nng_msg_alloc(&t->cur, WIRE_DATA_HDR_MAX + t->f->o.data_max) != 0)
+                return PGS_ENOMEM;
+            t->cur_len = 0;
+        }
+        size_t n = t->f->o.data_max - t->cur_len;
+        if (n > len)
+            n = len;
+        memcpy((uint8_t *)nng_msg_body(t->cur) + WIRE_DATA_HDR_MAX + t->cur_len, p, n);
+        t->cur_len += n;
+        p += n;
+        len -= n;
+        if (t->cur_len == t->f->o.data_max) {
+            int rc = piece_flush(t);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static void *source_main(void *arg)
 {
     stream *t = arg;
     fleet *f = t->f;
     pgs_error e = {0};
+    int rc = (t->sha = sha256_new()) == NULL
+                 ? pgs_fail(&e, PGS_ENOMEM, "out of memory")
+                 : storage_get(f->o.st, t->r->storage_key, source_sink, t, &e);
+    if (rc == 0 && t->cur != NULL)
+        rc = piece_flush(t);
+    char why[WIRE_TEXT_MAX + 1] = "";
+    if (rc != 0) {
+        snprintf(why, sizeof(why), "reading %s from storage: %s", t->r->storage_key, e.msg);
+    } else {
+        uint8_t d[SHA256_LEN];
+        sha256_final(t->sha, d);
+        if (t->src_bytes != t->r->bytes)
+            snprintf(why, sizeof(why),
+                     "the stored object %s has %" PRIu64 " bytes, the catalog says %" PRIu64,
+                     t->r->storage_key, t->src_bytes, t->r->bytes);
+        else if (sodium_memcmp(d, t->r->sha256, SHA256_LEN) != 0)
+            snprintf(why, sizeof(why),
+                     "the stored object %s does not match the catalog's SHA-256 (damaged in "
+                     "storage?)",
+                     t->r->storage_key);
+    }
+    sha256_free(t->sha);
+    t->sha = NULL;
+    if (t->cur != NULL)
+        nng_msg_free(t->cur);
+    t->cur = NULL;
+
+    pthread_mutex_lock(&f->mu);
+    if (why[0] != 0 && !t->dead && !t->src_stop) {
+        t->src_failed = 1;
+        snprintf(t->src_error, sizeof(t->src_error), "%s", why);
+        log_error("%s %s (%s/%s): %s", t->r->kind, t->job.id, t->agent, t->job.database, why);
+    } else if (why[0] == 0) {
+        t->src_done = 1;
+        log_info("%s %s (%s/%s): %" PRIu64 " bytes of %s read from storage", t->r->kind,
+                 t->job.id, t->agent, t->job.database, t->src_bytes, t->r->storage_key);
+    }
+    serve_fetches(t);
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+/* Stops the reader and answers nothing more (under f->mu, released while joining). */
+static void source_stop(stream *t)
+{
+    fleet *f = t->f;
+    t->src_stop = 1;
+    pthread_cond_broadcast(&t->src_cv);
+    if (t->src_started) {
+        pthread_mutex_unlock(&f->mu);
+        pthread_join(t->src_thread, NULL);
+        pthread_mutex_lock(&f->mu);
+        t->src_started = 0;
+    }
+    for (size_t i = 0; i < t->ring_cap; i++)
+        if (t->ring[i] != NULL) {
+            nng_msg_free(t->ring[i]);
+            t->ring[i] = NULL;
+        }
+    for (size_t i = 0; i < t->nfetch; i++)
+        rctx_recv(t->fetch_rc[i]);
+    t->nfetch = 0;
+}
+
+/* ---- streams ---- */
+
+/* The ingest of a stream: a backup's, or a sanitize job's new backup. */
+typedef struct stream_ingest {
+    ingest *g;
+    int begun, ended, ok;
+    char failure[CATALOG_ERROR_MAX + 1];
+    int64_t failed_at;
+} stream_ingest;
+
+static const char *ingest_id(const stream *t)
+{
+    return t->r != NULL ? t->r->output_id : t->job.id;
+}
+
+static void stream_ingest_begin(stream *t, catalog *cat, stream_ingest *si, pgs_error *e)
+{
+    si->begun = 1;
+    ingest_backup b = {.id = ingest_id(t),
+                       .agent = t->r ? t->r->output_agent : t->agent,
+                       .database = t->r ? t->r->output_database : t->job.database,
+                       .environment = t->r ? t->r->output_env : t->job.environment};
+    if (cat == NULL || ingest_begin(&si->g, t->f->o.st, cat, &b, e) != 0) {
+        si->g = NULL;
+        if (cat != NULL)
+            catalog_backup_fail(cat, b.id, e->msg, &(pgs_error){0});
+        snprintf(si->failure, sizeof(si->failure), "%s", e->msg);
+        si->failed_at = now_ms();
+        log_error("backup %s (%s/%s): %s", b.id, b.agent, b.database, e->msg);
+    } else {
+        log_info("backup %s (%s/%s) started: %s", b.id, b.agent, b.database, ingest_key(si->g));
+    }
+}
+
+/* DATA, FAIL or END of the stream's backup: feeds ingest and replies. */
+static void stream_ingest_request(stream *t, stream_ingest *si, pending *p, uint64_t *next)
+{
+    pgs_error e = {0};
+    const char *id = ingest_id(t);
+    if (p->m.type == WIRE_DATA) {
+        if (si->failure[0] != 0) {
+            reply_error(p->rc, "job_failed", "backup %s failed: %s", id, si->failure);
+        } else if (ingest_data(si->g, p->m.u.data.seq, p->m.u.data.payload, p->m.u.data.len,
+                               &e) != 0) {
+            snprintf(si->failure, sizeof(si->failure), "%s", e.msg);
+            si->failed_at = now_ms();
+            log_error("backup %s (%s/%s) failed: %s", id, t->agent, t->job.database, si->failure);
+            reply_error(p->rc, "job_failed", "backup %s failed: %s", id, si->failure);
+        } else {
+            wire_msg ack = {.type = WIRE_ACK};
+            snprintf(ack.u.ack.job, sizeof(ack.u.ack.job), "%s", t->job.id);
+            ack.u.ack.seq = p->m.u.data.seq;
+            reply(p->rc, &ack);
+        }
+        *next = p->m.u.data.seq + 1;
+    } else if (p->m.type == WIRE_FAIL) {
+        if (si->failure[0] == 0) {
+            snprintf(si->failure, sizeof(si->failure), "agent: %s", p->m.u.fail.error);
+            ingest_abort(si->g, si->failure);
+            log_warn("backup %s (%s/%s) failed on the agent: %s", id, t->agent, t->job.database,
+                     p->m.u.fail.error);
+        }
+        reply_result(p->rc, t->job.id, 0, si->failure, NULL);
+        si->ended = 1;
+    } else { /* END */
+        const char *key = NULL;
+        if (si->failure[0] == 0 &&
+            ingest_end(si->g, p->m.u.end.chunks, p->m.u.end.bytes, p->m.u.end.sha256,
+                       p->m.u.end.manifest, &key, &e) != 0) {
+            snprintf(si->failure, sizeof(si->failure), "%s", e.msg);
+            log_error("backup %s (%s/%s) failed: %s", id, t->agent, t->job.database,
+                      si->failure);
+        }
+        if (si->failure[0] == 0) {
+            log_info("backup %s (%s/%s) complete: %" PRIu64 " bytes in %s", id, t->agent,
+                     t->job.database, ingest_bytes(si->g), key);
+            reply_result(p->rc, t->job.id, 1, NULL, key);
+            si->ok = 1;
+        } else {
+            reply_result(p->rc, t->job.id, 0, si->failure, NULL);
+        }
+        si->ended = 1;
+    }
+}
+
+/*
+ * One job in flight. A backup: DATA and END (or FAIL) into ingest; done at END/FAIL. A restore:
+ * the reader thread serves the object to the agent's FETCHes, STEPs are answered where they
+ * arrive, and the REPORT ends it. A sanitize job does both: serve, then ingest its new backup,
+ * then the REPORT.
+ */
+static void *stream_main(void *arg)
+{
+    stream *t = arg;
+    fleet *f = t->f;
+    rjob *r = t->r;
+    pgs_error e = {0};
     catalog *cat = NULL;
-    ingest *g = NULL;
-    char failure[CATALOG_ERROR_MAX + 1] = "";
+    stream_ingest si = {0};
     int done = 0;
     uint64_t next = 0;
-    int64_t end_since = 0, failed_at = 0;
+    int64_t end_since = 0;
+    int report_ok = 0;
+    char report_step[WIRE_STEP_MAX + 1] = "", report_error[WIRE_TEXT_MAX + 1] = "";
+    json_t *report = NULL;
 
-    if (catalog_open(f->o.catalog_path, &cat, &e) == 0) {
-        ingest_backup b = {.id = t->job.id,
-                           .agent = t->agent,
-                           .database = t->job.database,
-                           .environment = t->job.environment};
-        if (ingest_begin(&g, f->o.st, cat, &b, &e) != 0) {
-            g = NULL;
-            catalog_backup_fail(cat, t->job.id, e.msg, &(pgs_error){0});
-        }
+    if (catalog_open(f->o.catalog_path, &cat, &e) != 0) {
+        cat = NULL;
+        log_error("%s %s: %s", r ? r->kind : "backup", t->job.id, e.msg);
     }
-    if (g == NULL) {
-        snprintf(failure, sizeof(failure), "%s", e.msg);
-        log_error("backup %s (%s/%s): %s", t->job.id, t->agent, t->job.database, e.msg);
-        failed_at = now_ms();
+    if (r == NULL) {
+        stream_ingest_begin(t, cat, &si, &e);
+    } else if (pthread_create(&t->src_thread, NULL, source_main, t) == 0) {
+        t->src_started = 1;
     } else {
-        log_info("backup %s (%s/%s) started: %s", t->job.id, t->agent, t->job.database,
-                 ingest_key(g));
+        pthread_mutex_lock(&f->mu);
+        t->src_failed = 1;
+        snprintf(t->src_error, sizeof(t->src_error), "cannot start a thread to read storage");
+        pthread_mutex_unlock(&f->mu);
     }
 
     pthread_mutex_lock(&f->mu);
     while (!done) {
         long i = -1;
         while (!t->dead && (i = stream_next(t, next, &end_since)) < 0) {
-            if (failed_at != 0 && now_ms() - failed_at > FAILED_LINGER_MS)
+            if (si.failed_at != 0 && now_ms() - si.failed_at > FAILED_LINGER_MS)
                 break;
             timed_wait(&t->cv, &f->mu, 1000);
             if (!t->dead && !pipe_alive(t->pipe)) /* in case the pipe event is late */
@@ -426,58 +779,36 @@ static void *stream_main(void *arg)
         t->q[i] = t->q[--t->nq];
         if (p.m.type == WIRE_DATA)
             t->phase = FLEET_STREAMING;
-        else
+        else if (p.m.type != WIRE_REPORT)
             t->phase = FLEET_FINISHING;
         pthread_mutex_unlock(&f->mu);
 
-        if (p.m.type == WIRE_DATA) {
-            if (failure[0] != 0) {
-                reply_error(p.rc, "job_failed", "backup %s failed: %s", t->job.id, failure);
-            } else if (ingest_data(g, p.m.u.data.seq, p.m.u.data.payload, p.m.u.data.len, &e) !=
-                       0) {
-                snprintf(failure, sizeof(failure), "%s", e.msg);
-                failed_at = now_ms();
-                log_error("backup %s (%s/%s) failed: %s", t->job.id, t->agent, t->job.database,
-                          failure);
-                reply_error(p.rc, "job_failed", "backup %s failed: %s", t->job.id, failure);
-            } else {
-                wire_msg ack = {.type = WIRE_ACK};
-                snprintf(ack.u.ack.job, sizeof(ack.u.ack.job), "%s", t->job.id);
-                ack.u.ack.seq = p.m.u.data.seq;
-                reply(p.rc, &ack);
+        if (p.m.type == WIRE_REPORT) {
+            report_ok = p.m.u.report.ok;
+            snprintf(report_step, sizeof(report_step), "%s", p.m.u.report.step);
+            snprintf(report_error, sizeof(report_error), "%s", p.m.u.report.error);
+            report = p.m.u.report.report;
+            p.m.u.report.report = NULL;
+            if (si.begun && !si.ended && si.failure[0] == 0) {
+                snprintf(si.failure, sizeof(si.failure), "the agent reported before END: %s",
+                         report_ok ? "no archive sent" : report_error);
+                ingest_abort(si.g, si.failure);
             }
-            next = p.m.u.data.seq + 1;
-        } else if (p.m.type == WIRE_FAIL) {
-            if (failure[0] == 0) {
-                snprintf(failure, sizeof(failure), "agent: %s", p.m.u.fail.error);
-                ingest_abort(g, failure);
-                log_warn("backup %s (%s/%s) failed on the agent: %s", t->job.id, t->agent,
-                         t->job.database, p.m.u.fail.error);
-            }
-            reply_result(p.rc, t->job.id, 0, failure, NULL);
+            int ok = report_ok && (r->output_id[0] == 0 || si.ok);
+            reply_result(p.rc, t->job.id, ok, ok ? NULL : report_ok ? si.failure : report_error,
+                         NULL);
             done = 1;
-        } else { /* END */
-            const char *key = NULL;
-            if (failure[0] == 0 &&
-                ingest_end(g, p.m.u.end.chunks, p.m.u.end.bytes, p.m.u.end.sha256,
-                           p.m.u.end.manifest, &key, &e) != 0) {
-                snprintf(failure, sizeof(failure), "%s", e.msg);
-                log_error("backup %s (%s/%s) failed: %s", t->job.id, t->agent, t->job.database,
-                          failure);
-            }
-            if (failure[0] == 0) {
-                log_info("backup %s (%s/%s) complete: %" PRIu64 " bytes in %s", t->job.id,
-                         t->agent, t->job.database, ingest_bytes(g), key);
-                reply_result(p.rc, t->job.id, 1, NULL, key);
-            } else {
-                reply_result(p.rc, t->job.id, 0, failure, NULL);
-            }
-            done = 1;
+        } else {
+            if (!si.begun)
+                stream_ingest_begin(t, cat, &si, &e);
+            stream_ingest_request(t, &si, &p, &next);
+            if (r == NULL && si.ended)
+                done = 1;
         }
         pthread_mutex_lock(&f->mu);
         pending_release(&p);
-        if (g != NULL)
-            t->bytes = ingest_bytes(g);
+        if (r == NULL && si.g != NULL)
+            t->bytes = ingest_bytes(si.g);
         t->updated_ms = now_ms();
     }
     /* Whatever is still queued gets no reply: the agent is gone or we stop. */
@@ -486,16 +817,47 @@ static void *stream_main(void *arg)
         pending_release(&t->q[i]);
     }
     t->nq = 0;
+    if (r != NULL)
+        source_stop(t);
     const char *reason = t->dead ? t->dead_reason : "the agent went silent after a failure";
+    char last_step[sizeof(t->step)];
+    snprintf(last_step, sizeof(last_step), "%s", t->step[0] ? t->step : "dispatch");
     pthread_mutex_unlock(&f->mu);
 
-    if (!done && failure[0] == 0) {
-        log_warn("backup %s (%s/%s) failed: %s", t->job.id, t->agent, t->job.database, reason);
-        if (g != NULL)
-            ingest_abort(g, reason);
+    if (!done && si.begun && !si.ended && si.failure[0] == 0) {
+        log_warn("backup %s (%s/%s) failed: %s", ingest_id(t), t->agent, t->job.database,
+                 reason);
+        ingest_abort(si.g, reason);
     }
-    ingest_free(g);
+    if (r != NULL && si.begun == 0 && r->output_id[0] != 0 && cat != NULL)
+        catalog_backup_fail(cat, r->output_id,
+                            done ? (report_ok ? "the agent sent no archive" : report_error)
+                                 : reason,
+                            &(pgs_error){0});
+    ingest_free(si.g);
     catalog_close(cat);
+
+    if (r != NULL) {
+        t->r = NULL;
+        if (!done) {
+            log_warn("%s %s (%s/%s) failed in step %s: %s", r->kind, t->job.id, t->agent,
+                     t->job.database, last_step, reason);
+            rjob_finish(r, 0, last_step, reason, NULL);
+        } else if (report_ok && r->output_id[0] != 0 && !si.ok) {
+            log_warn("%s %s (%s/%s) failed uploading: %s", r->kind, t->job.id, t->agent,
+                     t->job.database, si.failure);
+            rjob_finish(r, 0, "upload", si.failure, report);
+        } else {
+            if (report_ok)
+                log_info("%s %s (%s/%s) complete", r->kind, t->job.id, t->agent,
+                         t->job.database);
+            else
+                log_warn("%s %s (%s/%s) failed in step %s: %s", r->kind, t->job.id, t->agent,
+                         t->job.database, report_step, report_error);
+            rjob_finish(r, report_ok, report_step, report_error, report);
+        }
+    }
+    json_decref(report);
 
     pthread_mutex_lock(&f->mu);
     if (t->s != NULL && t->s->stream == t)
@@ -507,6 +869,20 @@ static void *stream_main(void *arg)
     return NULL;
 }
 
+/* Frees a stream whose threads are done (or never started). */
+static void stream_free(stream *t)
+{
+    pthread_cond_destroy(&t->cv);
+    pthread_cond_destroy(&t->src_cv);
+    rjob_free(t->r);
+    free(t->ring);
+    free(t->ring_seq);
+    free(t->fetch_rc);
+    free(t->fetch_seq);
+    free(t->q);
+    free(t);
+}
+
 /* Hands the first queued job of s to its parked poll and starts its stream (under f->mu). */
 static void dispatch(fleet *f, session *s)
 {
@@ -514,9 +890,19 @@ static void dispatch(fleet *f, session *s)
         f->nstreams >= f->o.max_streams)
         return;
     stream *t = calloc(1, sizeof(*t));
-    pending *q = calloc(f->o.window + 2, sizeof(*q));
-    if (t == NULL || q == NULL) {
-        free(t);
+    pending *q = calloc(f->o.window + 3, sizeof(*q));
+    int restore = s->queue[0].r != NULL;
+    if (t != NULL && restore) {
+        t->ring_cap = f->o.window;
+        t->ring = calloc(t->ring_cap, sizeof(*t->ring));
+        t->ring_seq = calloc(t->ring_cap, sizeof(*t->ring_seq));
+        t->fetch_rc = calloc(t->ring_cap, sizeof(*t->fetch_rc));
+        t->fetch_seq = calloc(t->ring_cap, sizeof(*t->fetch_seq));
+    }
+    if (t == NULL || q == NULL ||
+        (restore && (!t->ring || !t->ring_seq || !t->fetch_rc || !t->fetch_seq))) {
+        if (t != NULL)
+            stream_free(t);
         free(q);
         log_error("out of memory starting a stream");
         return;
@@ -529,19 +915,20 @@ static void dispatch(fleet *f, session *s)
     s->nqueue--;
     snprintf(t->agent, sizeof(t->agent), "%s", s->name);
     t->q = q;
-    t->qcap = f->o.window + 2;
+    t->qcap = f->o.window + 3;
+    t->r = t->job.r;
     t->phase = FLEET_SENT;
     t->started_ms = t->updated_ms = now_ms();
     pthread_cond_init(&t->cv, NULL);
+    pthread_cond_init(&t->src_cv, NULL);
     if (pthread_create(&t->thread, NULL, stream_main, t) != 0) {
-        log_error("cannot start a stream thread for backup %s", t->job.id);
+        log_error("cannot start a stream thread for job %s", t->job.id);
         /* back into the queue: the next poll tries again */
         memmove(&s->queue[1], &s->queue[0], s->nqueue * sizeof(s->queue[0]));
         s->queue[0] = t->job;
         s->nqueue++;
-        pthread_cond_destroy(&t->cv);
-        free(q);
-        free(t);
+        t->r = NULL;
+        stream_free(t);
         return;
     }
     t->next = f->streams;
@@ -551,12 +938,14 @@ static void dispatch(fleet *f, session *s)
 
     wire_msg m = {.type = WIRE_JOB};
     snprintf(m.u.job.job, sizeof(m.u.job.job), "%s", t->job.id);
-    snprintf(m.u.job.kind, sizeof(m.u.job.kind), "backup");
+    snprintf(m.u.job.kind, sizeof(m.u.job.kind), "%s", t->r ? t->r->kind : "backup");
     snprintf(m.u.job.database, sizeof(m.u.job.database), "%s", t->job.database);
     snprintf(m.u.job.label, sizeof(m.u.job.label), "%s", t->job.label);
+    m.u.job.restore = t->r ? t->r->spec : NULL; /* borrowed: not cleared */
     rctx *rc = s->poll;
     s->poll = NULL;
-    log_info("backup %s (%s/%s) sent to the agent", t->job.id, s->name, t->job.database);
+    log_info("%s %s (%s/%s) sent to the agent", t->r ? t->r->kind : "backup", t->job.id, s->name,
+             t->job.database);
     reply(rc, &m);
 }
 
@@ -631,6 +1020,11 @@ static int on_auth(fleet *f, rctx *rc, session *s, wire_msg *m, char *why, size_
     s->ndbs = m->u.auth.ndbs;
     m->u.auth.dbs = NULL;
     m->u.auth.ndbs = 0;
+    free(s->restore_keys);
+    s->restore_keys = m->u.auth.restore_keys;
+    s->nrestore_keys = m->u.auth.nrestore_keys;
+    m->u.auth.restore_keys = NULL;
+    m->u.auth.nrestore_keys = 0;
     s->state = S_READY;
     s->connected_ms = now_ms();
 
@@ -657,12 +1051,25 @@ static int on_auth(fleet *f, rctx *rc, session *s, wire_msg *m, char *why, size_
     return 0;
 }
 
-/* DATA, END and FAIL go to the session's stream. Returns 0, or -1 with why (drop the peer). */
+static const char *request_job(const wire_msg *m)
+{
+    switch (m->type) {
+    case WIRE_DATA: return m->u.data.job;
+    case WIRE_END: return m->u.end.job;
+    case WIRE_FAIL: return m->u.fail.job;
+    case WIRE_FETCH: return m->u.fetch.job;
+    case WIRE_STEP: return m->u.step.job;
+    case WIRE_REPORT: return m->u.report.job;
+    default: return "";
+    }
+}
+
+/* A job's requests go to the session's stream: DATA, END, FAIL and REPORT are queued for its
+ * thread; FETCH waits for its piece (or gets it at once); STEP is answered here. Returns 0, or
+ * -1 with why (drop the peer). */
 static int to_stream(session *s, rctx *rc, nng_msg *msg, wire_msg *m, char *why, size_t cap)
 {
-    const char *job = m->type == WIRE_DATA  ? m->u.data.job
-                      : m->type == WIRE_END ? m->u.end.job
-                                            : m->u.fail.job;
+    const char *job = request_job(m);
     stream *t = s->stream;
     if (t == NULL || strcmp(t->job.id, job) != 0) {
         /* A job that already ended here (after a failure) or was never sent. */
@@ -671,18 +1078,61 @@ static int to_stream(session *s, rctx *rc, nng_msg *msg, wire_msg *m, char *why,
         wire_msg_clear(m);
         return 0;
     }
-    size_t ndata = 0, nend = 0;
+    int restore_msg = m->type == WIRE_FETCH || m->type == WIRE_STEP || m->type == WIRE_REPORT;
+    if (restore_msg && t->r == NULL) {
+        snprintf(why, cap, "%s for backup job %s", wire_type_name(m->type), job);
+        return -1;
+    }
+    if (!restore_msg && t->r != NULL && t->r->output_id[0] == 0) {
+        snprintf(why, cap, "%s for restore job %s", wire_type_name(m->type), job);
+        return -1;
+    }
+    if (m->type == WIRE_FETCH) {
+        if (t->nfetch >= t->ring_cap) {
+            snprintf(why, cap, "more FETCH in flight than the window of %zu", t->ring_cap);
+            return -1;
+        }
+        t->fetch_rc[t->nfetch] = rc;
+        t->fetch_seq[t->nfetch++] = m->u.fetch.seq;
+        if (t->phase == FLEET_SENT)
+            t->phase = FLEET_STREAMING;
+        serve_fetches(t);
+        nng_msg_free(msg);
+        wire_msg_clear(m);
+        return 0;
+    }
+    if (m->type == WIRE_STEP) {
+        snprintf(t->step, sizeof(t->step), "%s", m->u.step.step);
+        snprintf(t->detail, sizeof(t->detail), "%s", m->u.step.detail);
+        t->phase = strcmp(t->step, "unpack") == 0 ? FLEET_STREAMING : FLEET_RESTORING;
+        t->updated_ms = now_ms();
+        log_info("%s %s (%s/%s): %s%s%s", t->r->kind, job, s->name, t->job.database, t->step,
+                 t->detail[0] ? ": " : "", t->detail);
+        wire_msg ack = {.type = WIRE_ACK};
+        snprintf(ack.u.ack.job, sizeof(ack.u.ack.job), "%s", job);
+        reply(rc, &ack);
+        nng_msg_free(msg);
+        wire_msg_clear(m);
+        return 0;
+    }
+    size_t ndata = 0, nend = 0, nreport = 0;
     for (size_t i = 0; i < t->nq; i++)
         if (t->q[i].m.type == WIRE_DATA)
             ndata++;
+        else if (t->q[i].m.type == WIRE_REPORT)
+            nreport++;
         else
             nend++;
-    if (m->type == WIRE_DATA && ndata >= t->qcap - 2) {
-        snprintf(why, cap, "more DATA in flight than the window of %zu", t->qcap - 2);
+    if (m->type == WIRE_DATA && ndata >= t->qcap - 3) {
+        snprintf(why, cap, "more DATA in flight than the window of %zu", t->qcap - 3);
         return -1;
     }
-    if (m->type != WIRE_DATA && nend > 0) {
+    if ((m->type == WIRE_END || m->type == WIRE_FAIL) && nend > 0) {
         snprintf(why, cap, "%s sent twice for job %s", wire_type_name(m->type), job);
+        return -1;
+    }
+    if (m->type == WIRE_REPORT && nreport > 0) {
+        snprintf(why, cap, "REPORT sent twice for job %s", job);
         return -1;
     }
     t->q[t->nq].rc = rc;
@@ -766,6 +1216,9 @@ static void handle(fleet *f, rctx *rc, nng_msg *msg)
         case WIRE_DATA:
         case WIRE_END:
         case WIRE_FAIL:
+        case WIRE_FETCH:
+        case WIRE_STEP:
+        case WIRE_REPORT:
             if (to_stream(s, rc, msg, &m, why, sizeof(why)) == 0) {
                 pthread_mutex_unlock(&f->mu);
                 return; /* msg now belongs to the stream (or was answered and freed) */
@@ -864,9 +1317,7 @@ static void *timer_main(void *arg)
             *pp = t->next;
             pthread_mutex_unlock(&f->mu);
             pthread_join(t->thread, NULL);
-            pthread_cond_destroy(&t->cv);
-            free(t->q);
-            free(t);
+            stream_free(t);
             pthread_mutex_lock(&f->mu);
             pp = &f->streams; /* the list may have changed meanwhile */
         }
@@ -961,9 +1412,7 @@ void fleet_stop(fleet *f)
     for (stream *t = f->streams, *n; t != NULL; t = n) {
         n = t->next;
         pthread_join(t->thread, NULL);
-        pthread_cond_destroy(&t->cv);
-        free(t->q);
-        free(t);
+        stream_free(t);
     }
     f->streams = NULL;
 
@@ -1109,6 +1558,8 @@ int fleet_job_progress(fleet *f, const char *id, fleet_progress *out)
             out->bytes = t->bytes;
             out->started_ms = t->started_ms;
             out->updated_ms = t->updated_ms;
+            snprintf(out->step, sizeof(out->step), "%s", t->step);
+            snprintf(out->detail, sizeof(out->detail), "%s", t->detail);
             found = 1;
         }
     for (session *s = f->sessions; s != NULL && !found; s = s->next)
@@ -1121,20 +1572,130 @@ int fleet_job_progress(fleet *f, const char *id, fleet_progress *out)
     return found;
 }
 
+/* A deep copy of a restore spec (NULL when out of memory). */
+static wire_restore_spec *spec_dup(const wire_restore_spec *in)
+{
+    wire_restore_spec *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    *r = *in;
+    r->sanitize_sql = r->check_sql = NULL;
+    r->schemas = r->tables = NULL;
+    r->recipients = NULL;
+    int bad = 0;
+    if (in->sanitize_sql != NULL && (r->sanitize_sql = strdup(in->sanitize_sql)) == NULL)
+        bad = 1;
+    if (in->check_sql != NULL && (r->check_sql = strdup(in->check_sql)) == NULL)
+        bad = 1;
+    if (in->nschemas > 0 && (r->schemas = calloc(in->nschemas, sizeof(*r->schemas))) == NULL)
+        bad = 1;
+    if (in->ntables > 0 && (r->tables = calloc(in->ntables, sizeof(*r->tables))) == NULL)
+        bad = 1;
+    if (in->nrecipients > 0 &&
+        (r->recipients = calloc(in->nrecipients, sizeof(*r->recipients))) == NULL)
+        bad = 1;
+    if (bad) {
+        wire_restore_spec_free(r);
+        return NULL;
+    }
+    if (in->nschemas > 0)
+        memcpy(r->schemas, in->schemas, in->nschemas * sizeof(*r->schemas));
+    if (in->ntables > 0)
+        memcpy(r->tables, in->tables, in->ntables * sizeof(*r->tables));
+    if (in->nrecipients > 0)
+        memcpy(r->recipients, in->recipients, in->nrecipients * sizeof(*r->recipients));
+    return r;
+}
+
 int fleet_restore_request(fleet *f, const fleet_restore_job *j, pgs_error *e)
 {
-    (void)f, (void)j;
-    return pgs_fail(e, PGS_EINVAL, "restore jobs are not available yet");
+    if (f == NULL)
+        return pgs_fail(e, PGS_ENOTFOUND, "agent %s is not connected", j->agent);
+    const catalog_backup *b = j->source;
+    int sanitize = strcmp(j->kind, "sanitize") == 0;
+    if (b->state != CATALOG_COMPLETE || b->storage_key[0] == 0)
+        return pgs_fail(e, PGS_EORDER, "backup %s is not complete", b->id);
+    rjob *r = calloc(1, sizeof(*r));
+    if (r == NULL || (r->spec = spec_dup(j->spec)) == NULL) {
+        free(r);
+        return pgs_fail(e, PGS_ENOMEM, "out of memory");
+    }
+    snprintf(r->id, sizeof(r->id), "%s", j->id);
+    snprintf(r->kind, sizeof(r->kind), "%s", j->kind);
+    snprintf(r->storage_key, sizeof(r->storage_key), "%s", b->storage_key);
+    r->bytes = b->bytes;
+    if (hex_decode(b->sha256, strlen(b->sha256), r->sha256, SHA256_LEN) != 0) {
+        rjob_free(r);
+        return pgs_fail(e, PGS_EFORMAT, "backup %s has no valid SHA-256 in the catalog", b->id);
+    }
+    snprintf(r->spec->source, sizeof(r->spec->source), "%s", b->id);
+    r->spec->source_bytes = b->bytes;
+    if (sanitize) {
+        snprintf(r->output_id, sizeof(r->output_id), "%s", j->output_backup_id);
+        snprintf(r->output_agent, sizeof(r->output_agent), "%s", j->output_agent);
+        snprintf(r->output_database, sizeof(r->output_database), "%s", j->output_database);
+        snprintf(r->output_env, sizeof(r->output_env), "%s", j->output_environment);
+        snprintf(r->spec->output, sizeof(r->spec->output), "%s", j->output_backup_id);
+    }
+    r->done = j->done;
+    r->done_arg = j->done_arg;
+
+    pthread_mutex_lock(&f->mu);
+    session *s = session_by_name(f, j->agent);
+    const wire_db *d = s != NULL ? session_db(s, j->database) : NULL;
+    int rc = 0;
+    if (f->stopping)
+        rc = pgs_fail(e, PGS_ENOTFOUND, "the coordinator is stopping");
+    else if (s == NULL)
+        rc = pgs_fail(e, PGS_ENOTFOUND, "agent %s is not connected", j->agent);
+    else if (d == NULL)
+        rc = pgs_fail(e, PGS_ENOTFOUND, "agent %s has no database %s in its configuration",
+                      j->agent, j->database);
+    else if (s->nqueue >= FLEET_QUEUE_MAX)
+        rc = pgs_fail(e, PGS_ELIMIT, "agent %s already has %d jobs waiting", j->agent,
+                      FLEET_QUEUE_MAX);
+    if (rc != 0) {
+        pthread_mutex_unlock(&f->mu);
+        rjob_free(r);
+        return rc;
+    }
+    queued_job q = {.r = r};
+    snprintf(q.id, sizeof(q.id), "%s", j->id);
+    snprintf(q.database, sizeof(q.database), "%s", j->database);
+    snprintf(q.environment, sizeof(q.environment), "%s", d->environment);
+    s->queue[s->nqueue++] = q;
+    log_info("%s %s (%s/%s) queued: backup %s", r->kind, q.id, j->agent, j->database, b->id);
+    dispatch(f, s);
+    pthread_mutex_unlock(&f->mu);
+    return 0;
 }
 
 json_t *fleet_agent_restore_keys(fleet *f, const char *agent)
 {
-    (void)f, (void)agent;
-    return NULL;
+    if (f == NULL)
+        return NULL;
+    json_t *arr = NULL;
+    pthread_mutex_lock(&f->mu);
+    session *s = session_by_name(f, agent);
+    if (s != NULL && (arr = json_array()) != NULL)
+        for (size_t i = 0; i < s->nrestore_keys; i++)
+            json_array_append_new(arr, json_string(s->restore_keys[i]));
+    pthread_mutex_unlock(&f->mu);
+    return arr;
 }
 
 int fleet_database_environment(fleet *f, const char *agent, const char *db, char *env, size_t cap)
 {
-    (void)f, (void)agent, (void)db, (void)env, (void)cap;
-    return PGS_ENOTFOUND;
+    if (f == NULL)
+        return PGS_ENOTFOUND;
+    int rc = PGS_ENOTFOUND;
+    pthread_mutex_lock(&f->mu);
+    session *s = session_by_name(f, agent);
+    const wire_db *d = s != NULL ? session_db(s, db) : NULL;
+    if (d != NULL) {
+        snprintf(env, cap, "%s", d->environment);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return rc;
 }

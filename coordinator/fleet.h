@@ -65,6 +65,7 @@ int fleet_backup_request(fleet *f, catalog *cat, const char *agent, const char *
 /* How a restore or sanitize job ended, handed to its done callback (on the job's stream thread,
  * exactly once, after which the fleet forgets the job). */
 typedef struct fleet_restore_outcome {
+    const char *id;     /* the job's id */
     int ok;
     const char *step;   /* the failed step ("done" when ok); the agent's, or the coordinator's:
                            "dispatch", "fetch" (storage or transport), "upload" (sanitize) */
@@ -84,8 +85,11 @@ typedef struct fleet_restore_job {
     const catalog_backup *source; /* complete; its storage_key, bytes and sha256 are served */
     const wire_restore_spec *spec; /* copied; source/source_bytes are filled from source */
     /* sanitize: the new backup (already created queued in the catalog by the caller, with the
-     * target's environment, label "sanitized" and source_backup_id); DATA/END ingest into it */
+     * target's environment, label "sanitized" and source_backup_id); DATA/END ingest into it,
+     * stored as <output_environment>/<output_agent>/<output_database>/<id>.pgship */
     const char *output_backup_id;
+    const char *output_agent;
+    const char *output_database;
     const char *output_environment;
     fleet_restore_done_fn done;
     void *done_arg;

@@ -31,9 +31,11 @@ typedef struct restorer_opts {
 } restorer_opts;
 
 int restorer_start(const restorer_opts *o, restorer **out, pgs_error *e);
-/* Fails restores still running ("coordinator stopping"), waits for their threads, frees. NULL
- * is allowed. Call before fleet_stop. */
+/* Fails restores still running ("the coordinator is stopping") and waits for their threads.
+ * NULL is allowed. Order at shutdown: api_stop, restorer_stop, fleet_stop (which tells the
+ * restorer how the jobs it still had on agents ended), restorer_free. */
 void restorer_stop(restorer *r);
+void restorer_free(restorer *r);
 
 #define RESTORE_PATTERNS_MAX 64 /* WIRE_PATTERNS_MAX */
 #define RESTORE_JOBS_DEFAULT 2

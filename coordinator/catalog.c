@@ -116,6 +116,60 @@ static const char *const migrations[] = {
     "                 storage_key, sha256 ON backups\n"
     "FOR EACH ROW WHEN OLD.state = 'complete'\n"
     "BEGIN SELECT RAISE(ABORT, 'a complete backup does not change'); END;\n",
+
+    /* 1 -> 2: restores and syncs. Nothing else changes, so a version 1 catalog keeps every row. */
+    "CREATE TABLE restores (\n"
+    "    id                  TEXT PRIMARY KEY NOT NULL CHECK (id GLOB\n"
+    "        '[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z-"
+    "[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'),\n"
+    "    kind                TEXT NOT NULL CHECK (kind IN ('restore', 'sync')),\n"
+    "    requested_by        TEXT NOT NULL DEFAULT '',\n"
+    "    source              TEXT NOT NULL\n"
+    "                        CHECK (length(CAST(source AS BLOB)) BETWEEN 1 AND 160),\n"
+    "    source_backup_id    TEXT REFERENCES backups (id),\n"
+    "    source_agent        TEXT,\n"
+    "    source_database     TEXT,\n"
+    "    source_environment  TEXT,\n"
+    "    target_agent        TEXT NOT NULL REFERENCES agents (name),\n"
+    "    target_database     TEXT NOT NULL,\n"
+    "    target_environment  TEXT NOT NULL,\n"
+    "    profile             TEXT,\n"
+    "    sanitizer_agent     TEXT,\n"
+    "    sanitized_backup_id TEXT REFERENCES backups (id),\n"
+    "    safety_backup_id    TEXT REFERENCES backups (id),\n"
+    "    state               TEXT NOT NULL DEFAULT 'queued'\n"
+    "                        CHECK (state IN ('queued', 'running', 'complete', 'failed')),\n"
+    "    step                TEXT NOT NULL DEFAULT ''\n"
+    "                        CHECK (length(step) <= 31 AND step NOT GLOB '*[^a-z_]*'),\n"
+    "    error               TEXT,\n"
+    "    created_at          TEXT NOT NULL,\n"
+    "    started_at          TEXT,\n"
+    "    finished_at         TEXT,\n"
+    /* JSON object texts, bounded in bytes (CATALOG_OPTIONS_MAX, CATALOG_REPORT_MAX); the code
+     * checks they parse, the schema only their shape and size (see the note on recipients). */
+    "    options             TEXT NOT NULL DEFAULT '{}'\n"
+    "                        CHECK (options GLOB '{*}' AND length(CAST(options AS BLOB)) <= "
+    "16384),\n"
+    "    report              TEXT\n"
+    "                        CHECK (report GLOB '{*}' AND length(CAST(report AS BLOB)) <= "
+    "1048576),\n"
+    "    CHECK (state <> 'complete' OR (step = 'done' AND error IS NULL\n"
+    "           AND source_backup_id IS NOT NULL AND started_at IS NOT NULL\n"
+    "           AND finished_at IS NOT NULL)),\n"
+    "    CHECK (state <> 'failed' OR (error IS NOT NULL AND finished_at IS NOT NULL)),\n"
+    "    CHECK (state <> 'running' OR (started_at IS NOT NULL AND step <> ''))\n"
+    ") STRICT;\n"
+    "CREATE INDEX restores_by_target ON restores (target_agent, target_database, created_at);\n"
+    "CREATE INDEX restores_by_created ON restores (created_at);\n"
+    "CREATE INDEX restores_in_flight ON restores (state) WHERE state IN ('queued', 'running');\n"
+    "CREATE TRIGGER restores_state_transition BEFORE UPDATE OF state ON restores\n"
+    "FOR EACH ROW WHEN NOT ((OLD.state = 'queued' AND NEW.state IN ('running', 'failed'))\n"
+    "                    OR (OLD.state = 'running' AND NEW.state IN ('complete', 'failed')))\n"
+    "BEGIN SELECT RAISE(ABORT, 'illegal restore state transition'); END;\n"
+    /* The record of what was done to a database: once finished, nothing in it changes. */
+    "CREATE TRIGGER restores_finished_are_final BEFORE UPDATE ON restores\n"
+    "FOR EACH ROW WHEN OLD.state IN ('complete', 'failed')\n"
+    "BEGIN SELECT RAISE(ABORT, 'a finished restore does not change'); END;\n",
 };
 
 #define CATALOG_NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -1074,27 +1128,36 @@ out:
     return rc;
 }
 
-/* After a guarded UPDATE changed nothing: says whether the backup is missing or in the wrong
- * state for verb. */
-static int transition_refused(catalog *cat, const char *id, const char *verb, const char *rule,
-                              pgs_error *e)
+/* What a guarded transition acts on: the noun in messages, and how to read the row's state. */
+typedef struct row_kind {
+    const char *noun;
+    const char *state_sql;
+} row_kind;
+
+static const row_kind backup_kind = {"backup", "SELECT state FROM backups WHERE id = ?1"};
+static const row_kind restore_kind = {"restore", "SELECT state FROM restores WHERE id = ?1"};
+
+/* After a guarded UPDATE changed nothing: says whether the row is missing or in the wrong state
+ * for verb. */
+static int transition_refused(catalog *cat, const row_kind *k, const char *id, const char *verb,
+                              const char *rule, pgs_error *e)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sql_prepare(cat, "SELECT state FROM backups WHERE id = ?1", &st, e);
+    int rc = sql_prepare(cat, k->state_sql, &st, e);
     if (rc != 0)
         return rc;
     if ((rc = bind_text(st, 1, id)) != SQLITE_OK) {
-        rc = sql_fail(cat, rc, e, "cannot read a backup");
+        rc = sql_fail(cat, rc, e, "cannot read a row's state");
         goto out;
     }
     int src = sqlite3_step(st);
     if (src == SQLITE_DONE)
-        rc = pgs_fail(e, PGS_ENOTFOUND, "no backup %s in the catalog", id);
+        rc = pgs_fail(e, PGS_ENOTFOUND, "no %s %s in the catalog", k->noun, id);
     else if (src == SQLITE_ROW)
-        rc = pgs_fail(e, PGS_EORDER, "cannot %s backup %s: it is %s, and %s", verb, id,
+        rc = pgs_fail(e, PGS_EORDER, "cannot %s %s %s: it is %s, and %s", verb, k->noun, id,
                       (const char *)sqlite3_column_text(st, 0), rule);
     else
-        rc = sql_fail(cat, src, e, "cannot read a backup");
+        rc = sql_fail(cat, src, e, "cannot read a row's state");
 out:
     sqlite3_finalize(st);
     return rc;
@@ -1102,17 +1165,17 @@ out:
 
 /* Runs a guarded UPDATE (its first parameter is the id, already bound) and turns "no row changed"
  * into transition_refused's error. */
-static int transition_step(catalog *cat, sqlite3_stmt *st, const char *id, const char *verb,
-                           const char *rule, pgs_error *e)
+static int transition_step(catalog *cat, const row_kind *k, sqlite3_stmt *st, const char *id,
+                           const char *verb, const char *rule, pgs_error *e)
 {
-    char what[64];
-    snprintf(what, sizeof(what), "cannot %s backup %s", verb, id);
+    char what[80];
+    snprintf(what, sizeof(what), "cannot %s %s %s", verb, k->noun, id);
     int rc = sql_step_done(cat, st, e, what);
     if (rc != 0)
         return rc;
     if (sqlite3_changes(cat->db) == 0)
-        return transition_refused(cat, id, verb, rule, e);
-    log_debug("catalog: backup %s: %s", id, verb);
+        return transition_refused(cat, k, id, verb, rule, e);
+    log_debug("catalog: %s %s: %s", k->noun, id, verb);
     return 0;
 }
 
@@ -1154,8 +1217,10 @@ static int backup_set_info(catalog *cat, const char *id, const catalog_backup_in
         rc = sql_fail(cat, rc, e, "cannot update a backup");
         goto out;
     }
-    rc = start ? transition_step(cat, st, id, "start", "only a queued backup can start", e)
-               : transition_step(cat, st, id, "update", "only a running backup takes details", e);
+    rc = start ? transition_step(cat, &backup_kind, st, id, "start",
+                                 "only a queued backup can start", e)
+               : transition_step(cat, &backup_kind, st, id, "update",
+                                 "only a running backup takes details", e);
 out:
     sqlite3_finalize(st);
     return rc;
@@ -1204,7 +1269,8 @@ int catalog_backup_complete(catalog *cat, const char *id, uint64_t bytes, uint64
         rc = sql_fail(cat, rc, e, "cannot complete a backup");
         goto out;
     }
-    rc = transition_step(cat, st, id, "complete", "only a running backup can complete", e);
+    rc = transition_step(cat, &backup_kind, st, id, "complete",
+                         "only a running backup can complete", e);
 out:
     sqlite3_finalize(st);
     return rc;
@@ -1228,7 +1294,8 @@ int catalog_backup_fail(catalog *cat, const char *id, const char *reason, pgs_er
         rc = sql_fail(cat, rc, e, "cannot fail a backup");
         goto out;
     }
-    rc = transition_step(cat, st, id, "fail", "only a queued or running backup can fail", e);
+    rc = transition_step(cat, &backup_kind, st, id, "fail",
+                         "only a queued or running backup can fail", e);
 out:
     sqlite3_finalize(st);
     return rc;
@@ -1306,9 +1373,11 @@ int catalog_backup_list(catalog *cat, const catalog_filter *f,
 int catalog_latest_complete(catalog *cat, const char *agent, const char *db, catalog_backup *out,
                             pgs_error *e)
 {
-    /* By started_at: that is when pg_dump took its snapshot, so it orders the data itself. */
+    /* By started_at: that is when pg_dump took its snapshot, so it orders the data itself.
+     * Derived copies (a sanitized re-dump) are not the database's backups: never "latest". */
     static const char sql[] = "SELECT " BACKUP_COLUMNS " FROM backups"
                               " WHERE agent = ?1 AND database = ?2 AND state = 'complete'"
+                              " AND source_backup_id IS NULL"
                               " ORDER BY started_at DESC, created_at DESC, rowid DESC LIMIT 1";
     sqlite3_stmt *st = NULL;
     int rc, found;
@@ -1327,7 +1396,524 @@ int catalog_latest_complete(catalog *cat, const char *agent, const char *db, cat
     return rc;
 }
 
+/* ---- restores ---- */
+
+_Static_assert(CATALOG_SOURCE_MAX == 160, "the schema spells the source limit");
+_Static_assert(CATALOG_STEP_MAX == 31, "the schema spells the step limit");
+_Static_assert(CATALOG_OPTIONS_MAX == 16384, "the schema spells the options limit");
+_Static_assert(CATALOG_REPORT_MAX == 1048576, "the schema spells the report limit");
+_Static_assert(CATALOG_PROFILE_MAX == CATALOG_NAME_MAX, "profiles are names");
+
+/* The columns every restore query reads, in the order row_to_restore expects. */
+#define RESTORE_COLUMNS                                                                            \
+    "id, kind, requested_by, source, source_backup_id, source_agent, source_database, "            \
+    "source_environment, target_agent, target_database, target_environment, profile, "             \
+    "sanitizer_agent, sanitized_backup_id, safety_backup_id, state, step, error, created_at, "     \
+    "started_at, finished_at, options, report"
+
+/* Optional strings of a restore: NULL and "" both mean "none" (bound as NULL). */
+static const char *opt(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? s : NULL;
+}
+
+/* A step name: 1..CATALOG_STEP_MAX of [a-z_]. */
+static int check_step(const char *s, pgs_error *e)
+{
+    if (s == NULL || s[0] == '\0')
+        return pgs_fail(e, PGS_EINVAL, "step is missing");
+    size_t n = strnlen(s, CATALOG_STEP_MAX + 1);
+    if (n > CATALOG_STEP_MAX)
+        return pgs_fail(e, PGS_ELIMIT, "step is longer than %d bytes", CATALOG_STEP_MAX);
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == '_'))
+            return pgs_fail(e, PGS_EINVAL, "step is not valid: use a-z and _");
+    return 0;
+}
+
+static int check_opt_id(const char *what, const char *id, pgs_error *e)
+{
+    return opt(id) == NULL ? 0 : check_id(what, id, e);
+}
+
+/*
+ * Checks that text is a JSON object of at most max bytes and writes its compact encoding into a
+ * malloc'd *out (the caller frees it). Stored that way, what the catalog hands back always parses,
+ * whatever the caller's formatting was.
+ */
+static int normalize_object(const char *what, const char *text, size_t max, char **out,
+                            pgs_error *e)
+{
+    *out = NULL;
+    size_t n = strnlen(text, max + 1);
+    if (n > max)
+        return pgs_fail(e, PGS_ELIMIT, "%s is longer than %zu bytes", what, max);
+    json_error_t jerr;
+    json_t *j = json_loadb(text, n, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return pgs_fail(e, PGS_EINVAL, "%s is not a JSON object", what);
+    }
+    char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    if (s == NULL)
+        return pgs_fail(e, PGS_ENOMEM, "out of memory");
+    if (strlen(s) > max) {
+        free(s);
+        return pgs_fail(e, PGS_ELIMIT, "%s is longer than %zu bytes", what, max);
+    }
+    *out = s;
+    return 0;
+}
+
+/* 1 when backup id is in the catalog (0 when not, or when the question fails). */
+static int backup_exists(catalog *cat, const char *id)
+{
+    sqlite3_stmt *st = NULL;
+    int found = 0;
+    if (sqlite3_prepare_v3(cat->db, "SELECT 1 FROM backups WHERE id = ?1", -1, 0, &st, NULL) ==
+            SQLITE_OK &&
+        bind_text(st, 1, id) == SQLITE_OK)
+        found = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return found;
+}
+
+/* After a foreign key refused a restore's row: which backup of ids (NULL entries skipped) is
+ * missing. */
+static int missing_backup(catalog *cat, const char *const *ids, size_t n, pgs_error *e)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] != NULL && !backup_exists(cat, ids[i]))
+            return pgs_fail(e, PGS_ENOTFOUND, "no backup %s in the catalog", ids[i]);
+    return pgs_fail(e, PGS_ENOTFOUND, "a backup the restore names is not in the catalog");
+}
+
+void catalog_restore_clear(catalog_restore *r)
+{
+    if (r == NULL)
+        return;
+    free(r->options_json);
+    free(r->report_json);
+    r->options_json = NULL;
+    r->report_json = NULL;
+}
+
+/* Copies a JSON text column into a malloc'd string; NULL stays NULL. -1 when it is longer than
+ * max (not written by this code) or memory runs out. */
+static int col_json(sqlite3_stmt *st, int i, size_t max, char **out)
+{
+    const unsigned char *s = sqlite3_column_text(st, i);
+    size_t n = (size_t)sqlite3_column_bytes(st, i);
+    *out = NULL;
+    if (s == NULL)
+        return 0;
+    if (n > max || (*out = malloc(n + 1)) == NULL)
+        return -1;
+    memcpy(*out, s, n);
+    (*out)[n] = '\0';
+    return 0;
+}
+
+static int row_to_restore(catalog *cat, sqlite3_stmt *st, catalog_restore *r, pgs_error *e)
+{
+    char state[16];
+    memset(r, 0, sizeof(*r));
+    if (COL_TEXT(st, 0, r->id) || COL_TEXT(st, 1, r->kind) || COL_TEXT(st, 2, r->requested_by) ||
+        COL_TEXT(st, 3, r->source) || COL_TEXT(st, 4, r->source_backup_id) ||
+        COL_TEXT(st, 5, r->source_agent) || COL_TEXT(st, 6, r->source_database) ||
+        COL_TEXT(st, 7, r->source_environment) || COL_TEXT(st, 8, r->target_agent) ||
+        COL_TEXT(st, 9, r->target_database) || COL_TEXT(st, 10, r->target_environment) ||
+        COL_TEXT(st, 11, r->profile) || COL_TEXT(st, 12, r->sanitizer_agent) ||
+        COL_TEXT(st, 13, r->sanitized_backup_id) || COL_TEXT(st, 14, r->safety_backup_id) ||
+        COL_TEXT(st, 15, state) || COL_TEXT(st, 16, r->step) || COL_TEXT(st, 17, r->error) ||
+        COL_TEXT(st, 18, r->created_at) || COL_TEXT(st, 19, r->started_at) ||
+        COL_TEXT(st, 20, r->finished_at))
+        return pgs_fail(e, PGS_EFORMAT,
+                        "catalog %s: a restore row has a value longer than its limit", cat->path);
+    if (catalog_state_parse(state, &r->state) != 0)
+        return pgs_fail(e, PGS_EFORMAT, "catalog %s: restore %s has an unknown state", cat->path,
+                        r->id);
+    if (col_json(st, 21, CATALOG_OPTIONS_MAX, &r->options_json) != 0 ||
+        col_json(st, 22, CATALOG_REPORT_MAX, &r->report_json) != 0) {
+        catalog_restore_clear(r);
+        return pgs_fail(e, PGS_EFORMAT, "catalog %s: restore %s: options or report too large",
+                        cat->path, r->id);
+    }
+    if (r->options_json == NULL && (r->options_json = strdup("{}")) == NULL) {
+        catalog_restore_clear(r);
+        return pgs_fail(e, PGS_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+int catalog_restore_new(catalog *cat, const catalog_restore_req *req, char id_out[CATALOG_ID_SIZE],
+                        pgs_error *e)
+{
+    static const char sql[] =
+        "INSERT INTO restores (id, kind, requested_by, source, source_backup_id, source_agent,"
+        " source_database, source_environment, target_agent, target_database, target_environment,"
+        " profile, sanitizer_agent, state, created_at, options)"
+        " VALUES (?1, ?2, coalesce(?3, ''), ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'queued',"
+        " ?14, ?15)";
+    sqlite3_stmt *st = NULL;
+    char id[CATALOG_ID_SIZE], now[CATALOG_TIME_SIZE];
+    char *options = NULL;
+    int rc, src = SQLITE_OK;
+    if ((rc = catalog_enter(cat, e)) != 0)
+        return rc;
+    if (req == NULL || id_out == NULL)
+        return pgs_fail(e, PGS_EINVAL, "no restore request");
+    if (req->kind == NULL || (strcmp(req->kind, "restore") != 0 && strcmp(req->kind, "sync") != 0))
+        return pgs_fail(e, PGS_EINVAL, "a restore's kind is \"restore\" or \"sync\"");
+    if ((rc = check_text("requester", req->requested_by, CATALOG_REQUESTED_BY_MAX, e)) ||
+        (rc = check_ascii("source", req->source, CATALOG_SOURCE_MAX, 0, 0, e)) ||
+        (req->source == NULL && (rc = pgs_fail(e, PGS_EINVAL, "source is missing"))) ||
+        (rc = check_opt_id("source backup id", req->source_backup_id, e)) ||
+        (rc = check_opt_name("source agent", opt(req->source_agent), e)) ||
+        (rc = check_opt_name("source database", opt(req->source_database), e)) ||
+        (rc = check_opt_name("source environment", opt(req->source_environment), e)) ||
+        (rc = check_name("target agent", req->target_agent, e)) ||
+        (rc = check_name("target database", req->target_database, e)) ||
+        (rc = check_name("target environment", req->target_environment, e)) ||
+        (rc = check_opt_name("profile", opt(req->profile), e)) ||
+        (rc = check_opt_name("sanitizer agent", opt(req->sanitizer_agent), e)))
+        return rc;
+    if ((rc = normalize_object("options", req->options_json ? req->options_json : "{}",
+                               CATALOG_OPTIONS_MAX, &options, e)) != 0)
+        return rc;
+    if ((rc = sql_prepare(cat, sql, &st, e)) != 0)
+        goto out;
+    for (int tries = 0; tries < CATALOG_ID_TRIES; tries++) {
+        int64_t ms = cat->now_ms(cat->clock_arg);
+        format_time(ms, now);
+        make_id(ms, id);
+        sqlite3_reset(st);
+        if ((src = bind_text(st, 1, id)) || (src = bind_text(st, 2, req->kind)) ||
+            (src = bind_text(st, 3, req->requested_by)) || (src = bind_text(st, 4, req->source)) ||
+            (src = bind_text(st, 5, opt(req->source_backup_id))) ||
+            (src = bind_text(st, 6, opt(req->source_agent))) ||
+            (src = bind_text(st, 7, opt(req->source_database))) ||
+            (src = bind_text(st, 8, opt(req->source_environment))) ||
+            (src = bind_text(st, 9, req->target_agent)) ||
+            (src = bind_text(st, 10, req->target_database)) ||
+            (src = bind_text(st, 11, req->target_environment)) ||
+            (src = bind_text(st, 12, opt(req->profile))) ||
+            (src = bind_text(st, 13, opt(req->sanitizer_agent))) ||
+            (src = bind_text(st, 14, now)) || (src = bind_text(st, 15, options)))
+            break;
+        src = sqlite3_step(st);
+        if (src != SQLITE_CONSTRAINT_PRIMARYKEY && src != SQLITE_CONSTRAINT_UNIQUE)
+            break;
+    }
+    if (src == SQLITE_DONE) {
+        memcpy(id_out, id, CATALOG_ID_SIZE);
+        log_debug("catalog: restore %s queued into %s/%s", id, req->target_agent,
+                  req->target_database);
+    } else if (src == SQLITE_CONSTRAINT_FOREIGNKEY) {
+        /* Which reference failed: the target agent, or the source backup. */
+        sqlite3_finalize(st);
+        st = NULL;
+        int64_t n = 0;
+        if ((rc = sql_prepare(cat, "SELECT count(*) FROM agents WHERE name = ?1", &st, e)) != 0)
+            goto out;
+        if (bind_text(st, 1, req->target_agent) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+            n = sqlite3_column_int64(st, 0);
+        if (n == 0) {
+            rc = pgs_fail(e, PGS_ENOTFOUND, "no agent %s in the catalog", req->target_agent);
+        } else {
+            const char *ids[] = {opt(req->source_backup_id)};
+            rc = missing_backup(cat, ids, 1, e);
+        }
+    } else {
+        rc = sql_fail(cat, src, e, "cannot create a restore");
+    }
+out:
+    sqlite3_finalize(st);
+    free(options);
+    return rc;
+}
+
+int catalog_restore_start(catalog *cat, const char *id, const char *step, pgs_error *e)
+{
+    static const char sql[] = "UPDATE restores SET state = 'running', started_at = ?2, step = ?3"
+                              " WHERE id = ?1 AND state = 'queued'";
+    sqlite3_stmt *st = NULL;
+    char now[CATALOG_TIME_SIZE];
+    int rc;
+    if ((rc = catalog_enter(cat, e)) || (rc = check_id("restore id", id, e)) ||
+        (rc = check_step(step, e)))
+        return rc;
+    format_time(cat->now_ms(cat->clock_arg), now);
+    if ((rc = sql_prepare(cat, sql, &st, e)) != 0)
+        return rc;
+    if ((rc = bind_text(st, 1, id)) || (rc = bind_text(st, 2, now)) ||
+        (rc = bind_text(st, 3, step)))
+        rc = sql_fail(cat, rc, e, "cannot start a restore");
+    else
+        rc = transition_step(cat, &restore_kind, st, id, "start", "only a queued restore can start",
+                             e);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int catalog_restore_update(catalog *cat, const char *id, const catalog_restore_change *u,
+                           pgs_error *e)
+{
+    static const char sql[] =
+        "UPDATE restores SET step = coalesce(?2, step),"
+        " source_backup_id = coalesce(?3, source_backup_id),"
+        " source_agent = coalesce(?4, source_agent),"
+        " source_database = coalesce(?5, source_database),"
+        " source_environment = coalesce(?6, source_environment),"
+        " sanitized_backup_id = coalesce(?7, sanitized_backup_id),"
+        " safety_backup_id = coalesce(?8, safety_backup_id) WHERE id = ?1 AND state = 'running'";
+    static const catalog_restore_change none = {0};
+    sqlite3_stmt *st = NULL;
+    int rc, src;
+    if ((rc = catalog_enter(cat, e)) || (rc = check_id("restore id", id, e)))
+        return rc;
+    if (u == NULL)
+        u = &none;
+    if ((opt(u->step) && (rc = check_step(u->step, e))) ||
+        (rc = check_opt_id("source backup id", u->source_backup_id, e)) ||
+        (rc = check_opt_name("source agent", opt(u->source_agent), e)) ||
+        (rc = check_opt_name("source database", opt(u->source_database), e)) ||
+        (rc = check_opt_name("source environment", opt(u->source_environment), e)) ||
+        (rc = check_opt_id("sanitized backup id", u->sanitized_backup_id, e)) ||
+        (rc = check_opt_id("safety backup id", u->safety_backup_id, e))) {
+        pgs_wrap(e, "restore %s", id);
+        return rc;
+    }
+    if ((rc = sql_prepare(cat, sql, &st, e)) != 0)
+        return rc;
+    if ((rc = bind_text(st, 1, id)) || (rc = bind_text(st, 2, opt(u->step))) ||
+        (rc = bind_text(st, 3, opt(u->source_backup_id))) ||
+        (rc = bind_text(st, 4, opt(u->source_agent))) ||
+        (rc = bind_text(st, 5, opt(u->source_database))) ||
+        (rc = bind_text(st, 6, opt(u->source_environment))) ||
+        (rc = bind_text(st, 7, opt(u->sanitized_backup_id))) ||
+        (rc = bind_text(st, 8, opt(u->safety_backup_id)))) {
+        rc = sql_fail(cat, rc, e, "cannot update a restore");
+        goto out;
+    }
+    src = sqlite3_step(st);
+    if (src == SQLITE_CONSTRAINT_FOREIGNKEY) {
+        const char *ids[] = {opt(u->source_backup_id), opt(u->sanitized_backup_id),
+                             opt(u->safety_backup_id)};
+        rc = missing_backup(cat, ids, 3, e);
+        pgs_wrap(e, "restore %s", id);
+    } else if (src != SQLITE_DONE) {
+        rc = sql_fail(cat, src, e, "cannot update a restore");
+    } else if (sqlite3_changes(cat->db) == 0) {
+        rc = transition_refused(cat, &restore_kind, id, "update",
+                                "only a running restore takes progress", e);
+    }
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int catalog_restore_finish(catalog *cat, const char *id, int ok, const char *step,
+                           const char *error, const char *report_json, pgs_error *e)
+{
+    static const char ok_sql[] =
+        "UPDATE restores SET state = 'complete', step = 'done', error = NULL, finished_at = ?2,"
+        " report = ?3 WHERE id = ?1 AND state = 'running'";
+    static const char fail_sql[] =
+        "UPDATE restores SET state = 'failed', step = coalesce(?4, step), error = ?5,"
+        " finished_at = ?2, report = coalesce(?3, report)"
+        " WHERE id = ?1 AND state IN ('queued', 'running')";
+    sqlite3_stmt *st = NULL;
+    char now[CATALOG_TIME_SIZE], why[CATALOG_ERROR_MAX + 1];
+    char *report = NULL;
+    int rc, src;
+    if ((rc = catalog_enter(cat, e)) || (rc = check_id("restore id", id, e)))
+        return rc;
+    if (!ok && opt(step) != NULL && (rc = check_step(step, e)) != 0) {
+        pgs_wrap(e, "restore %s cannot fail", id);
+        return rc;
+    }
+    if (report_json != NULL &&
+        (rc = normalize_object("report", report_json, CATALOG_REPORT_MAX, &report, e)) != 0) {
+        pgs_wrap(e, "restore %s", id);
+        return rc;
+    }
+    clean_reason(error, why);
+    format_time(cat->now_ms(cat->clock_arg), now);
+    if ((rc = sql_prepare(cat, ok ? ok_sql : fail_sql, &st, e)) != 0)
+        goto out;
+    if ((rc = bind_text(st, 1, id)) || (rc = bind_text(st, 2, now)) ||
+        (rc = bind_text(st, 3, report)) || (!ok && (rc = bind_text(st, 4, opt(step)))) ||
+        (!ok && (rc = bind_text(st, 5, why)))) {
+        rc = sql_fail(cat, rc, e, "cannot finish a restore");
+        goto out;
+    }
+    src = sqlite3_step(st);
+    if (src == SQLITE_CONSTRAINT_CHECK && ok) {
+        /* The one rule a caller can break here: complete names the backup that was restored. */
+        rc = pgs_fail(e, PGS_EINVAL,
+                      "restore %s cannot complete: its source backup was never recorded", id);
+    } else if (src != SQLITE_DONE) {
+        rc = sql_fail(cat, src, e, "cannot finish a restore");
+    } else if (sqlite3_changes(cat->db) == 0) {
+        rc = transition_refused(cat, &restore_kind, id, ok ? "complete" : "fail",
+                                ok ? "only a running restore can complete"
+                                   : "only a queued or running restore can fail",
+                                e);
+    } else {
+        log_debug("catalog: restore %s: %s", id, ok ? "complete" : "failed");
+    }
+out:
+    sqlite3_finalize(st);
+    free(report);
+    return rc;
+}
+
+/* Runs a query that selects RESTORE_COLUMNS of at most one row into *out. */
+static int restore_one(catalog *cat, sqlite3_stmt *st, catalog_restore *out, pgs_error *e,
+                       int *found)
+{
+    int src = sqlite3_step(st);
+    *found = 0;
+    if (src == SQLITE_DONE)
+        return 0;
+    if (src != SQLITE_ROW)
+        return sql_fail(cat, src, e, "cannot read a restore");
+    *found = 1;
+    return row_to_restore(cat, st, out, e);
+}
+
+int catalog_restore_get(catalog *cat, const char *id, catalog_restore *out, pgs_error *e)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, found;
+    if (out != NULL)
+        memset(out, 0, sizeof(*out));
+    if ((rc = catalog_enter(cat, e)) || (rc = check_id("restore id", id, e)))
+        return rc;
+    if (out == NULL)
+        return pgs_fail(e, PGS_EINVAL, "nowhere to put restore %s", id);
+    if ((rc = sql_prepare(cat, "SELECT " RESTORE_COLUMNS " FROM restores WHERE id = ?1", &st, e)))
+        return rc;
+    if ((rc = bind_text(st, 1, id)) != SQLITE_OK)
+        rc = sql_fail(cat, rc, e, "cannot read a restore");
+    else if ((rc = restore_one(cat, st, out, e, &found)) == 0 && !found)
+        rc = pgs_fail(e, PGS_ENOTFOUND, "no restore %s in the catalog", id);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+struct restore_ctx {
+    int (*cb)(void *arg, const catalog_restore *r);
+    void *arg;
+};
+
+static int restore_row(catalog *cat, sqlite3_stmt *st, void *ctx, pgs_error *e)
+{
+    struct restore_ctx *c = ctx;
+    catalog_restore r;
+    int rc = row_to_restore(cat, st, &r, e);
+    if (rc != 0)
+        return rc;
+    rc = c->cb(c->arg, &r);
+    catalog_restore_clear(&r);
+    return rc;
+}
+
+int catalog_restore_list(catalog *cat, const catalog_filter *f,
+                         int (*cb)(void *arg, const catalog_restore *r), void *arg, pgs_error *e)
+{
+    static const char sql[] =
+        "SELECT " RESTORE_COLUMNS " FROM restores"
+        " WHERE (?1 IS NULL OR target_agent = ?1) AND (?2 IS NULL OR target_database = ?2)"
+        " AND (?3 IS NULL OR target_environment = ?3) AND (?4 IS NULL OR state = ?4)"
+        " ORDER BY created_at DESC, rowid DESC LIMIT ?5";
+    static const catalog_filter all = {0};
+    sqlite3_stmt *st = NULL;
+    struct restore_ctx c = {cb, arg};
+    int rc;
+    if ((rc = catalog_enter(cat, e)) != 0)
+        return rc;
+    if (f == NULL)
+        f = &all;
+    if (cb == NULL)
+        return pgs_fail(e, PGS_EINVAL, "no callback");
+    if ((rc = check_opt_name("agent name", f->agent, e)) ||
+        (rc = check_opt_name("database name", f->database, e)) ||
+        (rc = check_opt_name("environment", f->environment, e)))
+        return rc;
+    if ((int)f->state < CATALOG_STATE_ANY || (int)f->state > CATALOG_FAILED)
+        return pgs_fail(e, PGS_EINVAL, "unknown restore state %d", (int)f->state);
+    if ((rc = sql_prepare(cat, sql, &st, e)) != 0)
+        return rc;
+    if ((rc = bind_text(st, 1, f->agent)) || (rc = bind_text(st, 2, f->database)) ||
+        (rc = bind_text(st, 3, f->environment)) ||
+        (rc = bind_text(st, 4, f->state ? catalog_state_name(f->state) : NULL)) ||
+        (rc = sqlite3_bind_int64(st, 5, f->limit ? (sqlite3_int64)f->limit : -1)))
+        rc = sql_fail(cat, rc, e, "cannot list restores");
+    else
+        rc = run_list(cat, st, restore_row, &c, e);
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /* ---- crash recovery ---- */
+
+/*
+ * Recovery's part for restores, inside its transaction: a restore's thread died with the process,
+ * so every queued or running one is failed with the reason. The step stays, so the record says
+ * where each one was; each is logged, since nothing else will report it.
+ */
+static int recover_restores(catalog *cat, const char *now, const char *why, size_t *count,
+                            pgs_error *e)
+{
+    static const char select_sql[] =
+        "SELECT id, target_agent, target_database, state, step FROM restores"
+        " WHERE state IN ('queued', 'running') ORDER BY created_at, rowid";
+    static const char fail_sql[] = "UPDATE restores SET state = 'failed', finished_at = ?1,"
+                                   " error = ?2 WHERE state IN ('queued', 'running')";
+    sqlite3_stmt *st = NULL;
+    size_t n = 0;
+    int rc, src;
+    if ((rc = sql_prepare(cat, select_sql, &st, e)) != 0)
+        return rc;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        char id[CATALOG_ID_SIZE], agent[CATALOG_NAME_MAX + 1], db[CATALOG_NAME_MAX + 1];
+        char state[16], step[CATALOG_STEP_MAX + 1];
+        if (COL_TEXT(st, 0, id) || COL_TEXT(st, 1, agent) || COL_TEXT(st, 2, db) ||
+            COL_TEXT(st, 3, state) || COL_TEXT(st, 4, step)) {
+            rc = pgs_fail(e, PGS_EFORMAT, "catalog %s: a restore row is malformed", cat->path);
+            goto out;
+        }
+        log_warn("restore %s into %s/%s was %s%s%s when the coordinator stopped: marked failed", id,
+                 agent, db, state, step[0] ? " in step " : "", step);
+        n++;
+    }
+    if (src != SQLITE_DONE) {
+        rc = sql_fail(cat, src, e, "cannot list restores in flight");
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if ((rc = sql_prepare(cat, fail_sql, &st, e)) != 0)
+        goto out;
+    if ((rc = bind_text(st, 1, now)) || (rc = bind_text(st, 2, why))) {
+        rc = sql_fail(cat, rc, e, "cannot fail restores in flight");
+        goto out;
+    }
+    if ((rc = sql_step_done(cat, st, e, "cannot fail restores in flight")) != 0)
+        goto out;
+    if ((size_t)sqlite3_changes(cat->db) != n) {
+        rc = pgs_fail(e, PGS_EIO, "catalog %s: recovery found %zu restores in flight but failed %d",
+                      cat->path, n, sqlite3_changes(cat->db));
+        goto out;
+    }
+    *count = n;
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
 
 int catalog_recover(catalog *cat, const char *reason, catalog_recovered **out, size_t *count,
                     pgs_error *e)
@@ -1339,7 +1925,7 @@ int catalog_recover(catalog *cat, const char *reason, catalog_recovered **out, s
                                    " error = ?2 WHERE state IN ('queued', 'running')";
     sqlite3_stmt *st = NULL;
     catalog_recovered *items = NULL;
-    size_t n = 0, cap = 0;
+    size_t n = 0, cap = 0, nrestores = 0;
     char now[CATALOG_TIME_SIZE], why[CATALOG_ERROR_MAX + 1];
     int rc, src, in_tx = 0;
 
@@ -1400,6 +1986,8 @@ int catalog_recover(catalog *cat, const char *reason, catalog_recovered **out, s
                       cat->path, n, sqlite3_changes(cat->db));
         goto out;
     }
+    if ((rc = recover_restores(cat, now, why, &nrestores, e)) != 0)
+        goto out;
     if ((rc = sql_exec(cat, "UPDATE agents SET connected = 0 WHERE connected = 1", e,
                        "cannot mark agents disconnected")) != 0 ||
         (rc = sql_exec(cat, "COMMIT", e, "cannot commit recovery")) != 0)
@@ -1407,6 +1995,9 @@ int catalog_recover(catalog *cat, const char *reason, catalog_recovered **out, s
     in_tx = 0;
     if (n > 0)
         log_info("catalog %s: recovery failed %zu backups left queued or running", cat->path, n);
+    if (nrestores > 0)
+        log_info("catalog %s: recovery failed %zu restores left queued or running", cat->path,
+                 nrestores);
     if (count != NULL)
         *count = n;
     if (out != NULL && n > 0) {
@@ -1461,6 +2052,51 @@ json_t *catalog_backup_to_json(const catalog_backup *b)
     bad |= json_object_set_new(o, "recipients", rcpts);
     bad |= json_set_text(o, "requested_by", b->requested_by);
     bad |= json_set_text(o, "source_backup_id", b->source_backup_id);
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* A JSON text the catalog stored, as a value; null when absent or (a hand edit) unreadable. */
+static json_t *json_text_value(const char *text)
+{
+    if (text == NULL)
+        return json_null();
+    json_t *v = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+    return v != NULL ? v : json_null();
+}
+
+json_t *catalog_restore_to_json(const catalog_restore *r)
+{
+    json_t *o = json_object();
+    if (o == NULL)
+        return NULL;
+    int bad = 0;
+    bad |= json_object_set_new(o, "id", json_string(r->id));
+    bad |= json_set_text(o, "kind", r->kind);
+    bad |= json_object_set_new(o, "state", json_string(catalog_state_name(r->state)));
+    bad |= json_set_text(o, "step", r->step);
+    bad |= json_set_text(o, "error", r->error);
+    bad |= json_set_text(o, "requested_by", r->requested_by);
+    bad |= json_set_text(o, "source", r->source);
+    bad |= json_set_text(o, "source_backup_id", r->source_backup_id);
+    bad |= json_set_text(o, "source_agent", r->source_agent);
+    bad |= json_set_text(o, "source_database", r->source_database);
+    bad |= json_set_text(o, "source_environment", r->source_environment);
+    bad |= json_set_text(o, "target_agent", r->target_agent);
+    bad |= json_set_text(o, "target_database", r->target_database);
+    bad |= json_set_text(o, "target_environment", r->target_environment);
+    bad |= json_set_text(o, "profile", r->profile);
+    bad |= json_set_text(o, "sanitizer_agent", r->sanitizer_agent);
+    bad |= json_set_text(o, "sanitized_backup_id", r->sanitized_backup_id);
+    bad |= json_set_text(o, "safety_backup_id", r->safety_backup_id);
+    bad |= json_set_text(o, "created_at", r->created_at);
+    bad |= json_set_text(o, "started_at", r->started_at);
+    bad |= json_set_text(o, "finished_at", r->finished_at);
+    bad |= json_object_set_new(o, "options", json_text_value(r->options_json));
+    bad |= json_object_set_new(o, "report", json_text_value(r->report_json));
     if (bad) {
         json_decref(o);
         return NULL;

@@ -38,7 +38,7 @@
 #include "common/error.h"
 
 /* The schema version this code writes (PRAGMA user_version). */
-#define CATALOG_SCHEMA_VERSION 1
+#define CATALOG_SCHEMA_VERSION 2
 
 /* "YYYYMMDDTHHMMSSZ-" + 8 lowercase hex digits, and a buffer that holds it with its NUL. */
 #define CATALOG_ID_LEN 25
@@ -215,7 +215,8 @@ int catalog_backup_list(catalog *cat, const catalog_filter *f,
                         int (*cb)(void *arg, const catalog_backup *b), void *arg, pgs_error *e);
 
 /* The newest complete backup of agent/db (the one whose dump started last), for "AGENT/DB@latest".
- * PGS_ENOTFOUND when there is none. */
+ * Derived copies (source_backup_id set: a sanitized re-dump) are never "the latest backup" of a
+ * database and are skipped. PGS_ENOTFOUND when there is none. */
 int catalog_latest_complete(catalog *cat, const char *agent, const char *db, catalog_backup *out,
                             pgs_error *e);
 
@@ -229,8 +230,10 @@ typedef struct catalog_recovered {
     char storage_key[CATALOG_STORAGE_KEY_MAX + 1]; /* "" when none was planned */
 } catalog_recovered;
 
-/* At coordinator start: in one transaction, marks every queued or running backup failed with
- * reason and every agent disconnected (no connection survives a restart). *out receives a
+/* At coordinator start: in one transaction, marks every queued or running backup and every queued
+ * or running restore failed with reason (a restore keeps its step, so its record says where it
+ * was; each one is logged) and every agent disconnected (no connection survives a restart).
+ * *out receives a
  * malloc'd array of the failed backups, oldest first (NULL when none; the caller frees it), so
  * that the caller can remove what they left in storage; out may be NULL when only the count is
  * wanted. */
@@ -245,15 +248,15 @@ int catalog_recover(catalog *cat, const char *reason, catalog_recovered **out, s
  * names where it is. catalog_recover also fails restores left queued or running.
  */
 
-#define CATALOG_STEP_MAX 31        /* step names: [a-z_], e.g. "backup", "pg_restore", "swap" */
-#define CATALOG_PROFILE_MAX 63     /* as a name (catalog_name_valid) */
-#define CATALOG_SOURCE_MAX 160     /* the source as asked: an id, AGENT/DB@latest, AGENT/DB */
+#define CATALOG_STEP_MAX 31           /* step names: [a-z_], e.g. "backup", "pg_restore", "swap" */
+#define CATALOG_PROFILE_MAX 63        /* as a name (catalog_name_valid) */
+#define CATALOG_SOURCE_MAX 160        /* the source as asked: an id, AGENT/DB@latest, AGENT/DB */
 #define CATALOG_REPORT_MAX (1u << 20) /* the report, JSON text */
 #define CATALOG_OPTIONS_MAX (16u << 10) /* the options, JSON text */
 
 typedef struct catalog_restore {
     char id[CATALOG_ID_SIZE];
-    char kind[16];                           /* "restore" or "sync" */
+    char kind[16]; /* "restore" or "sync" */
     char requested_by[CATALOG_REQUESTED_BY_MAX + 1];
     char source[CATALOG_SOURCE_MAX + 1];     /* as asked */
     char source_backup_id[CATALOG_ID_SIZE];  /* the backup restored ("" until known) */
@@ -263,10 +266,10 @@ typedef struct catalog_restore {
     char target_agent[CATALOG_NAME_MAX + 1];
     char target_database[CATALOG_NAME_MAX + 1];
     char target_environment[CATALOG_NAME_MAX + 1];
-    char profile[CATALOG_PROFILE_MAX + 1];        /* "" when none */
-    char sanitizer_agent[CATALOG_NAME_MAX + 1];   /* "" unless sanitized at the source */
-    char sanitized_backup_id[CATALOG_ID_SIZE];    /* "" unless sanitized at the source */
-    char safety_backup_id[CATALOG_ID_SIZE];       /* "" unless --safety-backup */
+    char profile[CATALOG_PROFILE_MAX + 1];      /* "" when none */
+    char sanitizer_agent[CATALOG_NAME_MAX + 1]; /* "" unless sanitized at the source */
+    char sanitized_backup_id[CATALOG_ID_SIZE];  /* "" unless sanitized at the source */
+    char safety_backup_id[CATALOG_ID_SIZE];     /* "" unless --safety-backup */
     enum catalog_state state;
     char step[CATALOG_STEP_MAX + 1]; /* running: the current step; failed: the one that failed;
                                         complete: "done"; queued: "" */
@@ -282,9 +285,9 @@ typedef struct catalog_restore {
 void catalog_restore_clear(catalog_restore *r);
 
 typedef struct catalog_restore_req {
-    const char *kind;         /* "restore" or "sync" */
-    const char *requested_by; /* may be NULL */
-    const char *source;       /* as asked (bounded printable text) */
+    const char *kind;             /* "restore" or "sync" */
+    const char *requested_by;     /* may be NULL */
+    const char *source;           /* as asked (bounded printable text) */
     const char *source_backup_id; /* NULL when not yet known (a sync's fresh backup) */
     const char *source_agent, *source_database, *source_environment; /* NULL when unknown */
     const char *target_agent, *target_database, *target_environment;
@@ -293,12 +296,16 @@ typedef struct catalog_restore_req {
     const char *options_json;    /* a JSON object's text, <= CATALOG_OPTIONS_MAX; NULL: "{}" */
 } catalog_restore_req;
 
-/* Creates a queued restore; writes its id (the backup id format) into id_out. */
-int catalog_restore_new(catalog *cat, const catalog_restore_req *req,
-                        char id_out[CATALOG_ID_SIZE], pgs_error *e);
+/* Creates a queued restore; writes its id (the backup id format) into id_out. Every optional
+ * field may also be "" for none. Names follow catalog_name_valid, ids catalog_id_valid, the
+ * source is printable ASCII without spaces; the target agent (PGS_ENOTFOUND otherwise) and the
+ * source backup, when given, must be in the catalog. options_json is stored compact. */
+int catalog_restore_new(catalog *cat, const catalog_restore_req *req, char id_out[CATALOG_ID_SIZE],
+                        pgs_error *e);
 /* queued -> running, stamps started_at, step = step. */
 int catalog_restore_start(catalog *cat, const char *id, const char *step, pgs_error *e);
-/* While running: records progress and what became known. Every field may be NULL to keep it. */
+/* While running: records progress and what became known. Every field may be NULL (or "") to keep
+ * it; a backup id given must be in the catalog (PGS_ENOTFOUND). */
 typedef struct catalog_restore_update {
     const char *step;
     const char *source_backup_id, *source_agent, *source_database, *source_environment;
@@ -307,13 +314,15 @@ typedef struct catalog_restore_update {
 } catalog_restore_change;
 int catalog_restore_update(catalog *cat, const char *id, const catalog_restore_change *u,
                            pgs_error *e);
-/* running (or queued, when failing) -> complete | failed. ok: step "done", error "". Otherwise
- * step names the failed step and error says why (cleaned and cut like backup failures).
- * report_json may be NULL (a JSON object's text otherwise, <= CATALOG_REPORT_MAX: longer is
- * PGS_ELIMIT). */
+/* running (or queued, when failing) -> complete | failed. ok: step "done", error "" (step and
+ * error are ignored), and only once source_backup_id is recorded (PGS_EINVAL otherwise).
+ * Otherwise step names the failed step (NULL or "": the current step stays) and error says why
+ * (cleaned and cut like backup failures). report_json may be NULL (a JSON object's text
+ * otherwise, <= CATALOG_REPORT_MAX: longer is PGS_ELIMIT, and nothing changes). */
 int catalog_restore_finish(catalog *cat, const char *id, int ok, const char *step,
                            const char *error, const char *report_json, pgs_error *e);
-/* Fills *out (catalog_restore_clear it after); PGS_ENOTFOUND when there is none. */
+/* Fills *out (catalog_restore_clear it after); PGS_ENOTFOUND when there is none. On any error
+ * *out holds nothing to free. */
 int catalog_restore_get(catalog *cat, const char *id, catalog_restore *out, pgs_error *e);
 /* Newest first; f's agent/database/environment match the target; the callback's restore is
  * cleared by the list after cb returns (copy what you keep). */

@@ -3,7 +3,7 @@
  * directory per test: creation and migration, refusal of newer or foreign files, every legal and
  * illegal state transition (through the API and, for the schema's own rules, through raw SQL),
  * crash recovery after a process that died mid-backup, listing, "@latest", ids, input bounds and
- * the JSON view.
+ * the JSON view; and the same for restores, with the upgrade of a version 1 catalog.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -722,6 +722,15 @@ static void test_catalog_latest_complete(void **state)
     start_backup(cat, other, "k/o");
     complete_backup(cat, other, "k/o");
 
+    /* A derived copy (a sanitized re-dump) of a, newer than everything: never "latest". */
+    now += 1000;
+    char derived[CATALOG_ID_SIZE];
+    catalog_backup_req dreq = {
+        .agent = "a1", .database = "db1", .environment = "prod", .source_backup_id = a};
+    assert_int_equal(catalog_backup_new(cat, &dreq, derived, &e), 0);
+    start_backup(cat, derived, "k/derived");
+    complete_backup(cat, derived, "k/derived");
+
     assert_int_equal(catalog_latest_complete(cat, "a1", "db1", &r, &e), 0);
     assert_string_equal(r.id, a);
     assert_int_equal(r.state, CATALOG_COMPLETE);
@@ -1128,6 +1137,795 @@ static void test_catalog_state_names(void **state)
     assert_string_equal(catalog_state_name((enum catalog_state)42), "?");
 }
 
+/* ---- restores ---- */
+
+/* A complete backup of agent/db: a restore's source. */
+static void complete_source(catalog *cat, const char *agent, const char *db, const char *env,
+                            char id[CATALOG_ID_SIZE])
+{
+    new_backup(cat, agent, db, env, id);
+    start_backup(cat, id, "k/src");
+    complete_backup(cat, id, "k/src");
+}
+
+/* A queued restore of source (a backup id) into a2/db1 in staging. */
+static void new_restore(catalog *cat, const char *kind, const char *source, const char *profile,
+                        char id[CATALOG_ID_SIZE])
+{
+    pgs_error e = {0};
+    catalog_restore_req req = {.kind = kind,
+                               .requested_by = "api",
+                               .source = source,
+                               .source_backup_id = catalog_id_valid(source) ? source : NULL,
+                               .target_agent = "a2",
+                               .target_database = "db1",
+                               .target_environment = "staging",
+                               .profile = profile,
+                               .options_json = "{\"jobs\": 4, \"keep_old\": false}"};
+    int rc = catalog_restore_new(cat, &req, id, &e);
+    if (rc != 0)
+        fail_msg("catalog_restore_new: %d %s", rc, e.msg);
+}
+
+static void get_restore(catalog *cat, const char *id, catalog_restore *r)
+{
+    pgs_error e = {0};
+    int rc = catalog_restore_get(cat, id, r, &e);
+    if (rc != 0)
+        fail_msg("catalog_restore_get: %d %s", rc, e.msg);
+}
+
+static enum catalog_state restore_state_of(catalog *cat, const char *id)
+{
+    catalog_restore r;
+    get_restore(cat, id, &r);
+    catalog_restore_clear(&r);
+    return r.state;
+}
+
+static void test_catalog_restore_legal_transitions(void **state)
+{
+    char src[CATALOG_ID_SIZE], safety[CATALOG_ID_SIZE], a[CATALOG_ID_SIZE], b[CATALOG_ID_SIZE],
+        c[CATALOG_ID_SIZE];
+    catalog_restore r;
+    pgs_error e = {0};
+    int64_t now = T0;
+    catalog *cat = open_in(state, "c.db");
+    catalog_set_clock(cat, fixed_clock, &now);
+    add_agent(cat, "a1", "db1", "prod");
+    add_agent(cat, "a2", "db1", "staging");
+    complete_source(cat, "a1", "db1", "prod", src);
+    complete_source(cat, "a2", "db1", "staging", safety);
+
+    /* queued -> running -> complete, a sync whose source becomes known on the way */
+    catalog_restore_req req = {.kind = "sync",
+                               .requested_by = "alice",
+                               .source = "a1/db1",
+                               .source_agent = "a1",
+                               .source_database = "db1",
+                               .source_environment = "prod",
+                               .target_agent = "a2",
+                               .target_database = "db1",
+                               .target_environment = "staging",
+                               .profile = "app-anonymize",
+                               .sanitizer_agent = "",
+                               .options_json = "{ \"jobs\" : 4,\n \"tables\": [\"users\"] }"};
+    assert_int_equal(catalog_restore_new(cat, &req, a, &e), 0);
+    assert_true(catalog_id_valid(a));
+    get_restore(cat, a, &r);
+    assert_int_equal(r.state, CATALOG_QUEUED);
+    assert_string_equal(r.kind, "sync");
+    assert_string_equal(r.requested_by, "alice");
+    assert_string_equal(r.source, "a1/db1");
+    assert_string_equal(r.source_backup_id, "");
+    assert_string_equal(r.source_environment, "prod");
+    assert_string_equal(r.target_agent, "a2");
+    assert_string_equal(r.target_environment, "staging");
+    assert_string_equal(r.profile, "app-anonymize");
+    assert_string_equal(r.sanitizer_agent, "");
+    assert_string_equal(r.step, "");
+    assert_string_equal(r.created_at, "2026-11-21T16:05:29.000Z");
+    assert_string_equal(r.started_at, "");
+    /* options are stored compact */
+    assert_string_equal(r.options_json, "{\"jobs\":4,\"tables\":[\"users\"]}");
+    assert_null(r.report_json);
+    catalog_restore_clear(&r);
+    catalog_restore_clear(&r); /* twice is harmless */
+
+    now += 1000;
+    assert_int_equal(catalog_restore_start(cat, a, "backup", &e), 0);
+    get_restore(cat, a, &r);
+    assert_int_equal(r.state, CATALOG_RUNNING);
+    assert_string_equal(r.step, "backup");
+    assert_string_equal(r.started_at, "2026-11-21T16:05:30.000Z");
+    catalog_restore_clear(&r);
+    catalog_restore_change u = {.step = "safety", .source_backup_id = src};
+    assert_int_equal(catalog_restore_update(cat, a, &u, &e), 0);
+    u = (catalog_restore_change){.step = "restore", .safety_backup_id = safety};
+    assert_int_equal(catalog_restore_update(cat, a, &u, &e), 0);
+    assert_int_equal(catalog_restore_update(cat, a, NULL, &e), 0); /* nothing: keeps all */
+    get_restore(cat, a, &r);
+    assert_string_equal(r.step, "restore");
+    assert_string_equal(r.source_backup_id, src);
+    assert_string_equal(r.safety_backup_id, safety);
+    assert_string_equal(r.source_agent, "a1");
+    catalog_restore_clear(&r);
+    now += 60000;
+    assert_int_equal(catalog_restore_finish(cat, a, 1, "ignored", "ignored",
+                                            "{\"steps\": [{\"name\": \"unpack\", \"ms\": 12, "
+                                            "\"ok\": true}], \"tables\": []}",
+                                            &e),
+                     0);
+    get_restore(cat, a, &r);
+    assert_int_equal(r.state, CATALOG_COMPLETE);
+    assert_string_equal(r.step, "done");
+    assert_string_equal(r.error, "");
+    assert_string_equal(r.finished_at, "2026-11-21T16:06:30.000Z");
+    assert_string_equal(r.report_json,
+                        "{\"steps\":[{\"name\":\"unpack\",\"ms\":12,\"ok\":true}],\"tables\":[]}");
+    catalog_restore_clear(&r);
+
+    /* queued -> failed: the step stays empty when none is given */
+    new_restore(cat, "restore", src, NULL, b);
+    assert_int_equal(catalog_restore_finish(cat, b, 0, NULL, "target agent went away", NULL, &e),
+                     0);
+    get_restore(cat, b, &r);
+    assert_int_equal(r.state, CATALOG_FAILED);
+    assert_string_equal(r.step, "");
+    assert_string_equal(r.error, "target agent went away");
+    assert_string_equal(r.started_at, "");
+    assert_string_not_equal(r.finished_at, "");
+    assert_null(r.report_json);
+    assert_string_equal(r.options_json, "{\"jobs\":4,\"keep_old\":false}");
+    catalog_restore_clear(&r);
+
+    /* queued -> running -> failed, in the agent's step, with its report */
+    new_restore(cat, "restore", src, "app-anonymize", c);
+    assert_int_equal(catalog_restore_start(cat, c, "restore", &e), 0);
+    assert_int_equal(
+        catalog_restore_finish(cat, c, 0, "check", "2 rows failed the checks\n",
+                               "{\"check_failures\": [{\"query\": 1, \"row\": [\"x\"]}]}", &e),
+        0);
+    get_restore(cat, c, &r);
+    assert_int_equal(r.state, CATALOG_FAILED);
+    assert_string_equal(r.step, "check");
+    assert_string_equal(r.error, "2 rows failed the checks");
+    assert_non_null(strstr(r.report_json, "check_failures"));
+    catalog_restore_clear(&r);
+    catalog_close(cat);
+}
+
+static void test_catalog_restore_illegal_transitions(void **state)
+{
+    char src[CATALOG_ID_SIZE], q[CATALOG_ID_SIZE], run[CATALOG_ID_SIZE], done[CATALOG_ID_SIZE],
+        bad[CATALOG_ID_SIZE], nosrc[CATALOG_ID_SIZE];
+    pgs_error e = {0};
+    catalog *cat = open_in(state, "c.db");
+    add_agent(cat, "a1", "db1", "prod");
+    add_agent(cat, "a2", "db1", "staging");
+    complete_source(cat, "a1", "db1", "prod", src);
+    new_restore(cat, "restore", src, NULL, q);
+    new_restore(cat, "restore", src, NULL, run);
+    assert_int_equal(catalog_restore_start(cat, run, "restore", &e), 0);
+    new_restore(cat, "restore", src, NULL, done);
+    assert_int_equal(catalog_restore_start(cat, done, "restore", &e), 0);
+    assert_int_equal(catalog_restore_finish(cat, done, 1, NULL, NULL, "{}", &e), 0);
+    new_restore(cat, "restore", src, NULL, bad);
+    assert_int_equal(catalog_restore_finish(cat, bad, 0, "dispatch", "x", NULL, &e), 0);
+
+    /* start: only from queued */
+    TU_ASSERT_ERR(catalog_restore_start(cat, run, "restore", &e), e, PGS_EORDER, "it is running");
+    TU_ASSERT_ERR(catalog_restore_start(cat, done, "restore", &e), e, PGS_EORDER, "it is complete");
+    TU_ASSERT_ERR(catalog_restore_start(cat, bad, "restore", &e), e, PGS_EORDER, "it is failed");
+    /* progress: only while running */
+    catalog_restore_change u = {.step = "swap"};
+    TU_ASSERT_ERR(catalog_restore_update(cat, q, &u, &e), e, PGS_EORDER, "it is queued");
+    TU_ASSERT_ERR(catalog_restore_update(cat, done, &u, &e), e, PGS_EORDER, "it is complete");
+    TU_ASSERT_ERR(catalog_restore_update(cat, bad, &u, &e), e, PGS_EORDER, "it is failed");
+    /* complete: only from running */
+    TU_ASSERT_ERR(catalog_restore_finish(cat, q, 1, NULL, NULL, NULL, &e), e, PGS_EORDER,
+                  "it is queued");
+    TU_ASSERT_ERR(catalog_restore_finish(cat, done, 1, NULL, NULL, NULL, &e), e, PGS_EORDER,
+                  "it is complete");
+    TU_ASSERT_ERR(catalog_restore_finish(cat, bad, 1, NULL, NULL, NULL, &e), e, PGS_EORDER,
+                  "it is failed");
+    /* fail: nothing leaves complete or failed */
+    TU_ASSERT_ERR(catalog_restore_finish(cat, done, 0, "swap", "late", NULL, &e), e, PGS_EORDER,
+                  "it is complete");
+    TU_ASSERT_ERR(catalog_restore_finish(cat, bad, 0, "swap", "twice", NULL, &e), e, PGS_EORDER,
+                  "it is failed");
+    /* complete names what was restored */
+    catalog_restore_req req = {.kind = "sync",
+                               .source = "a1/db1",
+                               .target_agent = "a2",
+                               .target_database = "db1",
+                               .target_environment = "staging"};
+    assert_int_equal(catalog_restore_new(cat, &req, nosrc, &e), 0);
+    assert_int_equal(catalog_restore_start(cat, nosrc, "backup", &e), 0);
+    TU_ASSERT_ERR(catalog_restore_finish(cat, nosrc, 1, NULL, NULL, NULL, &e), e, PGS_EINVAL,
+                  "source backup was never recorded");
+    assert_int_equal(restore_state_of(cat, nosrc), CATALOG_RUNNING);
+    /* unknown ids, unknown backups */
+    const char *ghost = "20200101T000000Z-00000000";
+    catalog_restore r;
+    TU_ASSERT_ERR(catalog_restore_start(cat, ghost, "restore", &e), e, PGS_ENOTFOUND, ghost);
+    TU_ASSERT_ERR(catalog_restore_update(cat, ghost, &u, &e), e, PGS_ENOTFOUND, ghost);
+    TU_ASSERT_ERR(catalog_restore_finish(cat, ghost, 0, NULL, "x", NULL, &e), e, PGS_ENOTFOUND,
+                  ghost);
+    TU_ASSERT_ERR(catalog_restore_get(cat, ghost, &r, &e), e, PGS_ENOTFOUND, ghost);
+    assert_null(r.options_json);
+    u = (catalog_restore_change){.safety_backup_id = ghost};
+    TU_ASSERT_ERR(catalog_restore_update(cat, run, &u, &e), e, PGS_ENOTFOUND, ghost);
+    req.source_backup_id = ghost;
+    TU_ASSERT_ERR(catalog_restore_new(cat, &req, nosrc, &e), e, PGS_ENOTFOUND, ghost);
+    req.source_backup_id = NULL;
+    req.target_agent = "nobody";
+    TU_ASSERT_ERR(catalog_restore_new(cat, &req, nosrc, &e), e, PGS_ENOTFOUND, "agent nobody");
+
+    /* Nothing changed on the way. */
+    assert_int_equal(restore_state_of(cat, q), CATALOG_QUEUED);
+    assert_int_equal(restore_state_of(cat, run), CATALOG_RUNNING);
+    assert_int_equal(restore_state_of(cat, done), CATALOG_COMPLETE);
+    get_restore(cat, bad, &r);
+    assert_int_equal(r.state, CATALOG_FAILED);
+    assert_string_equal(r.error, "x");
+    assert_string_equal(r.step, "dispatch");
+    catalog_restore_clear(&r);
+    get_restore(cat, run, &r);
+    assert_string_equal(r.step, "restore");
+    assert_string_equal(r.safety_backup_id, "");
+    catalog_restore_clear(&r);
+    catalog_close(cat);
+}
+
+/* The schema enforces the same rules against any other writer. */
+static void test_catalog_restore_schema_enforces_rules(void **state)
+{
+    char path[600], src[CATALOG_ID_SIZE], q[CATALOG_ID_SIZE], run[CATALOG_ID_SIZE],
+        done[CATALOG_ID_SIZE], failed[CATALOG_ID_SIZE], sql[600];
+    pgs_error e = {0};
+    tu_path_in(state, "c.db", path, sizeof(path));
+    catalog *cat = open_in(state, "c.db");
+    add_agent(cat, "a1", "db1", "prod");
+    add_agent(cat, "a2", "db1", "staging");
+    complete_source(cat, "a1", "db1", "prod", src);
+    new_restore(cat, "restore", src, NULL, q);
+    new_restore(cat, "restore", src, NULL, run);
+    assert_int_equal(catalog_restore_start(cat, run, "pg_restore", &e), 0);
+    new_restore(cat, "restore", src, NULL, done);
+    assert_int_equal(catalog_restore_start(cat, done, "restore", &e), 0);
+    assert_int_equal(catalog_restore_finish(cat, done, 1, NULL, NULL, NULL, &e), 0);
+    new_restore(cat, "restore", src, NULL, failed);
+    assert_int_equal(catalog_restore_finish(cat, failed, 0, NULL, "x", NULL, &e), 0);
+
+    static const char *const refused[] = {
+        /* skipping running, going back, leaving a final state */
+        "UPDATE restores SET state = 'complete', step = 'done', finished_at = 'x' WHERE id = '%s'",
+        "UPDATE restores SET state = 'queued' WHERE id = '%s'",
+        "UPDATE restores SET state = 'done' WHERE id = '%s'",
+        /* running without a step, failed without a reason */
+        "UPDATE restores SET state = 'running', started_at = 'x' WHERE id = '%s'",
+        "UPDATE restores SET state = 'failed', finished_at = 'x' WHERE id = '%s'",
+        /* malformed steps, options, reports */
+        "UPDATE restores SET step = 'Pg Restore' WHERE id = '%s'",
+        "UPDATE restores SET step = 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' WHERE id = '%s'",
+        "UPDATE restores SET options = '[]' WHERE id = '%s'",
+        "UPDATE restores SET options = '{' || zeroblob(20000) || '}' WHERE id = '%s'",
+        "UPDATE restores SET report = 'text' WHERE id = '%s'",
+        "UPDATE restores SET kind = 'copy' WHERE id = '%s'",
+        "UPDATE restores SET source = '' WHERE id = '%s'",
+        /* references (a connection enforces them when it turns foreign keys on, as ours do) */
+        "PRAGMA foreign_keys = ON; UPDATE restores SET target_agent = 'nobody' WHERE id = '%s'",
+        "PRAGMA foreign_keys = ON;"
+        " UPDATE restores SET source_backup_id = '20200101T000000Z-00000000' WHERE id = '%s'",
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        snprintf(sql, sizeof(sql), refused[i], q);
+        if (raw_exec(path, sql) != SQLITE_CONSTRAINT)
+            fail_msg("statement #%zu on a queued restore accepted", i);
+    }
+    /* complete without the backup it restored, or without "done" */
+    snprintf(sql, sizeof(sql),
+             "UPDATE restores SET state = 'complete', step = 'done', finished_at = 'x',"
+             " source_backup_id = NULL WHERE id = '%s'",
+             run);
+    assert_int_equal(raw_exec(path, sql), SQLITE_CONSTRAINT);
+    snprintf(sql, sizeof(sql),
+             "UPDATE restores SET state = 'complete', finished_at = 'x' WHERE id = '%s'", run);
+    assert_int_equal(raw_exec(path, sql), SQLITE_CONSTRAINT);
+    /* a finished restore does not change at all, not even its report */
+    snprintf(sql, sizeof(sql), "UPDATE restores SET report = '{}' WHERE id = '%s'", done);
+    assert_int_equal(raw_exec(path, sql), SQLITE_CONSTRAINT);
+    snprintf(sql, sizeof(sql), "UPDATE restores SET error = 'other' WHERE id = '%s'", failed);
+    assert_int_equal(raw_exec(path, sql), SQLITE_CONSTRAINT);
+    snprintf(sql, sizeof(sql), "UPDATE restores SET state = 'running' WHERE id = '%s'", failed);
+    assert_int_equal(raw_exec(path, sql), SQLITE_CONSTRAINT);
+    /* a malformed id */
+    assert_int_equal(raw_exec(path,
+                              "INSERT INTO restores (id, kind, source, target_agent,"
+                              " target_database, target_environment, created_at)"
+                              " VALUES ('../x', 'restore', 's', 'a2', 'db1', 'staging', 'x')"),
+                     SQLITE_CONSTRAINT);
+    /* the legal path still works by hand */
+    snprintf(sql, sizeof(sql),
+             "UPDATE restores SET state = 'complete', step = 'done', finished_at = 'x'"
+             " WHERE id = '%s'",
+             run);
+    assert_int_equal(raw_exec(path, sql), SQLITE_OK);
+    assert_int_equal(restore_state_of(cat, run), CATALOG_COMPLETE);
+    assert_int_equal(restore_state_of(cat, q), CATALOG_QUEUED);
+    catalog_close(cat);
+}
+
+static void test_catalog_restore_strings_bounded(void **state)
+{
+    char src[CATALOG_ID_SIZE], id[CATALOG_ID_SIZE], big[CATALOG_REPORT_MAX + 64];
+    catalog_restore r;
+    pgs_error e = {0};
+    catalog *cat = open_in(state, "c.db");
+    add_agent(cat, "a1", "db1", "prod");
+    add_agent(cat, "a2", "db1", "staging");
+    complete_source(cat, "a1", "db1", "prod", src);
+    const catalog_restore_req good = {.kind = "restore",
+                                      .requested_by = "api",
+                                      .source = "a1/db1@latest",
+                                      .source_backup_id = src,
+                                      .target_agent = "a2",
+                                      .target_database = "db1",
+                                      .target_environment = "staging"};
+    catalog_restore_req req = good;
+    assert_int_equal(catalog_restore_new(cat, &req, id, &e), 0);
+    TU_ASSERT_ERR(catalog_restore_new(cat, NULL, id, &e), e, PGS_EINVAL, NULL);
+
+    /* kind */
+    static const char *const kinds[] = {"", "Restore", "copy", "restore ", "sync\n"};
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        req = good;
+        req.kind = kinds[i];
+        if (catalog_restore_new(cat, &req, id, &e) != PGS_EINVAL)
+            fail_msg("kind #%zu accepted", i);
+    }
+    req = good;
+    req.kind = NULL;
+    TU_ASSERT_ERR(catalog_restore_new(cat, &req, id, &e), e, PGS_EINVAL, "kind");
+
+    /* the source as asked: printable ASCII without spaces, 1..160 bytes */
+    req = good;
+    memset(big, 's', CATALOG_SOURCE_MAX);
+    big[CATALOG_SOURCE_MAX] = '\0';
+    req.source = big;
+    assert_int_equal(catalog_restore_new(cat, &req, id, &e), 0);
+    big[CATALOG_SOURCE_MAX] = 's';
+    big[CATALOG_SOURCE_MAX + 1] = '\0';
+    TU_ASSERT_ERR(catalog_restore_new(cat, &req, id, &e), e, PGS_ELIMIT, "source");
+    static const char *const sources[] = {"",          "a1/db1 @latest", "a1/db1\n", "caf\xc3\xa9",
+                                          "x\x1b[31m", "tab\t"};
+    for (size_t i = 0; i < sizeof(sources) / sizeof(sources[0]); i++) {
+        req.source = sources[i];
+        if (catalog_restore_new(cat, &req, id, &e) != PGS_EINVAL)
+            fail_msg("source #%zu accepted", i);
+        if (sources[i][0] != '\0' && strstr(e.msg, sources[i]) != NULL)
+            fail_msg("source #%zu echoed: %s", i, e.msg);
+    }
+    req.source = NULL;
+    TU_ASSERT_ERR(catalog_restore_new(cat, &req, id, &e), e, PGS_EINVAL, "source");
+
+    /* names: targets required, the rest optional, every one checked */
+    static const char *const bad_names[] = {"a b",      "../a",   ".a", "-a", "a\nb",
+                                            "\xc3\xa9", "a;DROP", "a'", "a/b"};
+    for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
+        const char **fields[] = {&req.source_agent, &req.source_database, &req.source_environment,
+                                 &req.target_agent, &req.target_database, &req.target_environment,
+                                 &req.profile,      &req.sanitizer_agent};
+        for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
+            req = good;
+            *fields[f] = bad_names[i];
+            if (catalog_restore_new(cat, &req, id, &e) != PGS_EINVAL)
+                fail_msg("bad name #%zu in field #%zu accepted", i, f);
+        }
+    }
+    req = good;
+    req.target_database = NULL;
+    TU_ASSERT_ERR(catalog_restore_new(cat, &req, id, &e), e, PGS_EINVAL, "target database");
+    req = good;
+    req.target_environment = "";
+    TU_ASSERT_ERR(catalog_restore_new(cat, &req, id, &e), e, PGS_EINVAL, "target environment");
+    char name[CATALOG_NAME_MAX + 2];
+    memset(name, 'p', sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    req = good;
+    req.profile = name;
+    TU_ASSERT_ERR(catalog_restore_new(cat, &req, id, &e), e, PGS_ELIMIT, "profile");
+    req = good;
+    req.source_backup_id = "../x";
+    TU_ASSERT_ERR(catalog_restore_new(cat, &req, id, &e), e, PGS_EINVAL, "source backup id");
+    req = good;
+    memset(big, 'r', CATALOG_REQUESTED_BY_MAX + 1);
+    big[CATALOG_REQUESTED_BY_MAX + 1] = '\0';
+    req.requested_by = big;
+    TU_ASSERT_ERR(catalog_restore_new(cat, &req, id, &e), e, PGS_ELIMIT, "requester");
+    req.requested_by = "op\x1b[2J";
+    TU_ASSERT_ERR(catalog_restore_new(cat, &req, id, &e), e, PGS_EINVAL, "requester");
+
+    /* options: a JSON object within its limit */
+    static const char *const bad_options[] = {"",
+                                              "[]",
+                                              "null",
+                                              "\"x\"",
+                                              "{",
+                                              "{\"a\": 1} x",
+                                              "{\"a\": 1, \"a\": 2}",
+                                              "{\"a\": \"\xff\"}"};
+    for (size_t i = 0; i < sizeof(bad_options) / sizeof(bad_options[0]); i++) {
+        req = good;
+        req.options_json = bad_options[i];
+        if (catalog_restore_new(cat, &req, id, &e) != PGS_EINVAL)
+            fail_msg("options #%zu accepted: %s", i, e.msg);
+    }
+    size_t n = (size_t)snprintf(big, sizeof(big), "{\"pad\": \"");
+    memset(big + n, 'o', CATALOG_OPTIONS_MAX - n - 2);
+    memcpy(big + CATALOG_OPTIONS_MAX - 2, "\"}", 3);
+    req = good;
+    req.options_json = big;
+    assert_int_equal(catalog_restore_new(cat, &req, id, &e), 0);
+    /* one byte more is refused, even when its compact form would fit */
+    memcpy(big + CATALOG_OPTIONS_MAX - 2, "\"} ", 4);
+    TU_ASSERT_ERR(catalog_restore_new(cat, &req, id, &e), e, PGS_ELIMIT, "options");
+
+    /* steps: [a-z_], 1..31 */
+    req = good;
+    assert_int_equal(catalog_restore_new(cat, &req, id, &e), 0);
+    static const char *const bad_steps[] = {"",       "Swap",   "pg-restore",
+                                            "step 2", "swap\n", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+    for (size_t i = 0; i < sizeof(bad_steps) / sizeof(bad_steps[0]); i++) {
+        int rc = catalog_restore_start(cat, id, bad_steps[i], &e);
+        if (rc != PGS_EINVAL && rc != PGS_ELIMIT)
+            fail_msg("step #%zu accepted by start", i);
+    }
+    TU_ASSERT_ERR(catalog_restore_start(cat, id, NULL, &e), e, PGS_EINVAL, "step");
+    assert_int_equal(catalog_restore_start(cat, id, "pg_restore", &e), 0);
+    catalog_restore_change u = {.step = "Swap"};
+    TU_ASSERT_ERR(catalog_restore_update(cat, id, &u, &e), e, PGS_EINVAL, "step");
+    u = (catalog_restore_change){.source_agent = "a/b"};
+    TU_ASSERT_ERR(catalog_restore_update(cat, id, &u, &e), e, PGS_EINVAL, "source agent");
+    u = (catalog_restore_change){.sanitized_backup_id = "x"};
+    TU_ASSERT_ERR(catalog_restore_update(cat, id, &u, &e), e, PGS_EINVAL, "sanitized backup id");
+    TU_ASSERT_ERR(catalog_restore_finish(cat, id, 0, "Bad Step", "x", NULL, &e), e, PGS_EINVAL,
+                  "step");
+
+    /* reports: a JSON object of at most 1 MiB; a refused one changes nothing */
+    n = (size_t)snprintf(big, sizeof(big), "{\"pad\": \"");
+    memset(big + n, 'x', CATALOG_REPORT_MAX + 1 - n - 2);
+    memcpy(big + CATALOG_REPORT_MAX + 1 - 2, "\"}", 3);
+    TU_ASSERT_ERR(catalog_restore_finish(cat, id, 0, "swap", "x", big, &e), e, PGS_ELIMIT,
+                  "report");
+    TU_ASSERT_ERR(catalog_restore_finish(cat, id, 0, "swap", "x", "[1]", &e), e, PGS_EINVAL,
+                  "report");
+    assert_int_equal(restore_state_of(cat, id), CATALOG_RUNNING);
+    memcpy(big + CATALOG_REPORT_MAX - 2, "\"}", 3); /* exactly the limit */
+    /* reasons are cleaned and cut, as for backups */
+    char reason[3000];
+    memset(reason, 'r', sizeof(reason) - 1);
+    reason[sizeof(reason) - 1] = '\0';
+    memcpy(reason, "bad \xff\x01", 6);
+    assert_int_equal(catalog_restore_finish(cat, id, 0, "swap", reason, big, &e), 0);
+    get_restore(cat, id, &r);
+    assert_int_equal(r.state, CATALOG_FAILED);
+    assert_string_equal(r.step, "swap");
+    assert_true(strlen(r.error) <= CATALOG_ERROR_MAX);
+    assert_memory_equal(r.error, "bad ? rrr", 9);
+    assert_int_equal(strlen(r.report_json), CATALOG_REPORT_MAX - 1); /* compact: no space */
+    json_t *j = catalog_restore_to_json(&r);
+    assert_non_null(j);
+    json_decref(j);
+    catalog_restore_clear(&r);
+
+    /* hostile ids are refused everywhere, and not echoed */
+    static const char *const hostile[] = {"", "../../etc/passwd", "x' OR '1'='1",
+                                          "20261121T160529Z-ABCDEF01"};
+    for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+        const char *h = hostile[i];
+        if (catalog_restore_get(cat, h, &r, &e) != PGS_EINVAL ||
+            catalog_restore_start(cat, h, "restore", &e) != PGS_EINVAL ||
+            catalog_restore_update(cat, h, NULL, &e) != PGS_EINVAL ||
+            catalog_restore_finish(cat, h, 0, NULL, "x", NULL, &e) != PGS_EINVAL)
+            fail_msg("hostile id #%zu not refused: %s", i, e.msg);
+        if (h[0] != '\0' && strstr(e.msg, h) != NULL)
+            fail_msg("hostile id #%zu echoed: %s", i, e.msg);
+    }
+    catalog_close(cat);
+}
+
+/* A catalog written by the previous version (1) is upgraded in place and keeps its rows. */
+static void test_catalog_migrates_version_1(void **state)
+{
+    char path[600], src[CATALOG_ID_SIZE], id[CATALOG_ID_SIZE];
+    catalog_backup b;
+    pgs_error e = {0};
+    tu_path_in(state, "v1.db", path, sizeof(path));
+    catalog *cat = open_in(state, "v1.db");
+    add_agent(cat, "a1", "db1", "prod");
+    add_agent(cat, "a2", "db1", "staging");
+    complete_source(cat, "a1", "db1", "prod", src);
+    catalog_close(cat);
+    /* Version 2 only added the restores table (its indexes and triggers go with it): what is left
+     * is exactly what version 1 wrote. */
+    assert_int_equal(raw_exec(path, "DROP TABLE restores; PRAGMA user_version = 1;"), SQLITE_OK);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_schema WHERE tbl_name = "
+                                   "'restores'"),
+                     0);
+    long long objects_v1 = raw_int(path, "SELECT count(*) FROM sqlite_schema");
+
+    cat = open_in(state, "v1.db");
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), 2);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_schema WHERE tbl_name = "
+                                   "'restores' AND type IN ('index', 'trigger')"),
+                     6); /* its primary key's, three more indexes, two triggers */
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_schema"), objects_v1 + 7);
+    /* the old rows are there, and the new table works */
+    assert_int_equal(catalog_backup_get(cat, src, &b, &e), 0);
+    assert_int_equal(b.state, CATALOG_COMPLETE);
+    assert_string_equal(b.sha256, SHA_A);
+    new_restore(cat, "restore", src, NULL, id);
+    assert_int_equal(restore_state_of(cat, id), CATALOG_QUEUED);
+    catalog_close(cat);
+    /* and the upgrade happens once */
+    cat = open_in(state, "v1.db");
+    assert_int_equal(restore_state_of(cat, id), CATALOG_QUEUED);
+    catalog_close(cat);
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), CATALOG_SCHEMA_VERSION);
+}
+
+/* Restores left in flight by a coordinator that died are failed at the next start. */
+static void test_catalog_recover_fails_restores(void **state)
+{
+    char path[600], src[CATALOG_ID_SIZE], q[CATALOG_ID_SIZE], run[CATALOG_ID_SIZE],
+        done[CATALOG_ID_SIZE], failed[CATALOG_ID_SIZE];
+    catalog_restore r;
+    pgs_error e = {0};
+    size_t n = 99;
+    tu_path_in(state, "c.db", path, sizeof(path));
+    catalog *cat = open_in(state, "c.db");
+    add_agent(cat, "a1", "db1", "prod");
+    add_agent(cat, "a2", "db1", "staging");
+    complete_source(cat, "a1", "db1", "prod", src);
+    new_restore(cat, "restore", src, NULL, q);
+    new_restore(cat, "sync", src, NULL, run);
+    assert_int_equal(catalog_restore_start(cat, run, "backup", &e), 0);
+    catalog_restore_change u = {.step = "pg_restore"};
+    assert_int_equal(catalog_restore_update(cat, run, &u, &e), 0);
+    new_restore(cat, "restore", src, NULL, done);
+    assert_int_equal(catalog_restore_start(cat, done, "restore", &e), 0);
+    assert_int_equal(catalog_restore_finish(cat, done, 1, NULL, NULL, "{}", &e), 0);
+    new_restore(cat, "restore", src, NULL, failed);
+    assert_int_equal(catalog_restore_finish(cat, failed, 0, "check", "earlier", NULL, &e), 0);
+    /* as a crash would leave it: the handle is simply gone */
+    catalog_close(cat);
+
+    cat = open_in(state, "c.db");
+    const char *why = "the coordinator stopped while it was in flight";
+    assert_int_equal(catalog_recover(cat, why, NULL, &n, &e), 0);
+    assert_int_equal(n, 0); /* no backups were in flight */
+    get_restore(cat, q, &r);
+    assert_int_equal(r.state, CATALOG_FAILED);
+    assert_string_equal(r.error, why);
+    assert_string_equal(r.step, "");
+    assert_string_not_equal(r.finished_at, "");
+    catalog_restore_clear(&r);
+    get_restore(cat, run, &r);
+    assert_int_equal(r.state, CATALOG_FAILED);
+    assert_string_equal(r.step, "pg_restore"); /* where it was */
+    assert_string_equal(r.error, why);
+    catalog_restore_clear(&r);
+    /* finished ones are left alone */
+    get_restore(cat, done, &r);
+    assert_int_equal(r.state, CATALOG_COMPLETE);
+    assert_string_equal(r.error, "");
+    catalog_restore_clear(&r);
+    get_restore(cat, failed, &r);
+    assert_string_equal(r.error, "earlier");
+    assert_string_equal(r.step, "check");
+    catalog_restore_clear(&r);
+    assert_int_equal(catalog_recover(cat, NULL, NULL, NULL, &e), 0);
+    catalog_close(cat);
+}
+
+struct rcollect {
+    int n;
+    int stop_after;
+    catalog *cat;
+    int reentry_rc;
+    char ids[16][CATALOG_ID_SIZE];
+};
+
+static int rcollect_cb(void *arg, const catalog_restore *r)
+{
+    struct rcollect *c = arg;
+    if (c->cat != NULL) {
+        catalog_restore other;
+        pgs_error e = {0};
+        c->reentry_rc = catalog_restore_get(c->cat, r->id, &other, &e);
+    }
+    assert_non_null(r->options_json);
+    if (c->n < 16)
+        snprintf(c->ids[c->n], CATALOG_ID_SIZE, "%s", r->id);
+    c->n++;
+    return c->stop_after && c->n >= c->stop_after ? 1 : 0;
+}
+
+static void rlist(catalog *cat, const catalog_filter *f, struct rcollect *c)
+{
+    pgs_error e = {0};
+    memset(c, 0, sizeof(*c));
+    int rc = catalog_restore_list(cat, f, rcollect_cb, c, &e);
+    if (rc != 0)
+        fail_msg("catalog_restore_list: %d %s", rc, e.msg);
+}
+
+static void test_catalog_restore_list_filters_and_order(void **state)
+{
+    /* ids[i] is created at T0 + i seconds, except 3 and 4 which share a millisecond. */
+    char src[CATALOG_ID_SIZE], ids[6][CATALOG_ID_SIZE];
+    struct rcollect c;
+    pgs_error e = {0};
+    int64_t now = T0;
+    catalog *cat = open_in(state, "c.db");
+    catalog_set_clock(cat, fixed_clock, &now);
+    add_agent(cat, "a1", "db1", "prod");
+    add_agent(cat, "a2", "db1", "staging");
+    add_agent(cat, "a2", "db2", "staging");
+    add_agent(cat, "a3", "db1", "qa");
+    complete_source(cat, "a1", "db1", "prod", src);
+    const char *agents[6] = {"a2", "a2", "a3", "a2", "a3", "a2"};
+    const char *dbs[6] = {"db1", "db2", "db1", "db1", "db1", "db2"};
+    for (int i = 0; i < 6; i++) {
+        now = T0 + (i == 4 ? 3 : i) * 1000;
+        catalog_restore_req req = {.kind = "restore",
+                                   .source = src,
+                                   .source_backup_id = src,
+                                   .target_agent = agents[i],
+                                   .target_database = dbs[i],
+                                   .target_environment =
+                                       strcmp(agents[i], "a3") ? "staging" : "qa"};
+        assert_int_equal(catalog_restore_new(cat, &req, ids[i], &e), 0);
+    }
+    assert_int_equal(catalog_restore_start(cat, ids[0], "restore", &e), 0);
+    assert_int_equal(catalog_restore_finish(cat, ids[0], 1, NULL, NULL, NULL, &e), 0);
+    assert_int_equal(catalog_restore_finish(cat, ids[1], 0, NULL, "x", NULL, &e), 0);
+    assert_int_equal(catalog_restore_start(cat, ids[2], "restore", &e), 0);
+
+    rlist(cat, NULL, &c);
+    assert_int_equal(c.n, 6);
+    const int all[6] = {5, 4, 3, 2, 1, 0};
+    for (int i = 0; i < 6; i++)
+        assert_string_equal(c.ids[i], ids[all[i]]);
+    catalog_filter f = {.agent = "a2"};
+    rlist(cat, &f, &c);
+    assert_int_equal(c.n, 4);
+    assert_string_equal(c.ids[0], ids[5]);
+    assert_string_equal(c.ids[3], ids[0]);
+    f = (catalog_filter){.agent = "a2", .database = "db1"};
+    rlist(cat, &f, &c);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.ids[0], ids[3]);
+    f = (catalog_filter){.environment = "qa"};
+    rlist(cat, &f, &c);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.ids[0], ids[4]);
+    f = (catalog_filter){.state = CATALOG_QUEUED};
+    rlist(cat, &f, &c);
+    assert_int_equal(c.n, 3);
+    f = (catalog_filter){.state = CATALOG_COMPLETE};
+    rlist(cat, &f, &c);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.ids[0], ids[0]);
+    f = (catalog_filter){.agent = "a1"}; /* the source's agent is not a filter */
+    rlist(cat, &f, &c);
+    assert_int_equal(c.n, 0);
+    f = (catalog_filter){.limit = 2};
+    rlist(cat, &f, &c);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.ids[1], ids[4]);
+
+    /* the callback stops the list; calls from inside are refused */
+    memset(&c, 0, sizeof(c));
+    c.stop_after = 2;
+    c.cat = cat;
+    assert_int_equal(catalog_restore_list(cat, NULL, rcollect_cb, &c, &e), 0);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.reentry_rc, PGS_EINVAL);
+    assert_int_equal(restore_state_of(cat, ids[0]), CATALOG_COMPLETE);
+    f = (catalog_filter){.database = "db1' OR 1=1 --"};
+    TU_ASSERT_ERR(catalog_restore_list(cat, &f, rcollect_cb, &c, &e), e, PGS_EINVAL,
+                  "database name");
+    f = (catalog_filter){.state = (enum catalog_state)7};
+    TU_ASSERT_ERR(catalog_restore_list(cat, &f, rcollect_cb, &c, &e), e, PGS_EINVAL, "state");
+    TU_ASSERT_ERR(catalog_restore_list(cat, NULL, NULL, NULL, &e), e, PGS_EINVAL, "callback");
+    catalog_close(cat);
+}
+
+static void test_catalog_restore_json_fields(void **state)
+{
+    char src[CATALOG_ID_SIZE], id[CATALOG_ID_SIZE];
+    catalog_restore r;
+    pgs_error e = {0};
+    int64_t now = T0;
+    catalog *cat = open_in(state, "c.db");
+    catalog_set_clock(cat, fixed_clock, &now);
+    add_agent(cat, "a1", "db1", "prod");
+    add_agent(cat, "a2", "db1", "staging");
+    complete_source(cat, "a1", "db1", "prod", src);
+    new_restore(cat, "restore", src, "app-anonymize", id);
+
+    get_restore(cat, id, &r);
+    json_t *j = catalog_restore_to_json(&r);
+    catalog_restore_clear(&r);
+    assert_non_null(j);
+    static const char *const fields[] = {"id",
+                                         "kind",
+                                         "state",
+                                         "step",
+                                         "error",
+                                         "requested_by",
+                                         "source",
+                                         "source_backup_id",
+                                         "source_agent",
+                                         "source_database",
+                                         "source_environment",
+                                         "target_agent",
+                                         "target_database",
+                                         "target_environment",
+                                         "profile",
+                                         "sanitizer_agent",
+                                         "sanitized_backup_id",
+                                         "safety_backup_id",
+                                         "created_at",
+                                         "started_at",
+                                         "finished_at",
+                                         "options",
+                                         "report"};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        if (json_object_get(j, fields[i]) == NULL)
+            fail_msg("field %s missing", fields[i]);
+    assert_int_equal(json_object_size(j), sizeof(fields) / sizeof(fields[0]));
+    assert_string_equal(json_string_value(json_object_get(j, "id")), id);
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "queued");
+    assert_string_equal(json_string_value(json_object_get(j, "kind")), "restore");
+    assert_string_equal(json_string_value(json_object_get(j, "source_backup_id")), src);
+    assert_string_equal(json_string_value(json_object_get(j, "profile")), "app-anonymize");
+    assert_string_equal(json_string_value(json_object_get(j, "target_environment")), "staging");
+    assert_true(json_is_null(json_object_get(j, "step")));
+    assert_true(json_is_null(json_object_get(j, "error")));
+    assert_true(json_is_null(json_object_get(j, "source_agent")));
+    assert_true(json_is_null(json_object_get(j, "safety_backup_id")));
+    assert_true(json_is_null(json_object_get(j, "started_at")));
+    assert_true(json_is_null(json_object_get(j, "report")));
+    json_t *o = json_object_get(j, "options");
+    assert_true(json_is_object(o));
+    assert_int_equal(json_integer_value(json_object_get(o, "jobs")), 4);
+    json_decref(j);
+
+    now += 1000;
+    assert_int_equal(catalog_restore_start(cat, id, "restore", &e), 0);
+    assert_int_equal(catalog_restore_finish(cat, id, 0, "check", "1 row failed a check",
+                                            "{\"tables\": [{\"schema\": \"public\", \"name\": "
+                                            "\"users\", \"rows\": 50000}]}",
+                                            &e),
+                     0);
+    get_restore(cat, id, &r);
+    j = catalog_restore_to_json(&r);
+    catalog_restore_clear(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "failed");
+    assert_string_equal(json_string_value(json_object_get(j, "step")), "check");
+    assert_string_equal(json_string_value(json_object_get(j, "error")), "1 row failed a check");
+    assert_string_equal(json_string_value(json_object_get(j, "started_at")),
+                        "2026-11-21T16:05:30.000Z");
+    json_t *t = json_array_get(json_object_get(json_object_get(j, "report"), "tables"), 0);
+    assert_int_equal(json_integer_value(json_object_get(t, "rows")), 50000);
+    json_decref(j);
+    catalog_close(cat);
+}
+
 /* Two handles on one file, as the coordinator's loop and its HTTP API thread would hold. */
 static void test_catalog_two_handles_share_the_file(void **state)
 {
@@ -1168,6 +1966,14 @@ int main(void)
         T(test_catalog_json_fields),
         cmocka_unit_test(test_catalog_state_names),
         T(test_catalog_two_handles_share_the_file),
+        T(test_catalog_restore_legal_transitions),
+        T(test_catalog_restore_illegal_transitions),
+        T(test_catalog_restore_schema_enforces_rules),
+        T(test_catalog_restore_strings_bounded),
+        T(test_catalog_migrates_version_1),
+        T(test_catalog_recover_fails_restores),
+        T(test_catalog_restore_list_filters_and_order),
+        T(test_catalog_restore_json_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

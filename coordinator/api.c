@@ -91,6 +91,7 @@ struct api {
     int server_started;
     int port;
     fleet *fleet;
+    restorer *restorer;
     storage *storage;
     pthread_mutex_t cat_mu; /* one catalog call at a time */
     catalog *cat;
@@ -1231,6 +1232,7 @@ int api_start(const api_opts *o, api **out, pgs_error *e)
     a->refs = 1;
     a->port = -1;
     a->fleet = o->fleet;
+    a->restorer = o->restorer;
     a->storage = o->storage;
     token_hash(o->token, tlen, a->token_hash);
 

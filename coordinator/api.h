@@ -19,6 +19,7 @@
 #include "common/error.h"
 #include "coordinator/catalog.h"
 #include "coordinator/fleet.h"
+#include "coordinator/restore.h"
 #include "coordinator/storage.h"
 
 typedef struct api api;
@@ -27,6 +28,7 @@ typedef struct api_opts {
     const char *url;          /* http://host:port (port 0: any free port; see api_port) */
     const char *token;        /* the bearer token; copied, never logged, wiped at api_stop */
     fleet *fleet;             /* live agents and jobs; NULL: none (POST /v1/backups -> 409) */
+    restorer *restorer;       /* restores and syncs; NULL: none (POST /v1/restores -> 409) */
     storage *storage;         /* where GET /v1/backups/ID/object reads from; NULL: 500 there */
     const char *catalog_path; /* the API opens its own handle on this file */
 } api_opts;

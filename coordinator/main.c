@@ -16,6 +16,7 @@
 #include "coordinator/catalog.h"
 #include "coordinator/config.h"
 #include "coordinator/fleet.h"
+#include "coordinator/restore.h"
 #include "coordinator/storage.h"
 #ifdef PGSHIP_HAVE_API
 #include "coordinator/api.h"
@@ -107,6 +108,7 @@ static int run(coordinator_config *cfg)
     catalog *cat = NULL;
     storage *st = NULL;
     fleet *fl = NULL;
+    restorer *rs = NULL;
 #ifdef PGSHIP_HAVE_API
     api *ap = NULL;
 #endif
@@ -152,11 +154,17 @@ static int run(coordinator_config *cfg)
         log_error("%s", e.msg);
         goto out;
     }
+    restorer_opts ro = {.fleet = fl, .catalog_path = cfg->coordinator.catalog, .cfg = cfg};
+    if (restorer_start(&ro, &rs, &e) != 0) {
+        log_error("%s", e.msg);
+        goto out;
+    }
 #ifdef PGSHIP_HAVE_API
     if (cfg->api_token != NULL) {
         api_opts ao = {.url = cfg->coordinator.api_listen,
                        .token = cfg->api_token,
                        .fleet = fl,
+                       .restorer = rs,
                        .storage = st,
                        .catalog_path = cfg->coordinator.catalog};
         if (api_start(&ao, &ap, &e) != 0) {
@@ -172,13 +180,15 @@ static int run(coordinator_config *cfg)
 
     int sig = 0;
     sigwait(&set, &sig);
-    log_info("stopping (%s): backups in flight will fail", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    log_info("stopping (%s): backups and restores in flight will fail", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     status = 0;
 out:
 #ifdef PGSHIP_HAVE_API
     api_stop(ap);
 #endif
-    fleet_stop(fl);
+    restorer_stop(rs); /* restores in flight fail */
+    fleet_stop(fl);    /* which tells the restorer how their agents' jobs ended */
+    restorer_free(rs);
     storage_close(st);
     catalog_close(cat);
     if (status == 0)

@@ -9,7 +9,7 @@
  * spool directory (parallel pg_dump needs files) that is removed afterwards in every case.
  *
  * The conninfo can hold a password, so it never reaches argv or a log: its parameters go to the
- * children through libpq's own PG* environment variables.
+ * children through libpq's own PG* environment variables (agent/pgconn.c).
  */
 #include "agent/dump.h"
 
@@ -28,6 +28,7 @@
 #include <jansson.h>
 
 #include "agent/pgbin.h"
+#include "agent/pgconn.h"
 #include "common/fsutil.h"
 #include "common/keys.h"
 #include "common/log.h"
@@ -36,8 +37,6 @@
 #include "common/spawn.h"
 #include "proto/bundle.h"
 #include "proto/manifest.h"
-
-extern char **environ;
 
 void dump_opts_init(dump_opts *o)
 {
@@ -61,8 +60,7 @@ typedef struct dump_ctx {
     uint64_t out_bytes;
     int sink_errno;
     bundle_writer *bw;
-    char **env;
-    char *extra_conninfo;
+    pgconn_child child; /* pg_dump's environment and --dbname, from the conninfo */
     pgbin pgdump;
     char dbname[256];
     char server_version[32];
@@ -117,20 +115,13 @@ static int check_stop(pgs_error *e)
  * a superuser (for --globals); the dump itself runs in pg_dump's own connection. */
 static int probe_database(dump_ctx *c, pgs_error *e)
 {
-    PGconn *conn = PQconnectdb(c->o->conninfo);
+    /* Names go into manifest.json, which is UTF-8: pgconn_connect lets the server convert them.
+     * (An SQL_ASCII database's name with high bytes cannot be converted; the manifest then refuses
+     * it by name.) */
+    PGconn *conn = pgconn_connect(c->o->conninfo, NULL, e);
     if (conn == NULL)
-        return pgs_fail(e, PGS_ENOMEM, "out of memory");
+        return e->code;
     int rc = 0;
-    if (PQstatus(conn) != CONNECTION_OK) {
-        char msg[400];
-        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
-        msg[strcspn(msg, "\n")] = '\0';
-        rc = pgs_fail(e, PGS_EIO, "cannot connect to the database: %s", msg);
-        goto out;
-    }
-    /* Names go into manifest.json, which is UTF-8: let the server convert them. (An SQL_ASCII
-     * database's name with high bytes cannot be converted; the manifest then refuses it by name.) */
-    PQsetClientEncoding(conn, "UTF8");
     PGresult *res = PQexec(conn, "SELECT current_database(), "
                                  "pg_database_size(current_database()), "
                                  "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user), "
@@ -151,98 +142,6 @@ static int probe_database(dump_ctx *c, pgs_error *e)
 out:
     PQfinish(conn);
     return rc;
-}
-
-/* Appends keyword='value' to a conninfo string, quoting as libpq requires. */
-static int conninfo_append(char **s, const char *kw, const char *val)
-{
-    size_t old = *s ? strlen(*s) : 0;
-    size_t need = old + strlen(kw) + 2 * strlen(val) + 8;
-    char *n = realloc(*s, need);
-    if (n == NULL)
-        return -1;
-    char *p = n + old;
-    if (old)
-        *p++ = ' ';
-    p += sprintf(p, "%s='", kw);
-    for (const char *v = val; *v; v++) {
-        if (*v == '\'' || *v == '\\')
-            *p++ = '\\';
-        *p++ = *v;
-    }
-    *p++ = '\'';
-    *p = '\0';
-    *s = n;
-    return 0;
-}
-
-/* Builds the children's environment: ours, with every conninfo parameter that has a libpq
- * environment variable set to its value; the rest (no secrets among them) go to --dbname. */
-static int build_child_env(dump_ctx *c, pgs_error *e)
-{
-    char *err = NULL;
-    PQconninfoOption *opts = PQconninfoParse(c->o->conninfo, &err);
-    if (opts == NULL) {
-        int rc = pgs_fail(e, PGS_EINVAL, "invalid --dbname: %s", err ? err : "out of memory");
-        PQfreemem(err);
-        return rc;
-    }
-    size_t nenv = 0, nopt = 0;
-    while (environ[nenv])
-        nenv++;
-    for (PQconninfoOption *p = opts; p->keyword; p++)
-        nopt++;
-    c->env = calloc(nenv + nopt + 2, sizeof(char *));
-    if (c->env == NULL) {
-        PQconninfoFree(opts);
-        return pgs_fail(e, PGS_ENOMEM, "out of memory");
-    }
-    size_t k = 0;
-    int rc = 0;
-    for (PQconninfoOption *p = opts; p->keyword && rc == 0; p++) {
-        if (p->val == NULL || p->val[0] == '\0')
-            continue;
-        if (p->envvar != NULL) {
-            size_t len = strlen(p->envvar) + strlen(p->val) + 2;
-            c->env[k] = malloc(len);
-            if (c->env[k] == NULL) {
-                rc = pgs_fail(e, PGS_ENOMEM, "out of memory");
-                break;
-            }
-            snprintf(c->env[k], len, "%s=%s", p->envvar, p->val);
-            k++;
-        } else if (conninfo_append(&c->extra_conninfo, p->keyword, p->val) != 0) {
-            rc = pgs_fail(e, PGS_ENOMEM, "out of memory");
-        }
-    }
-    PQconninfoFree(opts);
-    if (rc != 0)
-        return rc;
-    size_t ours = k;
-    /* Inherited variables, unless a conninfo parameter overrides them. */
-    for (size_t i = 0; i < nenv; i++) {
-        size_t nl = strcspn(environ[i], "=");
-        int overridden = 0;
-        for (size_t j = 0; j < ours && !overridden; j++)
-            overridden = strncmp(c->env[j], environ[i], nl + 1) == 0;
-        if (!overridden && (c->env[k] = strdup(environ[i])) != NULL)
-            k++;
-    }
-    c->env[k] = NULL;
-    return 0;
-}
-
-static void free_child_env(dump_ctx *c)
-{
-    if (c->env == NULL)
-        return;
-    for (char **p = c->env; *p; p++) {
-        /* PGPASSWORD may be among them. */
-        memset(*p, 0, strlen(*p));
-        free(*p);
-    }
-    free(c->env);
-    c->env = NULL;
 }
 
 /* "pg_dump failed (exited with status 1):" and the end of what it said on stderr. */
@@ -278,7 +177,7 @@ static int dump_globals(dump_ctx *c, pgs_error *e)
     if (c->globals_fd < 0)
         return pgs_fail(e, PGS_EIO, "cannot create a temporary file: %s", strerror(errno));
     spawn_proc *p = NULL;
-    spawn_opts so = {.argv = argv, .envp = c->env, .stdout_mode = SPAWN_OUT_FD,
+    spawn_opts so = {.argv = argv, .envp = c->child.env, .stdout_mode = SPAWN_OUT_FD,
                      .stdout_fd = c->globals_fd};
     int rc = spawn_start(&p, &so, e);
     if (rc != 0)
@@ -360,9 +259,9 @@ static void pg_dump_argv(dump_ctx *c, const char **argv, char (*store)[1024], co
     add_patterns(argv, &n, "--exclude-schema", &c->o->exclude_schemas, store, &ns);
     add_patterns(argv, &n, "--table", &c->o->tables, store, &ns);
     add_patterns(argv, &n, "--exclude-table", &c->o->exclude_tables, store, &ns);
-    if (c->extra_conninfo != NULL) {
+    if (c->child.dbname_arg != NULL) {
         argv[n++] = "--dbname";
-        argv[n++] = c->extra_conninfo;
+        argv[n++] = c->child.dbname_arg;
     }
     argv[n] = NULL;
 }
@@ -379,7 +278,7 @@ static int run_pg_dump_custom(dump_ctx *c, pgs_error *e)
         goto out;
     }
     pg_dump_argv(c, argv, store, NULL);
-    spawn_opts so = {.argv = argv, .envp = c->env, .stdout_mode = SPAWN_OUT_PIPE};
+    spawn_opts so = {.argv = argv, .envp = c->child.env, .stdout_mode = SPAWN_OUT_PIPE};
     if ((rc = spawn_start(&p, &so, e)) != 0)
         goto out;
     int fd = spawn_stdout_fd(p);
@@ -479,7 +378,7 @@ static int run_pg_dump_directory(dump_ctx *c, pgs_error *e)
     }
     snprintf(dir, sizeof(dir), "%s/dump", c->spool);
     pg_dump_argv(c, argv, store, dir);
-    spawn_opts so = {.argv = argv, .envp = c->env, .stdout_mode = SPAWN_OUT_NULL};
+    spawn_opts so = {.argv = argv, .envp = c->child.env, .stdout_mode = SPAWN_OUT_NULL};
     if ((rc = spawn_start(&p, &so, e)) != 0)
         goto out;
     while (spawn_running(p)) {
@@ -712,7 +611,11 @@ int dump_run(const dump_opts *o, dump_result *result, pgs_error *e)
         rc = pgs_fail(e, PGS_ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = build_child_env(c, e)) != 0 || (rc = probe_database(c, e)) != 0)
+    if ((rc = pgconn_child_build(&c->child, o->conninfo, NULL, e)) != 0) {
+        pgs_wrap(e, "--dbname");
+        goto out;
+    }
+    if ((rc = probe_database(c, e)) != 0)
         goto out;
     int server_major = c->server_version_num / 10000;
     if ((rc = pgbin_find("pg_dump", server_major, o->pg_bindir, &c->pgdump, e)) != 0)
@@ -796,8 +699,7 @@ out:
     if (c->globals_fd >= 0)
         close(c->globals_fd);
     sha256_free(c->out_hash);
-    free_child_env(c);
-    free(c->extra_conninfo);
+    pgconn_child_free(&c->child);
     free(c->manifest_json);
     return rc;
 }

@@ -1,12 +1,11 @@
 /*
  * pgship decrypt: the offline way back from an archive to pg_dump output. It writes the plain tar
  * (-o), unpacks it with every checksum verified (--extract), or shows the manifest (--list).
- * --extract joins the custom format's parts into one dump.pgdump that pg_restore reads, and never
- * trusts a path from the archive: the member names are checked (proto/bundle.c) and files are
- * created with O_EXCL|O_NOFOLLOW under the target directory only. On any failure what it created
- * is removed.
+ * --extract (proto/extract.c, shared with the agent's restore) joins the custom format's parts
+ * into one dump.pgdump that pg_restore reads, and never trusts a path from the archive: the member
+ * names are checked (proto/bundle.c) and files are created with O_EXCL|O_NOFOLLOW under the target
+ * directory only. On any failure what it created is removed.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -14,18 +13,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "client/commands.h"
 #include "common/fsutil.h"
 #include "common/keys.h"
 #include "common/log.h"
-#include "common/sha256.h"
 #include "common/spawn.h"
 #include "proto/bundle.h"
 #include "proto/envelope.h"
-#include "proto/manifest.h"
+#include "proto/extract.h"
 
 #define MAX_KEYS 16
 
@@ -75,232 +72,7 @@ static int fd_sink(void *arg, const void *buf, size_t len)
     return fs_write_all(*(int *)arg, buf, len) == 0 ? 0 : PGS_EIO;
 }
 
-typedef struct extract_state {
-    const char *dir;
-    int dirfd;
-    int created_dir;
-    int dump_fd;   /* dump.pgdump for custom format */
-    int made_dump_dir;
-    manifest man;
-    int have_manifest;
-    manifest_end end;
-    int have_end;
-    uint64_t members, dump_bytes, parts, files;
-    json_t *manifest_json;
-} extract_state;
-
-static int read_member_all(bundle_reader *br, const bundle_member *m, size_t max, char **out,
-                           pgs_error *e)
-{
-    if (m->size > max)
-        return pgs_fail(e, PGS_ELIMIT, "%s is larger than %zu bytes", m->name, max);
-    char *buf = malloc((size_t)m->size + 1);
-    if (buf == NULL)
-        return pgs_fail(e, PGS_ENOMEM, "out of memory");
-    size_t got = 0;
-    while (got < m->size) {
-        ssize_t n = bundle_reader_read(br, buf + got, (size_t)m->size - got, e);
-        if (n < 0) {
-            free(buf);
-            return (int)n;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    buf[got] = '\0';
-    if (got != m->size) {
-        free(buf);
-        return pgs_fail(e, PGS_ETRUNC, "%s is shorter than its header says", m->name);
-    }
-    *out = buf;
-    return 0;
-}
-
-static int create_file(extract_state *x, const char *rel, pgs_error *e)
-{
-    int fd = openat(x->dirfd, rel, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return pgs_fail(e, PGS_EIO, "%s/%s: %s", x->dir, rel, strerror(errno));
-    return fd;
-}
-
-static int copy_member(bundle_reader *br, int fd, const char *what, pgs_error *e)
-{
-    static char buf[1 << 20];
-    for (;;) {
-        ssize_t n = bundle_reader_read(br, buf, sizeof(buf), e);
-        if (n < 0)
-            return (int)n;
-        if (n == 0)
-            return 0;
-        if (fs_write_all(fd, buf, (size_t)n) != 0)
-            return pgs_fail(e, PGS_EIO, "writing %s: %s", what, strerror(errno));
-        if (sig_stop_requested())
-            return pgs_fail(e, PGS_EINTR, "interrupted by signal %d", sig_stop_requested());
-    }
-}
-
-/* Reads every member; with x->dir set, writes them out. */
-static int walk_archive(bundle_reader *br, extract_state *x, pgs_error *e)
-{
-    bundle_member m;
-    int rc;
-    while ((rc = bundle_reader_next(br, &m, e)) == 1) {
-        x->members++;
-        char *text = NULL;
-        switch (m.kind) {
-        case BUNDLE_K_MANIFEST:
-            if ((rc = read_member_all(br, &m, BUNDLE_MANIFEST_MAX, &text, e)) != 0)
-                return rc;
-            rc = manifest_decode(text, (size_t)m.size, &x->man, e);
-            if (rc == 0) {
-                x->have_manifest = 1;
-                x->manifest_json = json_loadb(text, (size_t)m.size, 0, NULL);
-            }
-            if (rc == 0 && x->dir) {
-                int fd = create_file(x, BUNDLE_MANIFEST, e);
-                if (fd < 0)
-                    rc = fd;
-                else {
-                    if (fs_write_all(fd, text, (size_t)m.size) != 0)
-                        rc = pgs_fail(e, PGS_EIO, "writing manifest.json: %s", strerror(errno));
-                    close(fd);
-                }
-            }
-            free(text);
-            if (rc != 0)
-                return rc == PGS_EFORMAT ? pgs_wrap(e, "manifest.json") : rc;
-            break;
-        case BUNDLE_K_END:
-            if ((rc = read_member_all(br, &m, BUNDLE_END_MAX, &text, e)) != 0)
-                return rc;
-            rc = manifest_end_decode(text, (size_t)m.size, &x->end, e);
-            if (rc == 0 && x->dir) {
-                int fd = create_file(x, BUNDLE_END, e);
-                if (fd < 0)
-                    rc = fd;
-                else {
-                    if (fs_write_all(fd, text, (size_t)m.size) != 0)
-                        rc = pgs_fail(e, PGS_EIO, "writing end.json: %s", strerror(errno));
-                    close(fd);
-                }
-            }
-            free(text);
-            if (rc != 0)
-                return rc;
-            x->have_end = 1;
-            break;
-        case BUNDLE_K_GLOBALS:
-            x->dump_bytes += m.size;
-            if (x->dir) {
-                int fd = create_file(x, BUNDLE_GLOBALS, e);
-                if (fd < 0)
-                    return fd;
-                rc = copy_member(br, fd, BUNDLE_GLOBALS, e);
-                close(fd);
-                if (rc != 0)
-                    return rc;
-            }
-            break;
-        case BUNDLE_K_PART:
-            if (strcmp(x->man.format, "custom") != 0)
-                return pgs_fail(e, PGS_EFORMAT, "member %s in a %s-format archive", m.name,
-                                x->man.format);
-            x->parts++;
-            x->dump_bytes += m.size;
-            if (x->dir) {
-                if (x->dump_fd < 0 && (x->dump_fd = create_file(x, "dump.pgdump", e)) < 0)
-                    return x->dump_fd;
-                if ((rc = copy_member(br, x->dump_fd, "dump.pgdump", e)) != 0)
-                    return rc;
-            }
-            break;
-        case BUNDLE_K_DUMPFILE:
-            if (strcmp(x->man.format, "directory") != 0)
-                return pgs_fail(e, PGS_EFORMAT, "member %s in a %s-format archive", m.name,
-                                x->man.format);
-            x->files++;
-            x->dump_bytes += m.size;
-            if (x->dir) {
-                if (!x->made_dump_dir) {
-                    if (mkdirat(x->dirfd, "dump", 0700) != 0)
-                        return pgs_fail(e, PGS_EIO, "%s/dump: %s", x->dir, strerror(errno));
-                    x->made_dump_dir = 1;
-                }
-                int fd = create_file(x, m.name, e);
-                if (fd < 0)
-                    return fd;
-                rc = copy_member(br, fd, m.name, e);
-                if (rc == 0 && fsync(fd) != 0)
-                    rc = pgs_fail(e, PGS_EIO, "writing %s: %s", m.name, strerror(errno));
-                close(fd);
-                if (rc != 0)
-                    return rc;
-            }
-            break;
-        default:
-            return pgs_fail(e, PGS_EFORMAT, "unexpected member %s", m.name);
-        }
-    }
-    if (rc < 0)
-        return rc;
-    if (!x->have_manifest || !x->have_end)
-        return pgs_fail(e, PGS_EFORMAT, "the archive lacks manifest.json or end.json");
-    if (x->end.dump_members != x->parts + x->files)
-        return pgs_fail(e, PGS_EFORMAT, "end.json counts %llu dump members, the archive has %llu",
-                        (unsigned long long)x->end.dump_members,
-                        (unsigned long long)(x->parts + x->files));
-    if (x->dump_fd >= 0 && fsync(x->dump_fd) != 0)
-        return pgs_fail(e, PGS_EIO, "writing dump.pgdump: %s", strerror(errno));
-    return 0;
-}
-
-static int prepare_dir(extract_state *x, pgs_error *e)
-{
-    if (mkdir(x->dir, 0700) == 0) {
-        x->created_dir = 1;
-    } else if (errno == EEXIST) {
-        DIR *d = opendir(x->dir);
-        if (d == NULL)
-            return pgs_fail(e, PGS_EIO, "%s: %s", x->dir, strerror(errno));
-        struct dirent *de;
-        int empty = 1;
-        while ((de = readdir(d)) != NULL)
-            if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-                empty = 0;
-        closedir(d);
-        if (!empty)
-            return pgs_fail(e, PGS_EEXIST, "%s exists and is not empty", x->dir);
-    } else {
-        return pgs_fail(e, PGS_EIO, "%s: %s", x->dir, strerror(errno));
-    }
-    x->dirfd = open(x->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (x->dirfd < 0)
-        return pgs_fail(e, PGS_EIO, "%s: %s", x->dir, strerror(errno));
-    return 0;
-}
-
-/* Removes what extraction made: the whole directory if we created it, else our entries. */
-static void undo_extract(extract_state *x)
-{
-    if (x->created_dir) {
-        fs_rm_rf(x->dir);
-        return;
-    }
-    static const char *ours[] = {BUNDLE_MANIFEST, BUNDLE_END, BUNDLE_GLOBALS, "dump.pgdump"};
-    for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++) {
-        char p[4200];
-        snprintf(p, sizeof(p), "%s/%s", x->dir, ours[i]);
-        unlink(p);
-    }
-    char p[4200];
-    snprintf(p, sizeof(p), "%s/dump", x->dir);
-    if (x->made_dump_dir)
-        fs_rm_rf(p);
-}
-
-static void print_list(extract_state *x, int json)
+static void print_list(const extract_info *x, int json)
 {
     if (json) {
         json_t *j = json_pack("{s:O, s:{s:s, s:I, s:I}, s:I, s:b}", "manifest",
@@ -383,10 +155,10 @@ int cmd_decrypt(int argc, char **argv)
     int rc = 0, status = 1;
     size_t nkeys = 0;
     envelope_reader *env = NULL;
-    bundle_reader *br = NULL;
     fs_outfile out = {.fd = -1};
     int out_open = 0;
-    extract_state x = {.dir = extract, .dirfd = -1, .dump_fd = -1};
+    extract_info x;
+    memset(&x, 0, sizeof(x));
     fd_src src = {.fd = -1};
 
     for (; nkeys < nkeyfiles; nkeys++)
@@ -431,23 +203,18 @@ int cmd_decrypt(int argc, char **argv)
         status = 0;
         goto out;
     }
-    if (extract && (rc = prepare_dir(&x, &e)) != 0)
-        goto out;
-    if ((rc = bundle_reader_new(&br, env, &e)) != 0 || (rc = walk_archive(br, &x, &e)) != 0)
+    /* With --extract, what was written is removed on any failure (a signal included). */
+    if ((rc = extract_archive(env, extract, &x, &e)) != 0)
         goto out;
     if (list) {
         print_list(&x, json);
     } else {
-        if (fsync(x.dirfd) != 0) {
-            rc = pgs_fail(&e, PGS_EIO, "%s: %s", x.dir, strerror(errno));
-            goto out;
-        }
         char b[32];
         fprintf(stderr,
                 "pgship: extracted %s (%s format, %s, every checksum verified) into %s\n"
                 "pgship: restore with: pg_restore -d DBNAME %s/%s\n",
-                x.man.database, x.man.format, fs_human_bytes(x.dump_bytes, b, sizeof(b)), x.dir,
-                x.dir, strcmp(x.man.format, "custom") == 0 ? "dump.pgdump" : "dump");
+                x.man.database, x.man.format, fs_human_bytes(x.dump_bytes, b, sizeof(b)), extract,
+                extract, extract_dump_name(&x));
     }
     status = 0;
 out:
@@ -460,15 +227,7 @@ out:
     }
     if (out_open)
         fs_outfile_abort(&out);
-    if (x.dump_fd >= 0)
-        close(x.dump_fd);
-    if (status != 0 && extract && x.dirfd >= 0)
-        undo_extract(&x);
-    if (x.dirfd >= 0)
-        close(x.dirfd);
-    manifest_clear(&x.man);
-    json_decref(x.manifest_json);
-    bundle_reader_free(br);
+    extract_info_clear(&x);
     envelope_reader_free(env);
     if (src.fd > STDIN_FILENO)
         close(src.fd);

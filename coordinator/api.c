@@ -219,6 +219,9 @@ static uint16_t status_of(int code, const char **name)
     case PGS_EEXIST:
         *name = "conflict";
         return 409;
+    case PGS_EDENIED:
+        *name = "denied";
+        return 403;
     default:
         *name = "internal";
         return 500;
@@ -406,6 +409,181 @@ int api_backup_body_parse(const void *body, size_t len, api_backup_body *out, pg
                 rc = pgs_fail(e, PGS_EINVAL, "field \"label\" contains a control character");
         }
     }
+    json_decref(root);
+    if (rc != 0)
+        memset(out, 0, sizeof(*out));
+    return rc;
+}
+
+/* ---- POST /v1/restores body ---- */
+
+/* 1 when s[0..n) is "AGENT/DATABASE" with both names valid; the names go to agent and db. */
+static int split_names(const char *s, size_t n, char agent[CATALOG_NAME_MAX + 1],
+                       char db[CATALOG_NAME_MAX + 1])
+{
+    const char *slash = memchr(s, '/', n);
+    if (slash == NULL)
+        return 0;
+    size_t al = (size_t)(slash - s), dl = n - al - 1;
+    if (al == 0 || al > CATALOG_NAME_MAX || dl == 0 || dl > CATALOG_NAME_MAX)
+        return 0;
+    memcpy(agent, s, al);
+    agent[al] = '\0';
+    memcpy(db, slash + 1, dl);
+    db[dl] = '\0';
+    return catalog_name_valid(agent) && catalog_name_valid(db);
+}
+
+/* An optional boolean field: absent is false. */
+static int body_bool(json_t *root, const char *field, int *dst, pgs_error *e)
+{
+    json_t *v = json_object_get(root, field);
+    if (v == NULL)
+        return 0;
+    if (!json_is_boolean(v))
+        return pgs_fail(e, PGS_EFORMAT, "field \"%s\" is not true or false", field);
+    *dst = json_is_true(v);
+    return 0;
+}
+
+/* An optional name field (a profile, a role): absent is "". */
+static int body_opt_name(json_t *root, const char *field, char *dst, size_t cap, pgs_error *e)
+{
+    if (json_object_get(root, field) == NULL)
+        return 0;
+    return body_name(root, field, dst, cap, e);
+}
+
+/* 0 when s (n bytes as jansson decoded them) is text without NULs or control characters. */
+static int body_text_ok(const char *s, size_t n)
+{
+    if (strlen(s) != n)
+        return -1;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        i += utf8_next((const unsigned char *)s + i, &cp);
+        if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+            return -1;
+    }
+    return 0;
+}
+
+/* An optional array of pg_restore patterns (--schema, --table). */
+static int body_patterns(json_t *root, const char *field, char (*dst)[128], size_t *count,
+                         pgs_error *e)
+{
+    json_t *arr = json_object_get(root, field), *v;
+    size_t i;
+    if (arr == NULL)
+        return 0;
+    if (!json_is_array(arr))
+        return pgs_fail(e, PGS_EFORMAT, "field \"%s\" is not an array of strings", field);
+    if (json_array_size(arr) > RESTORE_PATTERNS_MAX)
+        return pgs_fail(e, PGS_ELIMIT, "field \"%s\" has more than %d entries", field,
+                        RESTORE_PATTERNS_MAX);
+    json_array_foreach(arr, i, v)
+    {
+        if (!json_is_string(v))
+            return pgs_fail(e, PGS_EFORMAT, "field \"%s\" is not an array of strings", field);
+        size_t n = json_string_length(v);
+        if (n == 0)
+            return pgs_fail(e, PGS_EINVAL, "field \"%s\": entry %zu is empty", field, i + 1);
+        if (n > 127)
+            return pgs_fail(e, PGS_ELIMIT, "field \"%s\": entry %zu is longer than 127 bytes",
+                            field, i + 1);
+        if (body_text_ok(json_string_value(v), n) != 0)
+            return pgs_fail(e, PGS_EINVAL, "field \"%s\": entry %zu contains a control character",
+                            field, i + 1);
+        memcpy(dst[i], json_string_value(v), n + 1);
+    }
+    *count = json_array_size(arr);
+    return 0;
+}
+
+/* "source": a backup id or AGENT/DB@latest; AGENT/DB (the database to back up first) exactly
+ * when fresh. */
+static int body_source(json_t *root, restore_request *out, pgs_error *e)
+{
+    char agent[CATALOG_NAME_MAX + 1], db[CATALOG_NAME_MAX + 1];
+    int rc = jsonu_get_str(root, "source", out->source, sizeof(out->source), e);
+    if (rc != 0)
+        return rc;
+    const char *s = out->source;
+    size_t n = strlen(s);
+    int id = catalog_id_valid(s);
+    int latest = n > 7 && strcmp(s + n - 7, "@latest") == 0 && split_names(s, n - 7, agent, db);
+    int plain = !id && !latest && split_names(s, n, agent, db);
+    if (out->fresh && !plain)
+        return pgs_fail(e, PGS_EINVAL,
+                        "with \"fresh\": true, field \"source\" is AGENT/DATABASE: the database "
+                        "to back up first");
+    if (!out->fresh && plain)
+        return pgs_fail(e, PGS_EINVAL,
+                        "field \"source\" is a backup id or AGENT/DATABASE@latest (AGENT/DATABASE "
+                        "alone only with \"fresh\": true)");
+    if (!id && !latest && !plain)
+        return pgs_fail(e, PGS_EINVAL,
+                        "field \"source\" is not a backup id (YYYYMMDDTHHMMSSZ-xxxxxxxx) or "
+                        "AGENT/DATABASE@latest");
+    return 0;
+}
+
+int api_restore_body_parse(const void *body, size_t len, restore_request *out, pgs_error *e)
+{
+    static const char *const allowed[] = {
+        "source",        "fresh",    "target",      "profile",   "overwrite_prod",
+        "safety_backup", "keep_old", "schema_only", "data_only", "no_owner",
+        "role",          "jobs",     "schemas",     "tables",    NULL};
+    char target[2 * CATALOG_NAME_MAX + 2];
+    memset(out, 0, sizeof(*out));
+    if (len == 0)
+        return pgs_fail(e, PGS_EFORMAT, "the request body is empty; send a JSON object");
+    json_t *root = jsonu_load_object(body, len, API_BODY_MAX, "the request body", e);
+    if (root == NULL)
+        return e != NULL ? e->code : PGS_EFORMAT;
+    int rc = jsonu_only_keys(root, allowed, e);
+    if (rc == 0)
+        rc = body_bool(root, "fresh", &out->fresh, e);
+    if (rc == 0)
+        rc = body_source(root, out, e);
+    if (rc == 0)
+        rc = jsonu_get_str(root, "target", target, sizeof(target), e);
+    if (rc == 0 && !split_names(target, strlen(target), out->target_agent, out->target_database))
+        rc = pgs_fail(e, PGS_EINVAL,
+                      "field \"target\" is not AGENT/DATABASE (names: 1-%d of A-Z a-z 0-9 . _ -, "
+                      "not starting with . or -)",
+                      CATALOG_NAME_MAX);
+    if (rc == 0)
+        rc = body_opt_name(root, "profile", out->profile, sizeof(out->profile), e);
+    if (rc == 0)
+        rc = body_opt_name(root, "role", out->role, sizeof(out->role), e);
+    if (rc == 0)
+        rc = body_bool(root, "overwrite_prod", &out->overwrite_prod, e);
+    if (rc == 0)
+        rc = body_bool(root, "safety_backup", &out->safety_backup, e);
+    if (rc == 0)
+        rc = body_bool(root, "keep_old", &out->keep_old, e);
+    if (rc == 0)
+        rc = body_bool(root, "schema_only", &out->schema_only, e);
+    if (rc == 0)
+        rc = body_bool(root, "data_only", &out->data_only, e);
+    if (rc == 0)
+        rc = body_bool(root, "no_owner", &out->no_owner, e);
+    if (rc == 0 && out->schema_only && out->data_only)
+        rc = pgs_fail(e, PGS_EINVAL, "\"schema_only\" and \"data_only\" exclude each other");
+    json_t *jobs = json_object_get(root, "jobs");
+    if (rc == 0 && jobs != NULL) {
+        if (!json_is_integer(jobs))
+            rc = pgs_fail(e, PGS_EFORMAT, "field \"jobs\" is not an integer");
+        else if (json_integer_value(jobs) < 1 || json_integer_value(jobs) > RESTORE_JOBS_MAX)
+            rc = pgs_fail(e, PGS_ELIMIT, "field \"jobs\" must be 1-%d", RESTORE_JOBS_MAX);
+        else
+            out->jobs = (unsigned)json_integer_value(jobs);
+    }
+    if (rc == 0)
+        rc = body_patterns(root, "schemas", out->schemas, &out->nschemas, e);
+    if (rc == 0)
+        rc = body_patterns(root, "tables", out->tables, &out->ntables, e);
     json_decref(root);
     if (rc != 0)
         memset(out, 0, sizeof(*out));
@@ -801,12 +979,18 @@ static int fleet_has(api *a, const char *agent, const char *db, int *has_db)
     return found;
 }
 
+/* 1 when req says its body is JSON. */
+static int json_content_type(nng_http_req *req)
+{
+    const char *ct = nng_http_req_get_header(req, "Content-Type");
+    return ct != NULL && strncasecmp(ct, "application/json", 16) == 0 &&
+           (ct[16] == '\0' || ct[16] == ';' || ct[16] == ' ');
+}
+
 static void post_backup(api *a, nng_aio *aio, nng_http_req *req)
 {
     pgs_error e = {0};
-    const char *ct = nng_http_req_get_header(req, "Content-Type");
-    if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0 ||
-        (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' ')) {
+    if (!json_content_type(req)) {
         reply_error(aio, 415, "unsupported_media_type",
                     "send the body as Content-Type: application/json");
         return;
@@ -854,6 +1038,216 @@ static void post_backup(api *a, nng_aio *aio, nng_http_req *req)
     if (o != NULL)
         json_object_set_new(o, "progress", progress_json(a, id));
     reply_json(aio, 202, o);
+}
+
+/* ---- restores ---- */
+
+/* A restore's reports are up to 1 MiB each: a listing stops adding restores once their reports
+ * pass this many bytes (and says "more"), so that its answer stays within what a client takes. */
+#define API_RESTORES_REPORT_BUDGET (16u * 1024 * 1024)
+
+/* A string from an agent (a step's detail), or null when it is not UTF-8. */
+static json_t *agent_text(const char *s)
+{
+    json_t *v = s != NULL && s[0] != '\0' ? json_string(s) : NULL;
+    return v != NULL ? v : json_null();
+}
+
+/* The live progress of restore id, or NULL when its thread is not running (or no memory). */
+static json_t *restore_progress_json(api *a, const char *id)
+{
+    restorer_progress p;
+    if (a->restorer == NULL || restorer_progress_get(a->restorer, id, &p) != 1)
+        return NULL;
+    json_t *o = json_object();
+    if (o == NULL)
+        return NULL;
+    json_object_set_new(o, "step", agent_text(p.step));
+    json_object_set_new(o, "agent_step", p.has_job ? agent_text(p.job.step) : json_null());
+    json_object_set_new(o, "detail", p.has_job ? agent_text(p.job.detail) : json_null());
+    json_object_set_new(o, "bytes",
+                        p.has_job ? json_integer((json_int_t)p.job.bytes) : json_null());
+    json_object_set_new(o, "phase",
+                        p.has_job ? json_string(fleet_phase_name(p.job.phase)) : json_null());
+    return o;
+}
+
+/* The status and code for restorer_request's refusals (restore.h lists them). */
+static uint16_t restore_status(int code, const char **name)
+{
+    switch (code) {
+    case PGS_EINVAL:
+    case PGS_EFORMAT:
+        *name = "bad_request";
+        return 400;
+    case PGS_ENOTFOUND:
+        *name = "not_found";
+        return 404;
+    case PGS_EORDER:
+        *name = "not_complete";
+        return 409;
+    case PGS_EDENIED:
+        *name = "denied";
+        return 403;
+    case PGS_ELIMIT:
+        *name = "busy";
+        return 429;
+    default:
+        *name = "internal";
+        return 500;
+    }
+}
+
+static void post_restore(api *a, nng_aio *aio, nng_http_req *req)
+{
+    pgs_error e = {0};
+    if (!json_content_type(req)) {
+        reply_error(aio, 415, "unsupported_media_type",
+                    "send the body as Content-Type: application/json");
+        return;
+    }
+    void *body = NULL;
+    size_t len = 0;
+    nng_http_req_get_data(req, &body, &len);
+    restore_request *in = malloc(sizeof(*in));
+    if (in == NULL) {
+        reply_error(aio, 500, "internal", "out of memory");
+        return;
+    }
+    catalog_restore r;
+    memset(&r, 0, sizeof(r));
+    char id[CATALOG_ID_SIZE] = "";
+    if (api_restore_body_parse(body, len, in, &e) != 0) {
+        reply_error(aio, 400, "bad_request", "%s", e.msg);
+        goto out;
+    }
+    if (a->restorer == NULL) {
+        reply_error(aio, 409, "not_connected",
+                    "this coordinator runs no restores (its API serves without agents)");
+        goto out;
+    }
+    cat_lock(a);
+    int rc = restorer_request(a->restorer, a->cat, in, "api", id, &e);
+    int got = rc == 0 ? catalog_restore_get(a->cat, id, &r, &e) : rc;
+    cat_unlock(a);
+    if (rc != 0) {
+        const char *name;
+        uint16_t st = restore_status(rc, &name);
+        if (st == 500)
+            log_error("api: restore of %s into %s/%s: %s", in->source, in->target_agent,
+                      in->target_database, e.msg);
+        reply_error(aio, st, name, "%s", e.msg);
+        goto out;
+    }
+    if (got != 0) { /* queued, but it cannot be read back: say so, with its id */
+        log_error("api: restore %s: %s", id, e.msg);
+        reply_error(aio, 500, "internal", "restore %s was queued but cannot be read: %s", id,
+                    e.msg);
+        goto out;
+    }
+    log_info("api: restore %s of %s into %s/%s requested", id, in->source, in->target_agent,
+             in->target_database);
+    json_t *o = json_object(), *ro = catalog_restore_to_json(&r);
+    if (o == NULL || ro == NULL || json_object_set_new(o, "id", json_string(id)) != 0 ||
+        json_object_set_new(o, "restore", ro) != 0) {
+        json_decref(o);
+        reply_error(aio, 500, "internal", "out of memory");
+        goto out;
+    }
+    reply_json(aio, 202, o);
+out:
+    catalog_restore_clear(&r);
+    free(in);
+}
+
+typedef struct restores_acc {
+    json_t *arr;
+    unsigned limit;
+    size_t report_bytes;
+    int more;
+    int bad;
+} restores_acc;
+
+static int restores_cb(void *arg, const catalog_restore *r)
+{
+    restores_acc *acc = arg;
+    size_t n = json_array_size(acc->arr);
+    if (n >= acc->limit || (n > 0 && acc->report_bytes > API_RESTORES_REPORT_BUDGET)) {
+        acc->more = 1;
+        return 1;
+    }
+    acc->report_bytes += r->report_json != NULL ? strlen(r->report_json) : 0;
+    if (json_array_append_new(acc->arr, catalog_restore_to_json(r)) != 0)
+        return acc->bad = PGS_ENOMEM;
+    return 0;
+}
+
+static void get_restores(api *a, nng_aio *aio, const char *query)
+{
+    pgs_error e = {0};
+    list_query q;
+    if (parse_list_query(query, &q, &e) != 0) {
+        reply_error(aio, 400, "bad_request", "%s", e.msg);
+        return;
+    }
+    catalog_filter f = {
+        .agent = q.agent[0] ? q.agent : NULL,
+        .database = q.database[0] ? q.database : NULL,
+        .environment = q.environment[0] ? q.environment : NULL,
+        .state = q.state,
+        .limit = q.limit + 1, /* one more tells whether there are more */
+    };
+    restores_acc acc = {json_array(), q.limit, 0, 0, 0};
+    if (acc.arr == NULL) {
+        reply_error(aio, 500, "internal", "out of memory");
+        return;
+    }
+    cat_lock(a);
+    int rc = catalog_restore_list(a->cat, &f, restores_cb, &acc, &e);
+    cat_unlock(a);
+    if (rc == 0 && acc.bad != 0)
+        rc = pgs_fail(&e, acc.bad, "out of memory");
+    if (rc != 0) {
+        json_decref(acc.arr);
+        reply_pgs(aio, &e);
+        return;
+    }
+    json_t *res = json_object();
+    if (res != NULL) {
+        json_object_set_new(res, "restores", acc.arr);
+        json_object_set_new(res, "more", json_boolean(acc.more));
+    } else {
+        json_decref(acc.arr);
+    }
+    reply_json(aio, 200, res);
+}
+
+static void get_restore(api *a, nng_aio *aio, const char *id)
+{
+    pgs_error e = {0};
+    catalog_restore r;
+    if (!catalog_id_valid(id)) {
+        reply_error(aio, 404, "not_found", "no such restore (not a restore id)");
+        return;
+    }
+    cat_lock(a);
+    int rc = catalog_restore_get(a->cat, id, &r, &e);
+    cat_unlock(a);
+    if (rc != 0) {
+        reply_pgs(aio, &e);
+        return;
+    }
+    json_t *o = catalog_restore_to_json(&r);
+    int live = r.state == CATALOG_QUEUED || r.state == CATALOG_RUNNING;
+    catalog_restore_clear(&r);
+    if (o == NULL) {
+        reply_error(aio, 500, "internal", "out of memory");
+        return;
+    }
+    json_t *p = live ? restore_progress_json(a, id) : NULL;
+    if (p != NULL)
+        json_object_set_new(o, "progress", p);
+    reply_json(aio, 200, o);
 }
 
 /* ---- GET /v1/backups/ID/object ---- */
@@ -1177,6 +1571,32 @@ static void dispatch(api *a, api_job *job)
             get_object(a, job, id, strcmp(method, "HEAD") == 0);
         } else {
             get_backup(a, aio, id);
+        }
+        return;
+    }
+    if (strcmp(path, "/v1/restores") == 0) {
+        if (strcmp(method, "POST") == 0) {
+            if (query != NULL && query[0] != '\0')
+                reply_error(aio, 400, "bad_request", "POST /v1/restores takes no query");
+            else
+                post_restore(a, aio, job->req);
+        } else if (is_get(method)) {
+            get_restores(a, aio, query);
+        } else {
+            method_not_allowed(aio, "GET, HEAD, POST");
+        }
+        return;
+    }
+    if (strncmp(path, "/v1/restores/", 13) == 0) {
+        rest = path + 13;
+        if (rest[0] == '\0' || strlen(rest) >= CATALOG_ID_SIZE || strchr(rest, '/') != NULL) {
+            reply_error(aio, 404, "not_found", "no such endpoint");
+        } else if (!is_get(method)) {
+            method_not_allowed(aio, "GET, HEAD");
+        } else if (query != NULL && query[0] != '\0') {
+            reply_error(aio, 400, "bad_request", "this endpoint takes no query parameters");
+        } else {
+            get_restore(a, aio, rest);
         }
         return;
     }

@@ -76,4 +76,22 @@ typedef struct api_backup_body {
  */
 int api_backup_body_parse(const void *body, size_t len, api_backup_body *out, pgs_error *e);
 
+/*
+ * Decodes and checks a POST /v1/restores body into *out, as strictly: a JSON object of at most
+ * API_BODY_MAX bytes with exactly these fields, each at most once and of its type:
+ *   "source"  (required) a backup id, or "AGENT/DB@latest", or (only with "fresh": true, and
+ *             then required) "AGENT/DB", the database to back up first
+ *   "target"  (required) "AGENT/DB", split into target_agent and target_database
+ *   "fresh", "overwrite_prod", "safety_backup", "keep_old", "schema_only", "data_only",
+ *             "no_owner": true or false (absent: false); schema_only and data_only not both
+ *   "profile", "role": names (catalog_name_valid)
+ *   "jobs"    1..RESTORE_JOBS_MAX (absent: 0, the restorer's default)
+ *   "schemas", "tables": arrays of at most RESTORE_PATTERNS_MAX strings of 1..127 bytes of UTF-8
+ *             without control characters
+ * Names are checked with catalog_name_valid. 0, or PGS_EFORMAT / PGS_EINVAL / PGS_ELIMIT with e
+ * saying which field (values are not echoed); on failure *out is zeroed. Exposed for the tests
+ * and the fuzzer.
+ */
+int api_restore_body_parse(const void *body, size_t len, restore_request *out, pgs_error *e);
+
 #endif

@@ -1,5 +1,5 @@
 # Tests of the coordinator's HTTP API (coordinator/api.c): real HTTP on loopback through libcurl,
-# a real catalog file and local-directory storage; and the fuzz target of its body decoder.
+# a real catalog file and local-directory storage; and the fuzz targets of its body decoders.
 if(NOT TARGET PkgConfig::CURL)
   pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
 endif()
@@ -11,10 +11,13 @@ add_test(NAME unit_api COMMAND api_test)
 set_tests_properties(unit_api PROPERTIES LABELS unit TIMEOUT 300)
 
 if(PGSHIP_FUZZ)
-  add_executable(api_body_fuzz ${CMAKE_CURRENT_LIST_DIR}/fuzz/api_body_fuzz.c)
-  target_link_libraries(api_body_fuzz PRIVATE pgship_api)
-  target_compile_options(api_body_fuzz PRIVATE -fsanitize=fuzzer)
-  target_link_options(api_body_fuzz PRIVATE -fsanitize=fuzzer)
+  # The body decoders: POST /v1/backups and POST /v1/restores.
+  foreach(t IN ITEMS api_body api_restore)
+    add_executable(${t}_fuzz ${CMAKE_CURRENT_LIST_DIR}/fuzz/${t}_fuzz.c)
+    target_link_libraries(${t}_fuzz PRIVATE pgship_api)
+    target_compile_options(${t}_fuzz PRIVATE -fsanitize=fuzzer)
+    target_link_options(${t}_fuzz PRIVATE -fsanitize=fuzzer)
+  endforeach()
 endif()
 
 # The API over a fixture with a scripted fleet, driven by api_client.sh through the pgship client.

@@ -2,7 +2,8 @@
  * Tests of the coordinator's HTTP API (coordinator/api.c) over real HTTP on loopback: libcurl as
  * the client, a real catalog file and a local-directory storage in a fresh temporary directory,
  * and no fleet (fleet == NULL: no agent is connected). Covers the token, every endpoint, strict
- * query and body checks, the download of a stored archive (headers, bytes, digest, several
+ * query and body checks, restores through a scripted restorer (the refusals it maps, the
+ * listing, live progress), the download of a stored archive (headers, bytes, digest, several
  * storage reads long), and what happens to downloads when too many run or the API stops.
  */
 #include <arpa/inet.h>
@@ -608,6 +609,462 @@ static void test_api_backup_body_parse(void **state)
     TU_ASSERT_ERR(api_backup_body_parse(nul, sizeof(nul) - 1, &b, &e), e, PGS_EFORMAT, NULL);
 }
 
+/* ---- restores ---- */
+
+/*
+ * The restorer, scripted here instead of coordinator/restore.c (whose object the linker then
+ * never pulls in): restorer_request records what the API decoded and either refuses with rc or
+ * queues a restore in the catalog through the API's own handle, as the real one does;
+ * restorer_progress_get reports progress for live_id only.
+ */
+struct restorer {
+    int rc;
+    int calls;
+    restore_request last;
+    char requested_by[CATALOG_REQUESTED_BY_MAX + 1];
+    char live_id[CATALOG_ID_SIZE];
+};
+
+int restorer_request(restorer *r, catalog *cat, const restore_request *req,
+                     const char *requested_by, char id_out[CATALOG_ID_SIZE], pgs_error *e)
+{
+    r->calls++;
+    r->last = *req;
+    snprintf(r->requested_by, sizeof(r->requested_by), "%s", requested_by ? requested_by : "");
+    if (r->rc != 0)
+        return pgs_fail(e, r->rc, "scripted refusal (%s)", pgs_strerror(r->rc));
+    catalog_restore_req cr = {.kind = req->fresh ? "sync" : "restore",
+                              .requested_by = requested_by,
+                              .source = req->source,
+                              .target_agent = req->target_agent,
+                              .target_database = req->target_database,
+                              .target_environment = "staging",
+                              .profile = req->profile};
+    return catalog_restore_new(cat, &cr, id_out, e);
+}
+
+int restorer_progress_get(restorer *r, const char *id, restorer_progress *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (strcmp(id, r->live_id) != 0)
+        return 0;
+    snprintf(out->step, sizeof(out->step), "restore");
+    out->has_job = 1;
+    out->job.phase = FLEET_RESTORING;
+    out->job.bytes = 1234;
+    snprintf(out->job.step, sizeof(out->job.step), "pg_restore");
+    snprintf(out->job.detail, sizeof(out->job.detail), "bad \xff utf-8"); /* from an agent */
+    return 1;
+}
+
+static void post_restore(int port, const char *body, resp *r)
+{
+    env v = {.port = port};
+    http(&v, "POST", "/v1/restores", TOKEN, body, strlen(body), "application/json", r);
+}
+
+/* A second API on the fixture's catalog, with the scripted restorer. */
+static api *start_with_restorer(env *v, restorer *rs)
+{
+    pgs_error e = {0};
+    api *a = NULL;
+    api_opts o = {.url = "http://127.0.0.1:0",
+                  .token = TOKEN,
+                  .restorer = rs,
+                  .storage = v->st,
+                  .catalog_path = v->cpath};
+    if (api_start(&o, &a, &e) != 0)
+        fail_msg("api_start: %s", e.msg);
+    return a;
+}
+
+static void test_api_post_restore_without_restorer_409(void **state)
+{
+    env *v = *state;
+    resp r;
+    char body[256];
+    snprintf(body, sizeof(body), "{\"source\": \"%s\", \"target\": \"stage-db1/appdb\"}",
+             v->complete_id);
+    post_restore(v->port, body, &r);
+    assert_error(&r, 409, "not_connected");
+    assert_non_null(strstr(jstr(r.json, "error"), "runs no restores"));
+    resp_free(&r);
+    /* the body is checked first */
+    post_restore(v->port, "{\"source\": \"x\"}", &r);
+    assert_error(&r, 400, "bad_request");
+    resp_free(&r);
+}
+
+static void test_api_post_restore_refuses_malformed_bodies(void **state)
+{
+    env *v = *state;
+    static const char *bad[] = {
+        "",
+        "[]",
+        "{\"target\": \"stage-db1/appdb\"}",
+        "{\"source\": \"prod-db1/appdb@latest\"}",
+        "{\"source\": \"prod-db1/appdb@latest\", \"target\": \"stage-db1/appdb\", \"x\": 1}",
+        "{\"source\": \"prod-db1/appdb\", \"target\": \"stage-db1/appdb\"}",
+        "{\"source\": \"prod-db1/appdb@latest\", \"target\": \"stage-db1\"}",
+        "{\"source\": \"prod-db1/appdb@latest\", \"target\": \"stage-db1/appdb\", \"jobs\": 0}",
+        "{\"source\": \"prod-db1/appdb@latest\", \"target\": \"stage-db1/appdb\", \"keep_old\": 1}",
+        "{\"source\": \"prod-db1/appdb@latest\", \"target\": \"stage-db1/appdb\"} {}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        resp r;
+        post_restore(v->port, bad[i], &r);
+        if (r.status != 400)
+            fail_msg("body %zu: expected 400, got %ld", i, r.status);
+        assert_error(&r, 400, "bad_request");
+        resp_free(&r);
+    }
+    resp r;
+    const char *ok = "{\"source\": \"prod-db1/appdb@latest\", \"target\": \"stage-db1/appdb\"}";
+    http(v, "POST", "/v1/restores", TOKEN, ok, strlen(ok), "text/plain", &r);
+    assert_error(&r, 415, "unsupported_media_type");
+    resp_free(&r);
+    http(v, "POST", "/v1/restores?x=1", TOKEN, ok, strlen(ok), "application/json", &r);
+    assert_error(&r, 400, "bad_request");
+    resp_free(&r);
+    http(v, "DELETE", "/v1/restores", TOKEN, NULL, 0, NULL, &r);
+    assert_error(&r, 405, "method_not_allowed");
+    assert_string_equal(r.allow, "GET, HEAD, POST");
+    resp_free(&r);
+}
+
+static void test_api_post_restore_maps_restorer_codes(void **state)
+{
+    env *v = *state;
+    restorer rs;
+    memset(&rs, 0, sizeof(rs));
+    api *a = start_with_restorer(v, &rs);
+    int port = api_port(a);
+    resp r;
+
+    /* accepted: 202 with the id and the queued restore; the restorer got the decoded request */
+    const char *body = "{\"source\": \"prod-db1/appdb\", \"fresh\": true,"
+                       " \"target\": \"stage-db1/appdb\", \"profile\": \"app-anonymize\","
+                       " \"safety_backup\": true, \"jobs\": 4, \"tables\": [\"public.users\"]}";
+    post_restore(port, body, &r);
+    assert_int_equal(r.status, 202);
+    const char *id = jstr(r.json, "id");
+    assert_non_null(id);
+    assert_true(catalog_id_valid(id));
+    json_t *ro = json_object_get(r.json, "restore");
+    assert_string_equal(jstr(ro, "id"), id);
+    assert_string_equal(jstr(ro, "state"), "queued");
+    assert_string_equal(jstr(ro, "kind"), "sync");
+    assert_string_equal(jstr(ro, "requested_by"), "api");
+    assert_string_equal(jstr(ro, "target_agent"), "stage-db1");
+    assert_string_equal(jstr(ro, "profile"), "app-anonymize");
+    assert_true(json_is_object(json_object_get(ro, "options")));
+    assert_true(json_is_null(json_object_get(ro, "report")));
+    assert_int_equal(rs.calls, 1);
+    assert_string_equal(rs.requested_by, "api");
+    assert_string_equal(rs.last.source, "prod-db1/appdb");
+    assert_true(rs.last.fresh);
+    assert_true(rs.last.safety_backup);
+    assert_false(rs.last.keep_old);
+    assert_int_equal(rs.last.jobs, 4);
+    assert_int_equal(rs.last.ntables, 1);
+    assert_string_equal(rs.last.tables[0], "public.users");
+    resp_free(&r);
+
+    /* refusals keep the restorer's message and map its code */
+    static const struct {
+        int rc;
+        long status;
+        const char *code;
+    } maps[] = {
+        {PGS_EINVAL, 400, "bad_request"},  {PGS_ENOTFOUND, 404, "not_found"},
+        {PGS_EORDER, 409, "not_complete"}, {PGS_EDENIED, 403, "denied"},
+        {PGS_ELIMIT, 429, "busy"},         {PGS_EIO, 500, "internal"},
+    };
+    for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+        rs.rc = maps[i].rc;
+        post_restore(
+            port, "{\"source\": \"prod-db1/appdb@latest\", \"target\": \"stage-db1/appdb\"}", &r);
+        if (r.status != maps[i].status)
+            fail_msg("code %d: expected %ld, got %ld", maps[i].rc, maps[i].status, r.status);
+        assert_error(&r, maps[i].status, maps[i].code);
+        assert_non_null(strstr(jstr(r.json, "error"), "scripted refusal"));
+        resp_free(&r);
+    }
+    assert_int_equal(rs.calls, 7);
+    /* a malformed body never reaches the restorer */
+    post_restore(port, "{\"source\": \"prod-db1/appdb@latest\"}", &r);
+    assert_error(&r, 400, "bad_request");
+    resp_free(&r);
+    assert_int_equal(rs.calls, 7);
+    api_stop(a);
+}
+
+static void test_api_restores_list_and_show(void **state)
+{
+    env *v = *state;
+    pgs_error e = {0};
+    char ids[4][CATALOG_ID_SIZE], path[160];
+    restorer rs;
+    memset(&rs, 0, sizeof(rs));
+    /* into prod-db1: earlier tests queued restores into stage-db1 through the API */
+    static const char *const targets[4] = {"appdb", "billing", "appdb", "appdb"};
+    for (int i = 0; i < 4; i++) {
+        catalog_restore_req req = {.kind = i == 3 ? "sync" : "restore",
+                                   .requested_by = "alice",
+                                   .source = v->complete_id,
+                                   .source_backup_id = v->complete_id,
+                                   .target_agent = "prod-db1",
+                                   .target_database = targets[i],
+                                   .target_environment = i == 2 ? "qa" : "staging"};
+        assert_int_equal(catalog_restore_new(v->cat, &req, ids[i], &e), 0);
+    }
+    assert_int_equal(catalog_restore_start(v->cat, ids[0], "restore", &e), 0);
+    assert_int_equal(catalog_restore_finish(v->cat, ids[0], 1, NULL, NULL,
+                                            "{\"tables\": [{\"schema\": \"public\", \"name\": "
+                                            "\"users\", \"rows\": 7}]}",
+                                            &e),
+                     0);
+    assert_int_equal(catalog_restore_finish(v->cat, ids[1], 0, "dispatch", "agent gone", NULL, &e),
+                     0);
+    assert_int_equal(catalog_restore_start(v->cat, ids[3], "backup", &e), 0);
+    snprintf(rs.live_id, sizeof(rs.live_id), "%s", ids[3]);
+    api *a = start_with_restorer(v, &rs);
+    env w = {.port = api_port(a)};
+    resp r;
+
+    get(&w, "/v1/restores?agent=prod-db1", &r);
+    assert_int_equal(r.status, 200);
+    json_t *list = json_object_get(r.json, "restores");
+    assert_int_equal(json_array_size(list), 4);
+    for (int i = 0; i < 4; i++) /* newest first */
+        assert_string_equal(jstr(json_array_get(list, (size_t)i), "id"), ids[3 - i]);
+    assert_true(json_is_false(json_object_get(r.json, "more")));
+    resp_free(&r);
+    get(&w, "/v1/restores?agent=prod-db1&database=billing", &r);
+    list = json_object_get(r.json, "restores");
+    assert_int_equal(json_array_size(list), 1);
+    assert_string_equal(jstr(json_array_get(list, 0), "state"), "failed");
+    assert_string_equal(jstr(json_array_get(list, 0), "step"), "dispatch");
+    assert_string_equal(jstr(json_array_get(list, 0), "error"), "agent gone");
+    resp_free(&r);
+    get(&w, "/v1/restores?environment=qa", &r);
+    list = json_object_get(r.json, "restores");
+    assert_int_equal(json_array_size(list), 1);
+    assert_string_equal(jstr(json_array_get(list, 0), "id"), ids[2]);
+    resp_free(&r);
+    get(&w, "/v1/restores?state=complete&agent=prod-db1", &r);
+    list = json_object_get(r.json, "restores");
+    assert_int_equal(json_array_size(list), 1);
+    json_t *rep = json_object_get(json_array_get(list, 0), "report");
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_array_get(json_object_get(rep, "tables"), 0), "rows")),
+                     7);
+    resp_free(&r);
+    get(&w, "/v1/restores?agent=prod-db1&limit=2", &r);
+    assert_int_equal(json_array_size(json_object_get(r.json, "restores")), 2);
+    assert_true(json_is_true(json_object_get(r.json, "more")));
+    resp_free(&r);
+    static const char *bad[] = {"/v1/restores?limit=0", "/v1/restores?agent=../x",
+                                "/v1/restores?state=done", "/v1/restores?colour=red"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        get(&w, bad[i], &r);
+        assert_error(&r, 400, "bad_request");
+        resp_free(&r);
+    }
+
+    /* one restore; progress only while its thread runs */
+    snprintf(path, sizeof(path), "/v1/restores/%s", ids[3]);
+    get(&w, path, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(jstr(r.json, "state"), "running");
+    assert_string_equal(jstr(r.json, "kind"), "sync");
+    json_t *p = json_object_get(r.json, "progress");
+    assert_true(json_is_object(p));
+    assert_string_equal(jstr(p, "step"), "restore");
+    assert_string_equal(jstr(p, "agent_step"), "pg_restore");
+    assert_true(json_is_null(json_object_get(p, "detail"))); /* not UTF-8: not passed on */
+    assert_int_equal(json_integer_value(json_object_get(p, "bytes")), 1234);
+    assert_string_equal(jstr(p, "phase"), "restoring");
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/restores/%s", ids[0]);
+    get(&w, path, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(jstr(r.json, "state"), "complete");
+    assert_string_equal(jstr(r.json, "step"), "done");
+    assert_null(json_object_get(r.json, "progress"));
+    assert_true(json_is_object(json_object_get(r.json, "report")));
+    resp_free(&r);
+    /* the first API has no restorer: the catalog only */
+    snprintf(path, sizeof(path), "/v1/restores/%s", ids[3]);
+    get(v, path, &r);
+    assert_int_equal(r.status, 200);
+    assert_null(json_object_get(r.json, "progress"));
+    resp_free(&r);
+
+    get(&w, "/v1/restores/20260101T000000Z-00000000", &r);
+    assert_error(&r, 404, "not_found");
+    resp_free(&r);
+    get(&w, "/v1/restores/not-an-id", &r);
+    assert_error(&r, 404, "not_found");
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/restores/%s/report", ids[0]);
+    get(&w, path, &r);
+    assert_error(&r, 404, "not_found");
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/restores/%s?x=1", ids[0]);
+    get(&w, path, &r);
+    assert_error(&r, 400, "bad_request");
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/restores/%s", ids[0]);
+    http(&w, "POST", path, TOKEN, "{}", 2, "application/json", &r);
+    assert_error(&r, 405, "method_not_allowed");
+    resp_free(&r);
+    api_stop(a);
+}
+
+static void test_api_restore_body_parse(void **state)
+{
+    (void)state;
+    restore_request q;
+    pgs_error e = {0};
+    const char *full =
+        "{\"source\": \"20261121T160529Z-0a1b2c3d\", \"target\": \"stage-db1/app.db\","
+        " \"profile\": \"app-anonymize\", \"overwrite_prod\": true,"
+        " \"safety_backup\": true, \"keep_old\": true, \"schema_only\": false,"
+        " \"data_only\": true, \"no_owner\": true, \"role\": \"app_owner\","
+        " \"jobs\": 64, \"schemas\": [\"public\", \"sch\u00e9ma\"],"
+        " \"tables\": [\"users\"], \"fresh\": false}";
+    assert_int_equal(api_restore_body_parse(full, strlen(full), &q, &e), 0);
+    assert_string_equal(q.source, "20261121T160529Z-0a1b2c3d");
+    assert_false(q.fresh);
+    assert_string_equal(q.target_agent, "stage-db1");
+    assert_string_equal(q.target_database, "app.db");
+    assert_string_equal(q.profile, "app-anonymize");
+    assert_true(q.overwrite_prod && q.safety_backup && q.keep_old && q.data_only && q.no_owner);
+    assert_false(q.schema_only);
+    assert_string_equal(q.role, "app_owner");
+    assert_int_equal(q.jobs, 64);
+    assert_int_equal(q.nschemas, 2);
+    assert_string_equal(q.schemas[1], "sch\u00e9ma");
+    assert_int_equal(q.ntables, 1);
+    assert_string_equal(q.tables[0], "users");
+
+    const char *min = "{\"source\": \"prod-db1/appdb@latest\", \"target\": \"s/d\"}";
+    assert_int_equal(api_restore_body_parse(min, strlen(min), &q, &e), 0);
+    assert_string_equal(q.source, "prod-db1/appdb@latest");
+    assert_int_equal(q.jobs, 0);
+    assert_string_equal(q.profile, "");
+    assert_string_equal(q.role, "");
+    assert_int_equal(q.nschemas + q.ntables, 0);
+    assert_false(q.fresh || q.overwrite_prod || q.safety_backup || q.keep_old || q.schema_only ||
+                 q.data_only || q.no_owner);
+    const char *sync = "{\"source\": \"prod-db1/appdb\", \"fresh\": true, \"target\": \"s/d\"}";
+    assert_int_equal(api_restore_body_parse(sync, strlen(sync), &q, &e), 0);
+    assert_true(q.fresh);
+    assert_string_equal(q.source, "prod-db1/appdb");
+
+    char many[8192], big[1024];
+    size_t n = (size_t)snprintf(many, sizeof(many),
+                                "{\"source\": \"a/b@latest\", \"target\": "
+                                "\"s/d\", \"tables\": [");
+    for (int i = 0; i <= RESTORE_PATTERNS_MAX; i++)
+        n += (size_t)snprintf(many + n, sizeof(many) - n, "%s\"t%d\"", i ? ", " : "", i);
+    snprintf(many + n, sizeof(many) - n, "]}");
+    char longpat[200];
+    memset(longpat, 'p', 128);
+    longpat[128] = '\0';
+    snprintf(big, sizeof(big),
+             "{\"source\": \"a/b@latest\", \"target\": \"s/d\", \"schemas\": [\"%s\"]}", longpat);
+    char longsrc[300];
+    memset(longpat, 's', CATALOG_SOURCE_MAX + 1);
+    longpat[CATALOG_SOURCE_MAX + 1] = '\0';
+    snprintf(longsrc, sizeof(longsrc), "{\"source\": \"%s\", \"target\": \"s/d\"}", longpat);
+    static const struct {
+        const char *body;
+        int code;
+        const char *msg;
+    } bad[] = {
+        {"{\"source\": \"a/b@latest\"}", PGS_EFORMAT, "\"target\""},
+        {"{\"target\": \"s/d\"}", PGS_EFORMAT, "\"source\""},
+        {"{\"source\": \"a/b@latest\", \"target\": \"s/d\", \"when\": 1}", PGS_EFORMAT,
+         "unexpected field \"when\""},
+        {"{\"source\": \"a/b@latest\", \"source\": \"a/b@latest\", \"target\": \"s/d\"}",
+         PGS_EFORMAT, NULL},
+        /* sources */
+        {"{\"source\": \"a/b\", \"target\": \"s/d\"}", PGS_EINVAL, "only with \"fresh\": true"},
+        {"{\"source\": \"a/b@latest\", \"fresh\": true, \"target\": \"s/d\"}", PGS_EINVAL,
+         "\"fresh\": true"},
+        {"{\"source\": \"20261121T160529Z-0a1b2c3d\", \"fresh\": true, \"target\": \"s/d\"}",
+         PGS_EINVAL, "\"fresh\": true"},
+        {"{\"source\": \"20261121T160529Z-0A1B2C3D\", \"target\": \"s/d\"}", PGS_EINVAL,
+         "\"source\""},
+        {"{\"source\": \"../etc@latest\", \"target\": \"s/d\"}", PGS_EINVAL, "\"source\""},
+        {"{\"source\": \"a/b/c@latest\", \"target\": \"s/d\"}", PGS_EINVAL, "\"source\""},
+        {"{\"source\": \"a/@latest\", \"target\": \"s/d\"}", PGS_EINVAL, "\"source\""},
+        {"{\"source\": \"@latest\", \"target\": \"s/d\"}", PGS_EINVAL, "\"source\""},
+        {"{\"source\": \"\", \"target\": \"s/d\"}", PGS_EINVAL, "\"source\""},
+        {"{\"source\": 7, \"target\": \"s/d\"}", PGS_EFORMAT, "\"source\""},
+        /* targets */
+        {"{\"source\": \"a/b@latest\", \"target\": \"s\"}", PGS_EINVAL, "\"target\""},
+        {"{\"source\": \"a/b@latest\", \"target\": \"s/d/e\"}", PGS_EINVAL, "\"target\""},
+        {"{\"source\": \"a/b@latest\", \"target\": \"/d\"}", PGS_EINVAL, "\"target\""},
+        {"{\"source\": \"a/b@latest\", \"target\": \"s/.d\"}", PGS_EINVAL, "\"target\""},
+        {"{\"source\": \"a/b@latest\", \"target\": \"s/d@latest\"}", PGS_EINVAL, "\"target\""},
+        {"{\"source\": \"a/b@latest\", \"target\": [\"s\", \"d\"]}", PGS_EFORMAT, "\"target\""},
+        /* the rest */
+        {"{\"source\": \"a/b@latest\", \"target\": \"s/d\", \"profile\": \"../p\"}", PGS_EINVAL,
+         "\"profile\""},
+        {"{\"source\": \"a/b@latest\", \"target\": \"s/d\", \"profile\": null}", PGS_EFORMAT,
+         "\"profile\""},
+        {"{\"source\": \"a/b@latest\", \"target\": \"s/d\", \"role\": \"a b\"}", PGS_EINVAL,
+         "\"role\""},
+        {"{\"source\": \"a/b@latest\", \"target\": \"s/d\", \"keep_old\": \"yes\"}", PGS_EFORMAT,
+         "\"keep_old\""},
+        {"{\"source\": \"a/b@latest\", \"target\": \"s/d\", \"fresh\": 1}", PGS_EFORMAT,
+         "\"fresh\""},
+        {"{\"source\": \"a/b@latest\", \"target\": \"s/d\", \"schema_only\": true, \"data_only\": "
+         "true}",
+         PGS_EINVAL, "exclude each other"},
+        {"{\"source\": \"a/b@latest\", \"target\": \"s/d\", \"jobs\": 0}", PGS_ELIMIT, "\"jobs\""},
+        {"{\"source\": \"a/b@latest\", \"target\": \"s/d\", \"jobs\": 65}", PGS_ELIMIT, "\"jobs\""},
+        {"{\"source\": \"a/b@latest\", \"target\": \"s/d\", \"jobs\": -1}", PGS_ELIMIT, "\"jobs\""},
+        {"{\"source\": \"a/b@latest\", \"target\": \"s/d\", \"jobs\": 2.0}", PGS_EFORMAT,
+         "\"jobs\""},
+        {"{\"source\": \"a/b@latest\", \"target\": \"s/d\", \"tables\": \"users\"}", PGS_EFORMAT,
+         "\"tables\""},
+        {"{\"source\": \"a/b@latest\", \"target\": \"s/d\", \"tables\": [1]}", PGS_EFORMAT,
+         "\"tables\""},
+        {"{\"source\": \"a/b@latest\", \"target\": \"s/d\", \"tables\": [\"\"]}", PGS_EINVAL,
+         "empty"},
+        {"{\"source\": \"a/b@latest\", \"target\": \"s/d\", \"tables\": [\"a\\nb\"]}", PGS_EINVAL,
+         "control character"},
+        {"{\"source\": \"a/b@latest\", \"target\": \"s/d\", \"schemas\": [\"x\\u009b\"]}",
+         PGS_EINVAL, "control character"},
+        {"{\"source\": \"a/b@latest\", \"target\": \"s/d\", \"schemas\": [\"x\\u0000\"]}",
+         PGS_EFORMAT, NULL},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&e, 0, sizeof(e));
+        int rc = api_restore_body_parse(bad[i].body, strlen(bad[i].body), &q, &e);
+        if (rc != bad[i].code || e.code != rc ||
+            (bad[i].msg != NULL && strstr(e.msg, bad[i].msg) == NULL))
+            fail_msg("body #%zu: rc %d, message \"%s\"", i, rc, e.msg);
+        assert_string_equal(q.source, ""); /* zeroed on failure */
+    }
+    TU_ASSERT_ERR(api_restore_body_parse(many, strlen(many), &q, &e), e, PGS_ELIMIT, "tables");
+    TU_ASSERT_ERR(api_restore_body_parse(big, strlen(big), &q, &e), e, PGS_ELIMIT, "127 bytes");
+    TU_ASSERT_ERR(api_restore_body_parse(longsrc, strlen(longsrc), &q, &e), e, PGS_ELIMIT,
+                  "source");
+    TU_ASSERT_ERR(api_restore_body_parse("", 0, &q, &e), e, PGS_EFORMAT, "empty");
+    TU_ASSERT_ERR(api_restore_body_parse("{}", API_BODY_MAX + 1, &q, &e), e, PGS_ELIMIT, NULL);
+    const char nul[] = "{\"source\": \"a/b@latest\", \"target\": \"s/d\"}\0{";
+    TU_ASSERT_ERR(api_restore_body_parse(nul, sizeof(nul) - 1, &q, &e), e, PGS_EFORMAT, NULL);
+    /* the hostile value is not echoed */
+    const char *echo = "{\"source\": \"<script>@latest\", \"target\": \"s/d\"}";
+    assert_int_equal(api_restore_body_parse(echo, strlen(echo), &q, &e), PGS_EINVAL);
+    assert_null(strstr(e.msg, "<script>"));
+}
+
 /* ---- downloads ---- */
 
 static void test_api_object_streams_complete_backup(void **state)
@@ -810,6 +1267,11 @@ int main(void)
         cmocka_unit_test(test_api_post_backup_without_fleet_409),
         cmocka_unit_test(test_api_post_backup_refuses_malformed_bodies),
         cmocka_unit_test(test_api_backup_body_parse),
+        cmocka_unit_test(test_api_post_restore_without_restorer_409),
+        cmocka_unit_test(test_api_post_restore_refuses_malformed_bodies),
+        cmocka_unit_test(test_api_post_restore_maps_restorer_codes),
+        cmocka_unit_test(test_api_restores_list_and_show),
+        cmocka_unit_test(test_api_restore_body_parse),
         cmocka_unit_test(test_api_object_streams_complete_backup),
         cmocka_unit_test(test_api_object_refuses_incomplete_409),
         cmocka_unit_test(test_api_object_missing_from_storage_404),

@@ -129,7 +129,7 @@ int main(int argc, char **argv)
     } else if (strcmp(mode, "oversize") == 0) {
         size_t len = (8u << 20) + 64;
         uint8_t *big = calloc(1, len);
-        big[0] = 'P', big[1] = 'W', big[2] = 1, big[3] = WIRE_DATA;
+        big[0] = 'P', big[1] = 'W', big[2] = WIRE_VERSION, big[3] = WIRE_DATA;
         uint32_t bl = (uint32_t)(len - WIRE_HEADER_LEN);
         big[4] = bl >> 24, big[5] = bl >> 16, big[6] = bl >> 8, big[7] = bl;
         int rc = xfer(big, len, &r);
@@ -146,7 +146,7 @@ int main(int argc, char **argv)
                            "\"extra\":1}";
         uint8_t frame[256];
         size_t bl = strlen(body);
-        frame[0] = 'P', frame[1] = 'W', frame[2] = 1, frame[3] = WIRE_HELLO;
+        frame[0] = 'P', frame[1] = 'W', frame[2] = WIRE_VERSION, frame[3] = WIRE_HELLO;
         frame[4] = 0, frame[5] = 0, frame[6] = 0, frame[7] = (uint8_t)bl;
         memcpy(frame + 8, body, bl);
         expect(xfer(frame, 8 + bl, &r), &r, WIRE_CHALLENGE);

@@ -5,4 +5,10 @@
 int cmd_keygen(int argc, char **argv);
 int cmd_decrypt(int argc, char **argv);
 
+/* Restores and syncs through the coordinator (client/remote.c, beside the commands remote.h
+ * declares). */
+int cmd_restore(int argc, char **argv);
+int cmd_sync(int argc, char **argv);
+int cmd_restores(int argc, char **argv);
+
 #endif

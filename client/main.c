@@ -25,6 +25,13 @@ static void usage(FILE *f)
                "  ls [AGENT[/DB]]    list backups, newest first\n"
                "  show ID            one backup in detail, with its progress while it runs\n"
                "  fetch ID -o FILE   download a backup's archive, verified against the catalog\n"
+               "  restore SOURCE --to AGENT/DB\n"
+               "                     replace a database with a backup (ID or AGENT/DB@latest),\n"
+               "                     optionally sanitized (--sanitize PROFILE); safe: on any\n"
+               "                     failure the target is untouched\n"
+               "  sync AGENT/DB --to AGENT/DB\n"
+               "                     a fresh backup of one database restored into another\n"
+               "  restores [ID]      the history of restores and syncs, or one's report\n"
                "\n"
                "pgship COMMAND --help shows a command's options; pgship --version.\n");
 }
@@ -56,7 +63,10 @@ int main(int argc, char **argv)
                        {"backup", cmd_backup},
                        {"ls", cmd_ls},
                        {"show", cmd_show},
-                       {"fetch", cmd_fetch}};
+                       {"fetch", cmd_fetch},
+                       {"restore", cmd_restore},
+                       {"sync", cmd_sync},
+                       {"restores", cmd_restores}};
     for (size_t i = 0; i < sizeof(remote_cmds) / sizeof(remote_cmds[0]); i++) {
         if (strcmp(cmd, remote_cmds[i].name) == 0) {
             curl_global_init(CURL_GLOBAL_DEFAULT);

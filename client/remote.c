@@ -1,6 +1,6 @@
 /*
- * pgship agents | backup | ls | show | fetch: the operator's side of the coordinator's HTTP API
- * (docs/api.md), over libcurl.
+ * pgship agents | backup | ls | show | fetch | restore | sync | restores: the operator's side of
+ * the coordinator's HTTP API (docs/api.md), over libcurl.
  *
  * The token is a secret: it comes from a file (--token-file) or the environment (PGSHIP_TOKEN),
  * because argv is visible to every user of the host; --token exists for one-off use and says so.
@@ -15,6 +15,7 @@
  * coordinator sends as X-Pgship-Sha256; otherwise the temporary file is removed.
  */
 #include "client/remote.h"
+#include "client/commands.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -435,7 +436,7 @@ static void print_json(json_t *j)
 }
 
 /* A table: cells are copied; columns are as wide as their widest cell (in code points). */
-#define TABLE_COLS 8
+#define TABLE_COLS 9
 typedef struct table {
     size_t ncols;
     size_t nrows;
@@ -1403,6 +1404,914 @@ out:
     headers_free(h);
     sha256_free(s.sha);
     free(s.err.data);
+    remote_close(&r);
+    return rc;
+}
+
+/* ---- pgship restore, sync, restores ---- */
+
+#define RESTORE_PATTERNS 64 /* --schema and --table values, each (as the API's limit) */
+#define RESTORE_PATTERN_MAX 127
+#define RESTORE_JOBS 64
+#define SOURCE_MAX 160 /* as the catalog's CATALOG_SOURCE_MAX */
+
+#define RESTORE_USAGE_OPTIONS                                                                      \
+    "  -s, --sanitize PROFILE   restore through the coordinator's profile PROFILE\n"               \
+    "                           (profiles_dir/PROFILE: sanitize.sql, then the checks of\n"         \
+    "                           check.sql); required to copy prod data into another\n"             \
+    "                           environment unless the coordinator's policy allows it\n"           \
+    "      --schema-only        restore the schema only (pg_restore --schema-only)\n"              \
+    "      --data-only          restore the data only (pg_restore --data-only)\n"                  \
+    "  -n, --schema S           only schema S (pg_restore --schema); repeatable, up to 64\n"       \
+    "  -t, --table T            only table T (pg_restore --table); repeatable, up to 64\n"         \
+    "      --no-owner           do not set owners (pg_restore --no-owner)\n"                       \
+    "      --role R             restore as role R (pg_restore --role)\n"                           \
+    "  -j, --jobs N             parallel pg_restore jobs, 1-64 (default: the coordinator's, 2)\n"  \
+    "      --keep-old           keep the replaced database as DB__pgship_old_TIME instead\n"       \
+    "                           of dropping it\n"                                                  \
+    "      --safety-backup      first back up the target database (label \"safety\")\n"            \
+    "      --overwrite-prod     allow replacing a database of a prod environment\n"                \
+    "  -w, --wait               follow it to the end: progress on standard error, then the\n"      \
+    "                           report (--json: the restore's JSON); exit 0 only when it is\n"     \
+    "                           complete\n"                                                        \
+    "      --timeout SECONDS    with --wait: stop waiting after this long (it goes on)\n"
+
+static void restore_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: pgship restore SOURCE --to AGENT/DATABASE [--sanitize PROFILE] [--wait] [...]\n"
+            "\n"
+            "Restores a backup into a database of a connected agent, safely: the agent restores\n"
+            "into a temporary database, sanitizes and checks it (with --sanitize), and only\n"
+            "then swaps it for the target in one step. If anything fails, the target is exactly\n"
+            "as it was, and the report says which step failed and why. Prints the restore's id\n"
+            "on standard output (pgship restores ID shows it later).\n"
+            "\n"
+            "SOURCE is a backup id (pgship ls), or AGENT/DATABASE@latest: the newest complete\n"
+            "backup of that database. To back it up first, use pgship sync.\n"
+            "\n"
+            "  --to AGENT/DATABASE      the database to replace (required)\n" RESTORE_USAGE_OPTIONS
+                COMMON_USAGE "\n"
+            "examples:\n"
+            "  pgship restore 20261121T160529Z-0a1b2c3d --to staging-db1/appdb --wait\n"
+            "  pgship restore prod-db1/appdb@latest --to staging-db1/appdb \\\n"
+            "      --sanitize app-anonymize --wait\n");
+}
+
+static void sync_usage(FILE *f)
+{
+    fprintf(
+        f, "usage: pgship sync AGENT/DATABASE --to AGENT/DATABASE [--from-latest]\n"
+           "                   [--sanitize PROFILE] [--wait] [...]\n"
+           "\n"
+           "Copies one database into another in one command: a fresh backup of the source (or,\n"
+           "with --from-latest, its newest complete backup), then a restore of it into the\n"
+           "target, as pgship restore does. One restore, one report; with --wait, exit 0 only\n"
+           "when all of it succeeded. Prints the restore's id on standard output.\n"
+           "\n"
+           "  --to AGENT/DATABASE      the database to replace (required)\n"
+           "      --from-latest        restore the newest complete backup instead of making\n"
+           "                           a new one\n" RESTORE_USAGE_OPTIONS COMMON_USAGE "\n"
+           "example:\n"
+           "  pgship sync prod-db1/appdb --to staging-db1/appdb --sanitize app-anonymize --wait\n");
+}
+
+static void restores_usage(FILE *f)
+{
+    fprintf(f, "usage: pgship restores [ID] [--limit N] [--json] [--url URL] [--token-file FILE]\n"
+               "\n"
+               "Without ID: the history of restores and syncs, newest first: who asked, what was\n"
+               "restored where, through which profile, the result, how long it took and how many\n"
+               "rows it restored. With ID: that one's report (its steps and their times, row\n"
+               "counts per table, check failures, the error), with its progress while it runs.\n"
+               "\n"
+               "  -n, --limit N         at most N restores (1-10000; default 100)\n" COMMON_USAGE);
+}
+
+enum {
+    OPT_TO = 1100,
+    OPT_SANITIZE,
+    OPT_SCHEMA_ONLY,
+    OPT_DATA_ONLY,
+    OPT_NO_OWNER,
+    OPT_ROLE,
+    OPT_KEEP_OLD,
+    OPT_SAFETY,
+    OPT_OVERWRITE_PROD,
+    OPT_FROM_LATEST,
+    OPT_TIMEOUT,
+};
+
+#define RESTORE_LONG_OPTIONS                                                                       \
+    {"to", required_argument, NULL, OPT_TO}, {"sanitize", required_argument, NULL, 's'},           \
+        {"schema-only", no_argument, NULL, OPT_SCHEMA_ONLY},                                       \
+        {"data-only", no_argument, NULL, OPT_DATA_ONLY}, {"schema", required_argument, NULL, 'n'}, \
+        {"table", required_argument, NULL, 't'}, {"no-owner", no_argument, NULL, OPT_NO_OWNER},    \
+        {"role", required_argument, NULL, OPT_ROLE}, {"jobs", required_argument, NULL, 'j'},       \
+        {"keep-old", no_argument, NULL, OPT_KEEP_OLD},                                             \
+        {"safety-backup", no_argument, NULL, OPT_SAFETY},                                          \
+        {"overwrite-prod", no_argument, NULL, OPT_OVERWRITE_PROD},                                 \
+        {"wait", no_argument, NULL, 'w'},                                                          \
+    {                                                                                              \
+        "timeout", required_argument, NULL, OPT_TIMEOUT                                            \
+    }
+
+typedef struct restore_opts {
+    const char *to, *profile, *role;
+    int schema_only, data_only, no_owner, keep_old, safety_backup, overwrite_prod, from_latest;
+    unsigned long jobs;
+    const char *schemas[RESTORE_PATTERNS], *tables[RESTORE_PATTERNS];
+    size_t nschemas, ntables;
+    int wait;
+    unsigned long timeout_s;
+} restore_opts;
+
+/* A --schema or --table value: 1-127 bytes without control characters. */
+static int pattern_opt(const char *name, const char *arg, const char **list, size_t *n)
+{
+    size_t len = strlen(arg);
+    int ok = len > 0 && len <= RESTORE_PATTERN_MAX;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = (unsigned char)arg[i] >= 0x20 && arg[i] != 0x7f;
+    if (!ok) {
+        log_error("--%s takes 1-%d bytes without control characters", name, RESTORE_PATTERN_MAX);
+        return REMOTE_EXIT_USAGE;
+    }
+    if (*n == RESTORE_PATTERNS) {
+        log_error("at most %d --%s options", RESTORE_PATTERNS, name);
+        return REMOTE_EXIT_USAGE;
+    }
+    list[(*n)++] = arg;
+    return 0;
+}
+
+static int restore_opt(void *ctx, int ch, const char *arg)
+{
+    restore_opts *o = ctx;
+    switch (ch) {
+    case OPT_TO:
+        o->to = arg;
+        return 0;
+    case 's':
+        o->profile = arg;
+        return 0;
+    case OPT_SCHEMA_ONLY:
+        o->schema_only = 1;
+        return 0;
+    case OPT_DATA_ONLY:
+        o->data_only = 1;
+        return 0;
+    case 'n':
+        return pattern_opt("schema", arg, o->schemas, &o->nschemas);
+    case 't':
+        return pattern_opt("table", arg, o->tables, &o->ntables);
+    case OPT_NO_OWNER:
+        o->no_owner = 1;
+        return 0;
+    case OPT_ROLE:
+        o->role = arg;
+        return 0;
+    case 'j':
+        if (parse_count(arg, 1, RESTORE_JOBS, &o->jobs) != 0) {
+            log_error("--jobs takes a number from 1 to %d", RESTORE_JOBS);
+            return REMOTE_EXIT_USAGE;
+        }
+        return 0;
+    case OPT_KEEP_OLD:
+        o->keep_old = 1;
+        return 0;
+    case OPT_SAFETY:
+        o->safety_backup = 1;
+        return 0;
+    case OPT_OVERWRITE_PROD:
+        o->overwrite_prod = 1;
+        return 0;
+    case OPT_FROM_LATEST:
+        o->from_latest = 1;
+        return 0;
+    case 'w':
+        o->wait = 1;
+        return 0;
+    case OPT_TIMEOUT:
+        if (parse_count(arg, 0, ULONG_MAX, &o->timeout_s) != 0) {
+            log_error("--timeout takes a number of seconds");
+            return REMOTE_EXIT_USAGE;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+/* Adds the array key of vals, refusing text that is not UTF-8; 0 or the usage status (logged). */
+static int body_list(json_t *o, const char *key, const char *opt, const char *const *vals, size_t n)
+{
+    if (n == 0)
+        return 0;
+    json_t *arr = json_array();
+    json_object_set_new(o, key, arr);
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_string(vals[i]);
+        if (v == NULL) {
+            log_error("%s is not valid UTF-8", opt);
+            return REMOTE_EXIT_USAGE;
+        }
+        json_array_append_new(arr, v);
+    }
+    return 0;
+}
+
+/* The POST /v1/restores body for source (as the API takes it) and the options; NULL with the
+ * reason logged. */
+static char *restore_body(const char *source, int fresh, const restore_opts *o)
+{
+    json_t *req = json_object();
+    int rc = 0;
+    json_object_set_new(req, "source", json_string(source));
+    if (fresh)
+        json_object_set_new(req, "fresh", json_true());
+    json_object_set_new(req, "target", json_string(o->to));
+    if (o->profile != NULL)
+        json_object_set_new(req, "profile", json_string(o->profile));
+    static const char *const flags[] = {"overwrite_prod", "safety_backup", "keep_old",
+                                        "schema_only",    "data_only",     "no_owner"};
+    const int set[] = {o->overwrite_prod, o->safety_backup, o->keep_old,
+                       o->schema_only,    o->data_only,     o->no_owner};
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+        if (set[i])
+            json_object_set_new(req, flags[i], json_true());
+    if (o->role != NULL)
+        json_object_set_new(req, "role", json_string(o->role));
+    if (o->jobs > 0)
+        json_object_set_new(req, "jobs", json_integer((json_int_t)o->jobs));
+    if ((rc = body_list(req, "schemas", "--schema", o->schemas, o->nschemas)) != 0 ||
+        (rc = body_list(req, "tables", "--table", o->tables, o->ntables)) != 0) {
+        json_decref(req);
+        return NULL;
+    }
+    char *body = json_dumps(req, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(req);
+    if (body == NULL)
+        log_error("out of memory");
+    return body;
+}
+
+/* ms as "850 ms", "12.3 s", "4 min 05 s", "1 h 02 min". */
+static void ms_text(double ms, char *out, size_t cap)
+{
+    if (ms < 0)
+        ms = 0;
+    if (ms < 1000)
+        snprintf(out, cap, "%.0f ms", ms);
+    else if (ms < 60000)
+        snprintf(out, cap, "%.1f s", ms / 1000);
+    else if (ms < 3600000)
+        snprintf(out, cap, "%ld min %02ld s", (long)(ms / 60000), (long)(ms / 1000) % 60);
+    else
+        snprintf(out, cap, "%ld h %02ld min", (long)(ms / 3600000), (long)(ms / 60000) % 60);
+}
+
+/* Unix ms of the API's time text ("2026-11-21T16:05:29.123Z"), or -1. */
+static int64_t time_ms(const char *t)
+{
+    struct tm tm;
+    int ms = 0;
+    memset(&tm, 0, sizeof(tm));
+    if (t == NULL || sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                            &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+/* How long a restore took (or has been running): "-" when it has not started. */
+static void took_text(json_t *r, char *out, size_t cap)
+{
+    int64_t a = time_ms(jstr(r, "started_at")), b = time_ms(jstr(r, "finished_at"));
+    if (a < 0) {
+        snprintf(out, cap, "-");
+        return;
+    }
+    if (b < 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        b = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    }
+    ms_text((double)(b - a), out, cap);
+}
+
+static json_t *report_of(json_t *r)
+{
+    json_t *rep = json_object_get(r, "report");
+    return json_is_object(rep) ? rep : NULL;
+}
+
+/* Rows restored, summed over the report's tables; -1 when it has none. */
+static long long total_rows(json_t *r, size_t *ntables)
+{
+    json_t *tables = json_object_get(report_of(r), "tables"), *t;
+    size_t i;
+    long long sum = 0;
+    *ntables = 0;
+    if (!json_is_array(tables))
+        return -1;
+    json_array_foreach(tables, i, t)
+    {
+        json_t *n = json_object_get(t, "rows");
+        if (json_is_integer(n) && json_integer_value(n) > 0)
+            sum += json_integer_value(n);
+    }
+    *ntables = json_array_size(tables);
+    return sum;
+}
+
+/* "complete", "failed in check", "running: pg_restore", "queued". */
+static void result_text(json_t *r, char *out, size_t cap)
+{
+    const char *state = jstr(r, "state"), *step = jstr(r, "step");
+    if (state == NULL)
+        state = "?";
+    if (strcmp(state, "failed") == 0 && step != NULL)
+        snprintf(out, cap, "failed in %s", step);
+    else if (strcmp(state, "running") == 0 && step != NULL)
+        snprintf(out, cap, "running: %s", step);
+    else
+        snprintf(out, cap, "%s", state);
+}
+
+/* A JSON scalar of a check failure's row as text. */
+static void value_text(json_t *v, char *out, size_t cap)
+{
+    if (json_is_string(v))
+        snprintf(out, cap, "%s", json_string_value(v));
+    else if (json_is_integer(v))
+        snprintf(out, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    else if (json_is_real(v))
+        snprintf(out, cap, "%g", json_real_value(v));
+    else if (json_is_boolean(v))
+        snprintf(out, cap, "%s", json_is_true(v) ? "true" : "false");
+    else if (json_is_null(v))
+        snprintf(out, cap, "NULL");
+    else {
+        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        snprintf(out, cap, "%s", s ? s : "?");
+        free(s);
+    }
+}
+
+/* One line per step of steps (a report's array): WHO NAME TIME ok|failed [backup ID]. */
+static void print_steps(const char *who, json_t *steps)
+{
+    json_t *s;
+    size_t i;
+    json_array_foreach(steps, i, s)
+    {
+        char t[32];
+        json_t *ms = json_object_get(s, "ms");
+        if (json_is_number(ms))
+            ms_text(json_number_value(ms), t, sizeof(t));
+        else
+            snprintf(t, sizeof(t), "-");
+        char *name = clean_text(jstr(s, "name"));
+        printf("  %-12s %-12s %10s  %s", who, name, t,
+               json_is_false(json_object_get(s, "ok")) ? "failed" : "ok");
+        if (jstr(s, "backup_id") != NULL) {
+            char *b = clean_text(jstr(s, "backup_id"));
+            printf("  backup %s", b);
+            free(b);
+        }
+        printf("\n");
+        free(name);
+    }
+}
+
+static void print_check_failures(json_t *rep)
+{
+    json_t *fails = json_object_get(rep, "check_failures"), *f;
+    size_t i;
+    if (json_array_size(fails) == 0)
+        return;
+    json_t *tot = json_object_get(rep, "check_failures_total");
+    long long total =
+        json_is_integer(tot) ? json_integer_value(tot) : (long long)json_array_size(fails);
+    printf("\ncheck failures (%zu shown of %lld): every row a check query returns\n",
+           json_array_size(fails), total);
+    json_array_foreach(fails, i, f)
+    {
+        char line[4096], v[512];
+        size_t used = 0;
+        json_t *q = json_object_get(f, "query"), *l = json_object_get(f, "line");
+        int n = snprintf(line, sizeof(line), "  query %" JSON_INTEGER_FORMAT,
+                         json_is_integer(q) ? json_integer_value(q) : 0);
+        used = n > 0 ? (size_t)n : 0;
+        if (json_is_integer(l))
+            used += (size_t)snprintf(line + used, sizeof(line) - used,
+                                     " (line %" JSON_INTEGER_FORMAT ")", json_integer_value(l));
+        json_t *cols = json_object_get(f, "columns"), *row = json_object_get(f, "row"), *x;
+        size_t k;
+        json_array_foreach(row, k, x)
+        {
+            const char *col = json_string_value(json_array_get(cols, k));
+            value_text(x, v, sizeof(v));
+            n = snprintf(line + used, sizeof(line) - used, "%s%s%s%s", k ? ", " : ": ",
+                         col ? col : "", col ? "=" : "", v);
+            if (n < 0 || (size_t)n >= sizeof(line) - used)
+                break;
+            used += (size_t)n;
+        }
+        char *c = clean_text(line);
+        printf("%s\n", c);
+        free(c);
+    }
+}
+
+/* The human report of a restore (the API's object). */
+static void show_restore(json_t *r)
+{
+    char t[64], buf[512], res[96];
+    show_field("restore", jstr(r, "id"));
+    show_field("kind", jstr(r, "kind"));
+    result_text(r, res, sizeof(res));
+    show_field("state", res);
+    if (jstr(r, "error") != NULL)
+        show_field("error", jstr(r, "error"));
+    json_t *p = json_object_get(r, "progress");
+    if (json_is_object(p)) {
+        const char *as = jstr(p, "agent_step");
+        snprintf(buf, sizeof(buf), "%s%s%s", jstr(p, "step") ? jstr(p, "step") : "?",
+                 as ? ", agent: " : "", as ? as : "");
+        show_field("progress", buf);
+    }
+    show_field("requested by", jstr(r, "requested_by"));
+    const char *sa = jstr(r, "source_agent"), *sd = jstr(r, "source_database"),
+               *se = jstr(r, "source_environment"), *sid = jstr(r, "source_backup_id");
+    snprintf(buf, sizeof(buf), "%s", jstr(r, "source") ? jstr(r, "source") : "?");
+    if (sid != NULL && (jstr(r, "source") == NULL || strcmp(sid, jstr(r, "source")) != 0)) {
+        size_t n = strlen(buf);
+        snprintf(buf + n, sizeof(buf) - n, ": backup %s", sid);
+    }
+    if (sa != NULL && sd != NULL) {
+        size_t n = strlen(buf);
+        snprintf(buf + n, sizeof(buf) - n, " (%s/%s%s%s)", sa, sd, se ? ", " : "", se ? se : "");
+    }
+    show_field("source", buf);
+    snprintf(buf, sizeof(buf), "%s/%s (%s)",
+             jstr(r, "target_agent") ? jstr(r, "target_agent") : "?",
+             jstr(r, "target_database") ? jstr(r, "target_database") : "?",
+             jstr(r, "target_environment") ? jstr(r, "target_environment") : "?");
+    show_field("target", buf);
+    if (jstr(r, "profile") != NULL && jstr(r, "sanitizer_agent") != NULL) {
+        snprintf(buf, sizeof(buf), "%s, sanitized at the source on %s", jstr(r, "profile"),
+                 jstr(r, "sanitizer_agent"));
+        show_field("profile", buf);
+    } else {
+        show_field("profile", jstr(r, "profile") ? jstr(r, "profile") : "none (not sanitized)");
+    }
+    if (jstr(r, "sanitized_backup_id") != NULL)
+        show_field("sanitized", jstr(r, "sanitized_backup_id"));
+    if (jstr(r, "safety_backup_id") != NULL)
+        show_field("safety backup", jstr(r, "safety_backup_id"));
+    short_time(jstr(r, "created_at"), t, sizeof(t));
+    show_field("created", t);
+    short_time(jstr(r, "started_at"), t, sizeof(t));
+    show_field("started", t);
+    short_time(jstr(r, "finished_at"), t, sizeof(t));
+    show_field("finished", t);
+    took_text(r, t, sizeof(t));
+    show_field("took", t);
+    json_t *rep = report_of(r);
+    const char *old = jstr(rep, "old_database");
+    if (old != NULL)
+        show_field("old database", old);
+    if (rep == NULL)
+        return;
+
+    json_t *cs = json_object_get(rep, "coordinator_steps"), *as = json_object_get(rep, "steps");
+    json_t *san = json_object_get(json_object_get(rep, "sanitizer_report"), "steps");
+    if (json_array_size(cs) + json_array_size(as) + json_array_size(san) > 0) {
+        printf("\nsteps\n");
+        print_steps("coordinator", cs);
+        print_steps("sanitizer", san);
+        print_steps("agent", as);
+    }
+    json_t *se_ = json_object_get(rep, "sanitize_error");
+    if (json_is_object(se_)) {
+        json_t *l = json_object_get(se_, "line");
+        snprintf(buf, sizeof(buf), "line %" JSON_INTEGER_FORMAT ": %s",
+                 json_is_integer(l) ? json_integer_value(l) : 0,
+                 jstr(se_, "message") ? jstr(se_, "message") : "?");
+        printf("\n");
+        show_field("sanitize error", buf);
+    }
+    json_t *tables = json_object_get(rep, "tables"), *x;
+    size_t i, ntables;
+    long long rows = total_rows(r, &ntables);
+    if (ntables > 0) {
+        table tb = {.ncols = 2};
+        const char *head[] = {"TABLE", "ROWS"};
+        table_row(&tb, head);
+        json_array_foreach(tables, i, x)
+        {
+            char name[300], n[32];
+            snprintf(name, sizeof(name), "%s.%s", jstr(x, "schema") ? jstr(x, "schema") : "?",
+                     jstr(x, "name") ? jstr(x, "name") : "?");
+            json_t *nr = json_object_get(x, "rows");
+            if (json_is_integer(nr))
+                snprintf(n, sizeof(n), "%" JSON_INTEGER_FORMAT, json_integer_value(nr));
+            else
+                snprintf(n, sizeof(n), "-");
+            const char *row[] = {name, n};
+            table_row(&tb, row);
+        }
+        printf("\n");
+        table_print(&tb);
+        printf("(%zu tables, %lld rows)\n", ntables, rows);
+    }
+    print_check_failures(rep);
+}
+
+/* GET /v1/restores/ID into *out. */
+static int get_restore_json(remote *r, const char *id, json_t **out)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/restores/%s", id);
+    long st;
+    int rc = remote_json(r, "GET", path, NULL, out, &st);
+    if (rc == 0 && (jstr(*out, "id") == NULL || jstr(*out, "state") == NULL)) {
+        log_error("%s answered without a restore", r->base);
+        json_decref(*out);
+        *out = NULL;
+        rc = REMOTE_EXIT_REACH;
+    }
+    return rc;
+}
+
+/* Where a live restore is: "restore, agent: pg_restore (-j 2)", with bytes during fetch; key
+ * names the step pair, to notice changes. */
+static void restore_where(json_t *j, char *line, size_t cap, char *key, size_t kcap, int *fetching)
+{
+    json_t *p = json_object_get(j, "progress");
+    const char *step = json_is_object(p) && jstr(p, "step") ? jstr(p, "step") : jstr(j, "step");
+    const char *as = json_is_object(p) ? jstr(p, "agent_step") : NULL;
+    const char *detail = json_is_object(p) ? jstr(p, "detail") : NULL;
+    if (step == NULL)
+        step = jstr(j, "state") ? jstr(j, "state") : "?";
+    snprintf(key, kcap, "%s/%s", step, as ? as : "");
+    *fetching = as != NULL && strcmp(as, "fetch") == 0;
+    int n = snprintf(line, cap, "%s", step);
+    if (as != NULL && n >= 0 && (size_t)n < cap)
+        n += snprintf(line + n, cap - (size_t)n, ", agent: %s", as);
+    if (detail != NULL && n >= 0 && (size_t)n < cap)
+        n += snprintf(line + n, cap - (size_t)n, " (%s)", detail);
+    json_t *bv = json_object_get(p, "bytes");
+    if (*fetching && json_is_integer(bv) && n >= 0 && (size_t)n < cap) {
+        char b[32];
+        fs_human_bytes((uint64_t)json_integer_value(bv), b, sizeof(b));
+        snprintf(line + n, cap - (size_t)n, ", %s received", b);
+    }
+    char *c = clean_text(line);
+    snprintf(line, cap, "%s", c);
+    free(c);
+}
+
+/* Polls restore id until it is final, showing each step as it starts. Returns the exit status;
+ * *last is the final answer. */
+static int wait_restore(remote *r, const char *id, unsigned long timeout_s, json_t **last)
+{
+    int tty = isatty(STDERR_FILENO);
+    double start = progress_now(), last_line = 0, failing_since = 0;
+    char prev_key[96] = "";
+    int drawn = 0;
+    for (;;) {
+        if (sig_stop_requested())
+            break;
+        json_t *j = NULL;
+        r->quiet = 1;
+        int rc = get_restore_json(r, id, &j);
+        r->quiet = 0;
+        double now = progress_now();
+        if (rc == REMOTE_EXIT_REACH && r->last_status == 0 && !sig_stop_requested()) {
+            if (failing_since == 0)
+                failing_since = now;
+            if (now - failing_since < WAIT_RETRY_S) {
+                msleep(WAIT_POLL_MS * 2);
+                continue;
+            }
+            if (drawn)
+                fprintf(stderr, "\n");
+            log_error("%s (for %d s)", r->last_err, WAIT_RETRY_S);
+            return REMOTE_EXIT_REACH;
+        }
+        if (rc != 0) {
+            if (drawn)
+                fprintf(stderr, "\n");
+            return sig_stop_requested() ? 128 + sig_stop_requested() : rc;
+        }
+        failing_since = 0;
+        const char *state = jstr(j, "state");
+        if (strcmp(state, "complete") == 0 || strcmp(state, "failed") == 0) {
+            if (drawn)
+                fprintf(stderr, "\n");
+            json_decref(*last);
+            *last = j;
+            return strcmp(state, "complete") == 0 ? REMOTE_EXIT_OK : REMOTE_EXIT_FAILED;
+        }
+        char line[400], key[96];
+        int fetching;
+        restore_where(j, line, sizeof(line), key, sizeof(key), &fetching);
+        int changed = strcmp(key, prev_key) != 0;
+        if (tty) {
+            /* a finished step keeps its line; the current one is redrawn in place */
+            if (changed && drawn)
+                fprintf(stderr, "\n");
+            fprintf(stderr, "\r\033[Kpgship: restore %s: %s", id, line);
+            fflush(stderr);
+            drawn = 1;
+        } else if (changed || (fetching && now - last_line >= WAIT_LINE_S)) {
+            fprintf(stderr, "pgship: restore %s: %s\n", id, line);
+            last_line = now;
+        }
+        snprintf(prev_key, sizeof(prev_key), "%s", key);
+        json_decref(j);
+        if (timeout_s > 0 && now - start >= (double)timeout_s) {
+            if (drawn)
+                fprintf(stderr, "\n");
+            log_error("gave up waiting after %lu s; restore %s goes on (pgship restores %s)",
+                      timeout_s, id, id);
+            return REMOTE_EXIT_FAILED;
+        }
+        msleep(now - start < WAIT_FAST_S ? WAIT_POLL_FAST_MS : WAIT_POLL_MS);
+    }
+    if (drawn)
+        fprintf(stderr, "\n");
+    return 128 + sig_stop_requested();
+}
+
+/* restore and sync: the options are parsed; source is what the API takes. */
+static int restore_submit(const common *c, const restore_opts *o, const char *source, int fresh)
+{
+    char *body = restore_body(source, fresh, o);
+    if (body == NULL)
+        return REMOTE_EXIT_USAGE;
+    remote r;
+    json_t *j = NULL;
+    int rc = remote_open(&r, c);
+    if (rc != 0) {
+        free(body);
+        return rc;
+    }
+    if (o->wait && sig_catch_start() != 0) {
+        log_error("cannot set up signal handling");
+        rc = REMOTE_EXIT_FAILED;
+        goto out;
+    }
+    long st;
+    rc = remote_json(&r, "POST", "/v1/restores", body, &j, &st);
+    if (rc != 0)
+        goto out;
+    const char *idp = jstr(j, "id");
+    json_t *queued = json_object_get(j, "restore");
+    char id[ID_MAX + 1];
+    if (idp == NULL || !id_ok(idp) || !json_is_object(queued)) {
+        log_error("%s answered without a restore", r.base);
+        rc = REMOTE_EXIT_REACH;
+        goto out;
+    }
+    snprintf(id, sizeof(id), "%s", idp);
+    {
+        char *src = clean_text(source);
+        fprintf(stderr, "pgship: restore %s (%s%s -> %s) is queued\n", id, fresh ? "sync of " : "",
+                src, o->to);
+        free(src);
+    }
+    if (!o->wait) {
+        if (c->json)
+            print_json(queued);
+        else
+            printf("%s\n", id);
+        goto out;
+    }
+    rc = wait_restore(&r, id, o->timeout_s, &j);
+    if (rc > 128) {
+        log_error("stopped waiting; restore %s goes on (pgship restores %s)", id, id);
+        goto out;
+    }
+    const char *state = jstr(j, "state");
+    if (state == NULL || (strcmp(state, "complete") != 0 && strcmp(state, "failed") != 0))
+        goto out; /* unreachable, or timed out: nothing final to print */
+    if (c->json)
+        print_json(j);
+    else
+        show_restore(j);
+    fflush(stdout);
+    if (rc == REMOTE_EXIT_OK) {
+        fprintf(stderr, "pgship: restore %s is complete\n", id);
+    } else {
+        char *err = clean_text(jstr(j, "error")), *step = clean_text(jstr(j, "step"));
+        log_error("restore %s failed in step %s: %s", id, step, err);
+        free(err);
+        free(step);
+    }
+out:
+    json_decref(j);
+    free(body);
+    remote_close(&r);
+    return rc;
+}
+
+/* Checks what restore and sync share; 0 or the usage status (logged). */
+static int restore_check(const restore_opts *o, void (*usage)(FILE *))
+{
+    char agent[64], db[64];
+    if (o->to == NULL) {
+        log_error("--to AGENT/DATABASE is required: the database to replace");
+        usage(stderr);
+        return REMOTE_EXIT_USAGE;
+    }
+    if (split_target(o->to, agent, db, sizeof(agent), 1) != 0)
+        return REMOTE_EXIT_USAGE;
+    if (o->profile != NULL && !key_name_valid(o->profile)) {
+        log_error("\"%.80s\" is not a profile name (1-63 of A-Z a-z 0-9 . _ -)", o->profile);
+        return REMOTE_EXIT_USAGE;
+    }
+    if (o->role != NULL && !key_name_valid(o->role)) {
+        log_error("\"%.80s\" is not a role name pgship passes on (1-63 of A-Z a-z 0-9 . _ -)",
+                  o->role);
+        return REMOTE_EXIT_USAGE;
+    }
+    if (o->schema_only && o->data_only) {
+        log_error("--schema-only and --data-only exclude each other");
+        return REMOTE_EXIT_USAGE;
+    }
+    return 0;
+}
+
+int cmd_restore(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        RESTORE_LONG_OPTIONS, COMMON_LONG_OPTIONS, {NULL, 0, NULL, 0}};
+    common c = {0};
+    restore_opts o;
+    memset(&o, 0, sizeof(o));
+    int st0 = parse_args(argc, argv, "s:n:t:j:wh", lo, restore_usage, restore_opt, &o, &c, 1, 1);
+    if (st0 >= 0)
+        return st0;
+    if ((st0 = restore_check(&o, restore_usage)) != 0)
+        return st0;
+    const char *source = argv[optind];
+    size_t n = strlen(source);
+    char agent[64], db[64], prefix[SOURCE_MAX + 1];
+    if (n > 7 && strcmp(source + n - 7, "@latest") == 0 && n - 7 <= SOURCE_MAX) {
+        snprintf(prefix, sizeof(prefix), "%.*s", (int)(n - 7), source);
+        if (split_target(prefix, agent, db, sizeof(agent), 1) != 0)
+            return REMOTE_EXIT_USAGE;
+    } else if (strchr(source, '/') != NULL) {
+        log_error("\"%.80s\": name a backup id, or AGENT/DATABASE@latest for the newest complete "
+                  "backup; to back the database up first, use pgship sync",
+                  source);
+        return REMOTE_EXIT_USAGE;
+    } else if (!id_ok(source)) {
+        log_error("\"%.80s\" is not a backup id or AGENT/DATABASE@latest", source);
+        return REMOTE_EXIT_USAGE;
+    }
+    return restore_submit(&c, &o, source, 0);
+}
+
+int cmd_sync(int argc, char **argv)
+{
+    static const struct option lo[] = {RESTORE_LONG_OPTIONS,
+                                       {"from-latest", no_argument, NULL, OPT_FROM_LATEST},
+                                       COMMON_LONG_OPTIONS,
+                                       {NULL, 0, NULL, 0}};
+    common c = {0};
+    restore_opts o;
+    memset(&o, 0, sizeof(o));
+    int st0 = parse_args(argc, argv, "s:n:t:j:wh", lo, sync_usage, restore_opt, &o, &c, 1, 1);
+    if (st0 >= 0)
+        return st0;
+    if ((st0 = restore_check(&o, sync_usage)) != 0)
+        return st0;
+    const char *source = argv[optind];
+    char agent[64], db[64], latest[SOURCE_MAX + 1];
+    if (strchr(source, '@') != NULL) {
+        log_error("\"%.80s\": pgship sync takes AGENT/DATABASE (add --from-latest to use its "
+                  "newest backup); to restore a given backup, use pgship restore",
+                  source);
+        return REMOTE_EXIT_USAGE;
+    }
+    if (split_target(source, agent, db, sizeof(agent), 1) != 0)
+        return REMOTE_EXIT_USAGE;
+    if (o.from_latest) {
+        snprintf(latest, sizeof(latest), "%s/%s@latest", agent, db);
+        return restore_submit(&c, &o, latest, 0);
+    }
+    return restore_submit(&c, &o, source, 1);
+}
+
+typedef struct restores_opts {
+    unsigned long limit;
+} restores_opts;
+
+static int restores_opt(void *ctx, int ch, const char *arg)
+{
+    restores_opts *o = ctx;
+    if (ch != 'n')
+        return -1;
+    if (parse_count(arg, 1, LIST_MAX, &o->limit) != 0) {
+        log_error("--limit takes a number from 1 to %d", LIST_MAX);
+        return REMOTE_EXIT_USAGE;
+    }
+    return 0;
+}
+
+int cmd_restores(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"limit", required_argument, NULL, 'n'}, COMMON_LONG_OPTIONS, {NULL, 0, NULL, 0}};
+    common c = {0};
+    restores_opts o = {0};
+    int st0 = parse_args(argc, argv, "n:h", lo, restores_usage, restores_opt, &o, &c, 0, 1);
+    if (st0 >= 0)
+        return st0;
+    const char *id = optind < argc ? argv[optind] : NULL;
+    if (id != NULL && !id_ok(id)) {
+        log_error("\"%.80s\" is not a restore id", id);
+        return REMOTE_EXIT_USAGE;
+    }
+    remote r;
+    int rc = remote_open(&r, &c);
+    if (rc != 0)
+        return rc;
+    json_t *j = NULL;
+    if (id != NULL) {
+        rc = get_restore_json(&r, id, &j);
+        if (rc == 0 && c.json)
+            print_json(j);
+        else if (rc == 0)
+            show_restore(j);
+        goto out;
+    }
+    char path[64];
+    snprintf(path, sizeof(path), "/v1/restores?limit=%lu", o.limit ? o.limit : 100);
+    long st;
+    rc = remote_json(&r, "GET", path, NULL, &j, &st);
+    if (rc != 0)
+        goto out;
+    json_t *list = json_object_get(j, "restores");
+    if (!json_is_array(list)) {
+        log_error("%s answered without a restore list", r.base);
+        rc = REMOTE_EXIT_REACH;
+        goto out;
+    }
+    int more = json_is_true(json_object_get(j, "more"));
+    if (c.json) {
+        print_json(list);
+    } else {
+        table t = {.ncols = 9};
+        const char *head[] = {"ID",      "CREATED", "BY",   "SOURCE", "TARGET",
+                              "PROFILE", "RESULT",  "TOOK", "ROWS"};
+        table_row(&t, head);
+        json_t *x;
+        size_t i;
+        json_array_foreach(list, i, x)
+        {
+            char created[32], target[160], result[96], took[32], rows[32];
+            short_time(jstr(x, "created_at"), created, sizeof(created));
+            snprintf(target, sizeof(target), "%s/%s",
+                     jstr(x, "target_agent") ? jstr(x, "target_agent") : "?",
+                     jstr(x, "target_database") ? jstr(x, "target_database") : "?");
+            result_text(x, result, sizeof(result));
+            took_text(x, took, sizeof(took));
+            size_t nt;
+            long long nr = total_rows(x, &nt);
+            if (nr >= 0)
+                snprintf(rows, sizeof(rows), "%lld", nr);
+            else
+                snprintf(rows, sizeof(rows), "-");
+            const char *row[] = {jstr(x, "id"),
+                                 created,
+                                 jstr(x, "requested_by"),
+                                 jstr(x, "source"),
+                                 target,
+                                 jstr(x, "profile"),
+                                 result,
+                                 took,
+                                 rows};
+            table_row(&t, row);
+        }
+        if (t.nrows == 1) {
+            table_free(&t);
+            fprintf(stderr, "pgship: no restores yet\n");
+        } else {
+            table_print(&t);
+        }
+        fflush(stdout);
+    }
+    if (more)
+        fprintf(stderr, "pgship: there are more restores; --limit N shows more (up to %d)\n",
+                LIST_MAX);
+out:
+    json_decref(j);
     remote_close(&r);
     return rc;
 }

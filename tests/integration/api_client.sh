@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The pgship client's coordinator commands (agents, backup, ls, show, fetch) against the real
-# HTTP API: api_serve runs it over a fixture catalog and storage with a scripted fleet. Checks
-# output, JSON, exit codes (0 ok, 1 failed, 2 usage, 3 unreachable or refused), that fetch
-# verifies the digest and leaves nothing behind when it does not match, and that the token is
+# The pgship client's coordinator commands (agents, backup, ls, show, fetch, restore, sync,
+# restores) against the real HTTP API: api_serve runs it over a fixture catalog and storage with a
+# scripted fleet and restorer. Checks output, JSON, exit codes (0 ok, 1 failed or refused, 2
+# usage, 3 unreachable or refused), that fetch verifies the digest and leaves nothing behind when
+# it does not match, that restore --wait follows each step to its report, and that the token is
 # never accepted from a world-readable place without a warning.
 # usage: api_client.sh BINDIR
 set -uo pipefail
@@ -47,7 +48,7 @@ if [ ! -f "$WORK/srv/ids.sh" ]; then
     exit 1
 fi
 # shellcheck disable=SC1091
-. "$WORK/srv/ids.sh" # port, id_complete, id_failed, id_corrupt
+. "$WORK/srv/ids.sh" # port, id_complete, id_failed, id_corrupt, id_running
 URL=http://127.0.0.1:$port
 
 # ---- usage, address and token ----
@@ -91,7 +92,8 @@ check "agents --json" test "$(jq -r '[.[] | "\(.name)=\(.connected)"] | join(","
 "$P" ls >"$WORK/ls.txt"
 check "ls: the header" grep -q -E '^ID +AGENT/DATABASE +ENV +STATE +SIZE +CREATED +LABEL$' \
     "$WORK/ls.txt"
-check "ls: newest first" test "$(sed -n 2p "$WORK/ls.txt" | cut -d' ' -f1)" = "$id_failed"
+check "ls: newest first" test "$(sed -n 2p "$WORK/ls.txt" | cut -d' ' -f1)" = "$id_running"
+check "ls: then the failed one" test "$(sed -n 3p "$WORK/ls.txt" | cut -d' ' -f1)" = "$id_failed"
 check "ls: the complete backup with its size and label" \
     grep -q -E "^$id_complete +prod-db1/appdb +prod +complete +3\.0 MiB .* before migration$" \
     "$WORK/ls.txt"
@@ -172,6 +174,144 @@ rc=0
 wait "$cpid" || rc=$?
 check "backup --wait stopped by SIGINT exits 130" test "$rc" -eq 130
 check "backup --wait stopped: says the backup goes on" grep -q "goes on" "$WORK/err.txt"
+
+# ---- restore, sync, restores ----
+R="$P restore $id_complete"
+expect_rc "restore without --to is a usage error" 2 "--to AGENT/DATABASE is required" $R
+expect_rc "restore of AGENT/DB without @latest is a usage error" 2 "use pgship sync" \
+    "$P" restore prod-db1/appdb --to stage-db1/appdb
+expect_rc "restore of something that is not an id" 2 "is not a backup id" \
+    "$P" restore 'x;y' --to stage-db1/appdb
+expect_rc "sync of AGENT/DB@latest is a usage error" 2 "pgship sync takes AGENT/DATABASE" \
+    "$P" sync prod-db1/appdb@latest --to stage-db1/appdb
+expect_rc "--from-latest is sync's option" 2 "usage: pgship restore" \
+    "$P" restore prod-db1/appdb@latest --to stage-db1/appdb --from-latest
+expect_rc "--to must be AGENT/DATABASE" 2 "is not AGENT/DATABASE" $R --to stage-db1
+expect_rc "--schema-only with --data-only" 2 "exclude each other" \
+    $R --to stage-db1/appdb --schema-only --data-only
+expect_rc "--jobs out of range" 2 "--jobs takes a number from 1 to 64" $R --to stage-db1/appdb -j 0
+expect_rc "a bad profile name" 2 "is not a profile name" $R --to stage-db1/appdb --sanitize ../p
+expect_rc "a --table with a control character" 2 "--table takes" \
+    $R --to stage-db1/appdb --table "$(printf 'a\tb')"
+expect_rc "restores takes at most one id" 2 "usage: pgship restores" "$P" restores a b
+expect_rc "restores of something that is not an id" 2 "is not a restore id" "$P" restores ../x
+"$P" restore --help >"$WORK/help.txt"
+check "restore --help explains SOURCE" grep -q 'AGENT/DATABASE@latest: the newest' \
+    "$WORK/help.txt"
+check "restore --help names the options" grep -q -- '--overwrite-prod' "$WORK/help.txt"
+check "sync --help names --from-latest" bash -c "'$P' sync --help | grep -q -- --from-latest"
+
+# refusals: exit 1 with the coordinator's message
+expect_rc "an unsanitized prod copy is refused (403)" 1 "only through a sanitization profile" \
+    $R --to stage-db1/appdb
+expect_rc "restoring into prod needs --overwrite-prod (403)" 1 "add --overwrite-prod" \
+    $R --to prod-db1/billing
+expect_rc "an unknown backup (404)" 1 "no backup 20200101T000000Z-00000000" \
+    "$P" restore 20200101T000000Z-00000000 --to stage-db1/appdb --sanitize app-anonymize
+expect_rc "an unknown profile (404)" 1 "no profile nope" $R --to stage-db1/appdb --sanitize nope
+expect_rc "a database the target does not have (404)" 1 "has no database nodb" \
+    $R --to stage-db1/nodb --sanitize app-anonymize
+expect_rc "a source that is not complete (409)" 1 "is running, not complete" \
+    "$P" restore "$id_running" --to stage-db1/appdb --sanitize app-anonymize
+expect_rc "restores of an unknown id (404)" 1 "no restore 20200101T000000Z-00000000" \
+    "$P" restores 20200101T000000Z-00000000
+
+# without --wait: the id, or the queued restore's JSON
+rid=$($R --to stage-db1/appdb --sanitize app-anonymize 2>"$WORK/err.txt")
+check "restore prints the new id" grep -q -E '^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$' <<<"$rid"
+check "restore says it is queued" grep -q "restore $rid ($id_complete -> stage-db1/appdb) is queued" \
+    "$WORK/err.txt"
+"$P" restore prod-db1/appdb@latest --to stage-db1/appdb --sanitize app-anonymize --keep-old \
+    -n public -t users -t orders --json >"$WORK/queued.json" 2>/dev/null
+check "restore --json: the queued restore" test "$(jq -r '[.state, .kind, .source, .target_agent,
+    .target_database, .profile, .requested_by] | join(" ")' "$WORK/queued.json")" = \
+    "queued restore prod-db1/appdb@latest stage-db1 appdb app-anonymize api"
+check "restore --json: the fields" test "$(jq -r '[has("id", "step", "error", "source_backup_id",
+    "target_environment", "safety_backup_id", "created_at", "options", "report")] | all' \
+    "$WORK/queued.json")" = true
+
+# --wait: progress on stderr, the report on stdout, exit 0 only when complete
+expect_rc "restore --wait follows it to complete" 0 "restore [0-9TZa-f-]+ is complete" \
+    $R --to prod-db1/appdb --overwrite-prod --safety-backup --keep-old -j 4 --wait
+check "restore --wait: each step on stderr" grep -q -E 'restore [0-9TZa-f-]+: restore, agent: ' \
+    "$WORK/err.txt"
+check "restore --wait: bytes while fetching" grep -q -E 'agent: fetch, [0-9.]+ [KM]iB received' \
+    "$WORK/err.txt"
+check "report: complete" grep -q -E '^state +complete$' "$WORK/out.txt"
+check "report: the source backup" grep -q -E "^source +$id_complete \(prod-db1/appdb, prod\)$" \
+    "$WORK/out.txt"
+check "report: the target" grep -q -E '^target +prod-db1/appdb \(prod\)$' "$WORK/out.txt"
+check "report: the safety backup" grep -q -E '^safety backup +[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$' \
+    "$WORK/out.txt"
+check "report: the coordinator's steps with their times" \
+    grep -q -E '^ +coordinator +safety +[0-9.]+ m?s +ok +backup ' "$WORK/out.txt"
+check "report: the agent's steps with their times" \
+    grep -q -E '^ +agent +pg_restore +[0-9.]+ m?s +ok$' "$WORK/out.txt"
+check "report: rows per table" grep -q -E '^public\.users +50000$' "$WORK/out.txt"
+check "report: the total" grep -q -F '(2 tables, 170000 rows)' "$WORK/out.txt"
+check "report: unsanitized says so" grep -q -E '^profile +none' "$WORK/out.txt"
+
+expect_rc "sync --wait of a failing check exits 1 with the step and reason" 1 \
+    "failed in step check: 2 rows failed the profile's checks" \
+    "$P" sync prod-db1/appdb --to stage-db1/appdb --sanitize broken-check --wait
+check "sync report: failed in check" grep -q -E '^state +failed in check$' "$WORK/out.txt"
+check "sync report: the error" grep -q -E "^error +2 rows failed the profile's checks" \
+    "$WORK/out.txt"
+check "sync report: the fresh backup" \
+    grep -q -E '^ +coordinator +backup +[0-9.]+ m?s +ok +backup [0-9]{8}T' "$WORK/out.txt"
+check "sync report: the failed step" grep -q -E '^ +agent +check +[0-9.]+ m?s +failed$' \
+    "$WORK/out.txt"
+check "sync report: each row a check returned" \
+    grep -q -F 'query 1 (line 3): id=17, email=alice@example.com' "$WORK/out.txt"
+check "sync report: the failures counted" grep -q -F 'check failures (2 shown of 2)' \
+    "$WORK/out.txt"
+"$P" sync prod-db1/appdb --to stage-db1/appdb --sanitize app-anonymize --wait --json \
+    >"$WORK/sync.json" 2>/dev/null
+check "sync --wait --json: the final restore" test "$(jq -r '[.kind, .state, .step] | join(" ")' \
+    "$WORK/sync.json")" = "sync complete done"
+check "sync --wait --json: the backup it made and restored" test "$(jq -r \
+    '.report.coordinator_steps[0].backup_id == .source_backup_id and .source_backup_id != null' \
+    "$WORK/sync.json")" = true
+check "sync --wait --json: rows per table" \
+    test "$(jq -r '.report.tables[0].rows' "$WORK/sync.json")" = 50000
+"$P" sync prod-db1/appdb --to stage-db1/appdb --from-latest --sanitize app-anonymize --json \
+    >"$WORK/latest.json" 2>/dev/null
+check "sync --from-latest restores AGENT/DB@latest" \
+    test "$(jq -r .source "$WORK/latest.json")" = "prod-db1/appdb@latest"
+expect_rc "restore --wait --timeout gives up and says so" 1 "gave up waiting after 1 s" \
+    $R --to stage-db1/appdb --sanitize slow-anonymize --wait --timeout 1
+"$P" restore "$id_complete" --to stage-db1/appdb --sanitize slow-anonymize --wait \
+    >"$WORK/out.txt" 2>"$WORK/err.txt" &
+cpid=$!
+sleep 0.8
+kill -INT "$cpid"
+rc=0
+wait "$cpid" || rc=$?
+check "restore --wait stopped by SIGINT exits 130" test "$rc" -eq 130
+check "restore --wait stopped: says the restore goes on" grep -q "goes on (pgship restores" \
+    "$WORK/err.txt"
+
+# the history
+"$P" restores >"$WORK/restores.txt"
+check "restores: the header" grep -q -E \
+    '^ID +CREATED +BY +SOURCE +TARGET +PROFILE +RESULT +TOOK +ROWS$' "$WORK/restores.txt"
+check "restores: the failed sync with its step" grep -q -E \
+    ' api +prod-db1/appdb +stage-db1/appdb +broken-check +failed in check +[0-9.]+ m?s +170000$' \
+    "$WORK/restores.txt"
+check "restores: the complete restore" grep -q -E \
+    " api +$id_complete +prod-db1/appdb +- +complete +[0-9.]+ m?s +170000$" "$WORK/restores.txt"
+check "restores: newest first" test "$(sed -n 2p "$WORK/restores.txt" | cut -d' ' -f1)" = \
+    "$("$P" restores --json | jq -r '.[0].id')"
+"$P" restores --json >"$WORK/restores.json"
+check "restores --json: an array of restores" test "$(jq -r '[length >= 8, (.[] | has("id",
+    "kind", "state", "requested_by", "source", "target_agent", "profile", "report"))] | all' \
+    "$WORK/restores.json")" = true
+expect_rc "restores --limit 1 says there are more" 0 "there are more restores" \
+    "$P" restores --limit 1
+check "restores --limit 1 shows one" test "$(wc -l <"$WORK/out.txt")" -eq 2
+"$P" restores "$rid" >"$WORK/one.txt"
+check "restores ID: its report" grep -q -E "^restore +$rid$" "$WORK/one.txt"
+check "restores ID --json" test "$("$P" restores "$rid" --json | jq -r .id)" = "$rid"
 
 # the coordinator goes away
 kill "$SERVE_PID"

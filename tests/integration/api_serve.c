@@ -245,12 +245,13 @@ int fleet_backup_request(fleet *f, catalog *cat, const char *agent, const char *
  * Instead of coordinator/restore.c: requests are checked as the real restorer checks them
  * (target and sources from the catalog, profiles by name, the prod policy) and then "run" in a
  * thread through the coordinator's and the agent's steps, a moment each, with a report shaped as
- * agent/restore.h describes. Profiles: "app-anonymize" works; "broken-check" fails in step
- * "check" with two rows that break the checks; any other is unknown.
+ * agent/restore.h describes. Profiles: "app-anonymize" works; "slow-anonymize" too, ten times
+ * slower (for the client's timeouts and signals); "broken-check" fails in step "check" with two
+ * rows that break the checks; any other is unknown.
  */
 
 #define MAX_RESTORES 32
-#define TICK_MS 60
+#define TICK_MS 100
 
 typedef struct fake_restore {
     restorer *r;
@@ -350,7 +351,8 @@ static void *restore_main(void *arg)
     json_t *report = json_object(), *csteps = json_array(), *asteps = json_array();
     char step[32] = "starting", failed[32] = "";
     int broken = strcmp(u->req.profile, "broken-check") == 0;
-    sleep_ms(TICK_MS);
+    int tick = strcmp(u->req.profile, "slow-anonymize") == 0 ? 10 * TICK_MS : TICK_MS;
+    sleep_ms(tick);
     if (catalog_open(r->catalog_path, &cat, &e) != 0 ||
         catalog_restore_start(cat, u->id, "starting", &e) != 0)
         goto out;
@@ -359,14 +361,14 @@ static void *restore_main(void *arg)
         set_progress(r, u, step, NULL, NULL, 0);
         catalog_restore_change c = {.step = step};
         catalog_restore_update(cat, u->id, &c, &e);
-        sleep_ms(3 * TICK_MS);
+        sleep_ms(3 * tick);
         if (fake_backup(cat, u->src_agent, u->src_db, u->src_env, NULL, u->src_id, &e) != 0)
             goto out;
         c = (catalog_restore_change){.source_backup_id = u->src_id};
         if (catalog_restore_update(cat, u->id, &c, &e) != 0)
             goto out;
         json_array_append_new(csteps, json_pack("{s:s, s:i, s:b, s:s}", "name", "backup", "ms",
-                                                3 * TICK_MS, "ok", 1, "backup_id", u->src_id));
+                                                3 * tick, "ok", 1, "backup_id", u->src_id));
     }
     if (u->req.safety_backup) {
         char sid[CATALOG_ID_SIZE];
@@ -374,7 +376,7 @@ static void *restore_main(void *arg)
         set_progress(r, u, step, NULL, NULL, 0);
         catalog_restore_change c = {.step = step};
         catalog_restore_update(cat, u->id, &c, &e);
-        sleep_ms(2 * TICK_MS);
+        sleep_ms(2 * tick);
         if (fake_backup(cat, u->req.target_agent, u->req.target_database, u->target_env, "safety",
                         sid, &e) != 0)
             goto out;
@@ -382,7 +384,7 @@ static void *restore_main(void *arg)
         if (catalog_restore_update(cat, u->id, &c, &e) != 0)
             goto out;
         json_array_append_new(csteps, json_pack("{s:s, s:i, s:b, s:s}", "name", "safety", "ms",
-                                                2 * TICK_MS, "ok", 1, "backup_id", sid));
+                                                2 * tick, "ok", 1, "backup_id", sid));
     }
     snprintf(step, sizeof(step), "restore");
     catalog_restore_change c = {.step = step};
@@ -398,16 +400,16 @@ static void *restore_main(void *arg)
         for (int t = 1; t <= ticks; t++) {
             set_progress(r, u, step, as, strcmp(as, "pg_restore") == 0 ? "-j 2" : "",
                          (uint64_t)t * 786432);
-            sleep_ms(TICK_MS);
+            sleep_ms(tick);
         }
         int ok = !(broken && strcmp(as, "check") == 0);
-        step_json(asteps, as, ticks * TICK_MS, ok);
+        step_json(asteps, as, ticks * tick, ok);
         if (!ok) {
             snprintf(failed, sizeof(failed), "%s", as);
             break;
         }
     }
-    json_array_append_new(csteps, json_pack("{s:s, s:i, s:b}", "name", "restore", "ms", 9 * TICK_MS,
+    json_array_append_new(csteps, json_pack("{s:s, s:i, s:b}", "name", "restore", "ms", 9 * tick,
                                             "ok", failed[0] == '\0'));
     json_object_set_new(report, "target", json_string(u->req.target_database));
     json_object_set_new(report, "steps", asteps);
@@ -483,7 +485,7 @@ int restorer_request(restorer *r, catalog *cat, const restore_request *req,
         snprintf(u.src_env, sizeof(u.src_env), "%s", b.environment);
     }
     if (req->profile[0] != '\0' && strcmp(req->profile, "app-anonymize") != 0 &&
-        strcmp(req->profile, "broken-check") != 0)
+        strcmp(req->profile, "slow-anonymize") != 0 && strcmp(req->profile, "broken-check") != 0)
         return pgs_fail(e, PGS_ENOTFOUND, "no profile %s in /etc/pgship/profiles", req->profile);
     if (strcmp(u.target_env, "prod") == 0 && !req->overwrite_prod)
         return pgs_fail(e, PGS_EDENIED,

@@ -1228,14 +1228,15 @@ static void test_docs_list_every_key(void **state)
     char *docs = read_whole(path);
     size_t n;
     const ini_section *c = coordinator_config_spec(&n);
-    assert_int_equal(n, 3);
+    assert_int_equal(n, 4);
     const char *coord_part = strstr(docs, "\n## The coordinator's file\n");
     const char *agent_part = strstr(docs, "\n## The agent's file\n");
     assert_non_null(coord_part);
     assert_non_null(agent_part);
     check_doc_table(coord_part, "\n### `[coordinator]`\n", &c[0]);
     check_doc_table(coord_part, "\n### `[storage]`\n", &c[1]);
-    check_doc_table(coord_part, "\n### `[agent NAME]` (coordinator)\n", &c[2]);
+    check_doc_table(coord_part, "\n### `[policy]`\n", &c[2]);
+    check_doc_table(coord_part, "\n### `[agent NAME]` (coordinator)\n", &c[3]);
     const ini_section *a = agent_config_spec(&n);
     assert_int_equal(n, 2);
     check_doc_table(agent_part, "\n### `[agent]`\n", &a[0]);

@@ -77,6 +77,15 @@ int pgconn_child_build(pgconn_child *c, const char *conninfo, const char *dbname
             val = dbname;
         if (val == NULL || val[0] == '\0')
             continue;
+        if (p->envvar == NULL && p->dispchar != NULL && p->dispchar[0] == '*') {
+            /* A secret libpq reads from no variable (sslpassword) would land on the command
+             * line; refuse it rather than show it to every user of the host. */
+            rc = pgs_fail(e, PGS_EINVAL,
+                          "the conninfo's %s cannot be given to a PostgreSQL program without "
+                          "showing it on its command line; use a service file instead",
+                          p->keyword);
+            break;
+        }
         if (p->envvar != NULL) {
             size_t len = strlen(p->envvar) + strlen(val) + 2;
             c->env[k] = malloc(len);

@@ -92,4 +92,11 @@ int restore_run(const restore_opts *o, json_t **report, char failed_step[32], pg
  */
 int restore_cleanup(const char *conninfo, pgs_error *e);
 
+/*
+ * At agent start: removes the spool directories (decrypted dumps) of restores that died with the
+ * agent, in spool_dir (NULL: $TMPDIR or /tmp). A running restore holds a lock on its own, so it
+ * is never touched. Returns how many it removed.
+ */
+int restore_spool_cleanup(const char *spool_dir);
+
 #endif

@@ -23,6 +23,7 @@
 # usage: profile_check.sh [BINDIR]   (BINDIR is accepted like the other integration tests' and
 #        not used). APP_USERS=N loads app.sql with users=N (default 30000); KEEP=1 keeps the work
 #        directory (the cluster is stopped all the same).
+# shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -32,7 +33,6 @@ APP_SQL=$HERE/sql/app.sql
 USERS=${APP_USERS:-30000}
 source "$HERE/lib/pgcluster.sh"
 source "$HERE/lib/dbcompare.sh"
-PGBIN=${PGC_BINDIR:-/usr/lib/postgresql/15/bin}
 
 WORK=$(mktemp -d /tmp/pgship-profile.XXXXXX)
 chmod 755 "$WORK"

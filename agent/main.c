@@ -276,48 +276,49 @@ static int cmd_dump(int argc, char **argv)
 
 static void usage_restore(FILE *f)
 {
-    fprintf(f,
-            "usage: pgship-agent restore -c FILE --database NAME --from ARCHIVE|- [OPTIONS]\n"
-            "       pgship-agent restore -c FILE --cleanup [--database NAME]\n"
-            "\n"
-            "Restores an archive into the database NAME of the agent's configuration, safely: into\n"
-            "a temporary database beside it (NAME__pgship_tmp_ID), then sanitize and check SQL if\n"
-            "given, ANALYZE, and a swap by renaming. On any failure the database is left exactly as\n"
-            "it was. The report (steps and their times, per-table row counts, check failures) is\n"
-            "printed on standard output.\n"
-            "\n"
-            "  -c, --config FILE      the agent's configuration (its [database NAME] and spool_dir)\n"
-            "      --database NAME    the [database NAME] to restore into\n"
-            "      --from ARCHIVE|-   the archive (from pgship-agent dump or the bucket)\n"
-            "  -k, --key FILE         a secret key that may open it (repeatable); default the\n"
-            "                         config's [agent] restore_keys\n"
-            "      --sanitize-sql F   SQL run in one transaction after pg_restore; the first error\n"
-            "                         fails the restore (the report names its line)\n"
-            "      --check-sql F      queries run after it; every row they return is a failure\n"
-            "      --profile NAME     the profile's name, for the report\n"
-            "  -j, --jobs N           pg_restore -j N (1-64), default 1\n"
-            "      --schema-only, --data-only, --no-owner\n"
-            "  -n, --schema S         restore only schema S (repeatable)\n"
-            "  -t, --table T          restore only table T (repeatable)\n"
-            "      --role R           pg_restore --role R\n"
-            "      --keep-old         keep the replaced database as NAME__pgship_old_TIME\n"
-            "  -o, --output FILE      instead of replacing NAME, dump the restored (sanitized)\n"
-            "                         temporary database into a new archive FILE, encrypted to\n"
-            "  -r, --recipient FILE   these public keys (repeatable); NAME is untouched\n"
-            "      --pg-bindir DIR    use pg_restore (and pg_dump) from DIR\n"
-            "      --id ID            the restore's id (names the temporary database); default\n"
-            "                         a new one like 20261121T160529Z-1a2b3c4d\n"
-            "      --cleanup          drop the temporary databases restores that did not finish\n"
-            "                         left on the configured databases' servers (and re-allow\n"
-            "                         connections to a target one left closed), remove their spool\n"
-            "                         directories, and exit\n"
-            "      --json             the report as JSON: {\"ok\", \"step\", \"error\", \"report\"}\n"
-            "  -q, --quiet            only errors\n"
-            "  -h, --help\n"
-            "\n"
-            "Exit status: 0 when the database was restored (or, with --cleanup, cleaned); 1 when\n"
-            "it failed (the database is as it was); 2 on bad usage; 128+N when stopped by\n"
-            "signal N (the temporary database is dropped first).\n");
+    fprintf(
+        f,
+        "usage: pgship-agent restore -c FILE --database NAME --from ARCHIVE|- [OPTIONS]\n"
+        "       pgship-agent restore -c FILE --cleanup [--database NAME]\n"
+        "\n"
+        "Restores an archive into the database NAME of the agent's configuration, safely: into\n"
+        "a temporary database beside it (NAME__pgship_tmp_ID), then sanitize and check SQL if\n"
+        "given, ANALYZE, and a swap by renaming. On any failure the database is left exactly as\n"
+        "it was. The report (steps and their times, per-table row counts, check failures) is\n"
+        "printed on standard output.\n"
+        "\n"
+        "  -c, --config FILE      the agent's configuration (its [database NAME] and spool_dir)\n"
+        "      --database NAME    the [database NAME] to restore into\n"
+        "      --from ARCHIVE|-   the archive (from pgship-agent dump or the bucket)\n"
+        "  -k, --key FILE         a secret key that may open it (repeatable); default the\n"
+        "                         config's [agent] restore_keys\n"
+        "      --sanitize-sql F   SQL run in one transaction after pg_restore; the first error\n"
+        "                         fails the restore (the report names its line)\n"
+        "      --check-sql F      queries run after it; every row they return is a failure\n"
+        "      --profile NAME     the profile's name, for the report\n"
+        "  -j, --jobs N           pg_restore -j N (1-64), default 1\n"
+        "      --schema-only, --data-only, --no-owner\n"
+        "  -n, --schema S         restore only schema S (repeatable)\n"
+        "  -t, --table T          restore only table T (repeatable)\n"
+        "      --role R           pg_restore --role R\n"
+        "      --keep-old         keep the replaced database as NAME__pgship_old_TIME\n"
+        "  -o, --output FILE      instead of replacing NAME, dump the restored (sanitized)\n"
+        "                         temporary database into a new archive FILE, encrypted to\n"
+        "  -r, --recipient FILE   these public keys (repeatable); NAME is untouched\n"
+        "      --pg-bindir DIR    use pg_restore (and pg_dump) from DIR\n"
+        "      --id ID            the restore's id (names the temporary database); default\n"
+        "                         a new one like 20261121T160529Z-1a2b3c4d\n"
+        "      --cleanup          drop the temporary databases restores that did not finish\n"
+        "                         left on the configured databases' servers (and re-allow\n"
+        "                         connections to a target one left closed), remove their spool\n"
+        "                         directories, and exit\n"
+        "      --json             the report as JSON: {\"ok\", \"step\", \"error\", \"report\"}\n"
+        "  -q, --quiet            only errors\n"
+        "  -h, --help\n"
+        "\n"
+        "Exit status: 0 when the database was restored (or, with --cleanup, cleaned); 1 when\n"
+        "it failed (the database is as it was); 2 on bad usage; 128+N when stopped by\n"
+        "signal N (the temporary database is dropped first).\n");
 }
 
 typedef struct file_src {
@@ -400,8 +401,10 @@ static void print_report(FILE *f, const json_t *rep, int ok, const char *step, c
     json_int_t nfail = json_integer_value(json_object_get(rep, "check_failures_total"));
     if (nfail > 0) {
         fprintf(f, "check failures: %lld row%s\n", (long long)nfail, nfail == 1 ? "" : "s");
-        json_array_foreach(json_object_get(rep, "check_failures"), i, v) {
-            fprintf(f, "  query %lld (line %lld):", (long long)json_integer_value(json_object_get(v, "query")),
+        json_array_foreach(json_object_get(rep, "check_failures"), i, v)
+        {
+            fprintf(f, "  query %lld (line %lld):",
+                    (long long)json_integer_value(json_object_get(v, "query")),
                     (long long)json_integer_value(json_object_get(v, "line")));
             const json_t *cols = json_object_get(v, "columns"), *row = json_object_get(v, "row");
             for (size_t k = 0; k < json_array_size(cols); k++) {
@@ -420,10 +423,10 @@ static void print_report(FILE *f, const json_t *rep, int ok, const char *step, c
         fprintf(f, "tables: %lld, rows: %lld\n",
                 (long long)json_integer_value(json_object_get(rep, "tables_total")),
                 (long long)json_integer_value(json_object_get(rep, "rows_total")));
-        json_array_foreach(tables, i, v)
-            fprintf(f, "  %12lld  %s.%s\n", (long long)json_integer_value(json_object_get(v, "rows")),
-                    json_string_value(json_object_get(v, "schema")),
-                    json_string_value(json_object_get(v, "name")));
+        json_array_foreach(tables, i, v) fprintf(
+            f, "  %12lld  %s.%s\n", (long long)json_integer_value(json_object_get(v, "rows")),
+            json_string_value(json_object_get(v, "schema")),
+            json_string_value(json_object_get(v, "name")));
     }
     const json_t *dump = json_object_get(rep, "dump");
     if (dump != NULL)
@@ -461,9 +464,22 @@ static int restore_cleanup_all(const agent_config *cfg, const char *database)
     return status;
 }
 
-enum { OPT_R_DATABASE = 3000, OPT_R_FROM, OPT_R_SANITIZE, OPT_R_CHECK, OPT_R_PROFILE,
-       OPT_R_SCHEMA_ONLY, OPT_R_DATA_ONLY, OPT_R_NO_OWNER, OPT_R_ROLE, OPT_R_KEEP_OLD,
-       OPT_R_BINDIR, OPT_R_ID, OPT_R_CLEANUP, OPT_R_JSON };
+enum {
+    OPT_R_DATABASE = 3000,
+    OPT_R_FROM,
+    OPT_R_SANITIZE,
+    OPT_R_CHECK,
+    OPT_R_PROFILE,
+    OPT_R_SCHEMA_ONLY,
+    OPT_R_DATA_ONLY,
+    OPT_R_NO_OWNER,
+    OPT_R_ROLE,
+    OPT_R_KEEP_OLD,
+    OPT_R_BINDIR,
+    OPT_R_ID,
+    OPT_R_CLEANUP,
+    OPT_R_JSON
+};
 
 static int cmd_restore(int argc, char **argv)
 {
@@ -506,9 +522,15 @@ static int cmd_restore(int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "c:k:j:n:t:o:r:qh", lo, NULL)) != -1) {
         int bad = 0;
         switch (ch) {
-        case 'c': config = optarg; break;
-        case OPT_R_DATABASE: database = optarg; break;
-        case OPT_R_FROM: from = optarg; break;
+        case 'c':
+            config = optarg;
+            break;
+        case OPT_R_DATABASE:
+            database = optarg;
+            break;
+        case OPT_R_FROM:
+            from = optarg;
+            break;
         case 'k':
             if (nkeyfiles == RESTORE_KEYS_MAX) {
                 log_error("at most %d --key options", RESTORE_KEYS_MAX);
@@ -517,31 +539,69 @@ static int cmd_restore(int argc, char **argv)
                 keyfiles[nkeyfiles++] = optarg;
             }
             break;
-        case OPT_R_SANITIZE: sanitize = optarg; break;
-        case OPT_R_CHECK: check = optarg; break;
-        case OPT_R_PROFILE: o.profile = optarg; break;
+        case OPT_R_SANITIZE:
+            sanitize = optarg;
+            break;
+        case OPT_R_CHECK:
+            check = optarg;
+            break;
+        case OPT_R_PROFILE:
+            o.profile = optarg;
+            break;
         case 'j':
             if (parse_int(optarg, 1, 64, &o.jobs) != 0) {
                 log_error("--jobs must be a number from 1 to 64");
                 bad = 1;
             }
             break;
-        case OPT_R_SCHEMA_ONLY: o.schema_only = 1; break;
-        case OPT_R_DATA_ONLY: o.data_only = 1; break;
-        case 'n': bad = add_str(&schemas, optarg, "--schema"); break;
-        case 't': bad = add_str(&tables, optarg, "--table"); break;
-        case OPT_R_NO_OWNER: o.no_owner = 1; break;
-        case OPT_R_ROLE: o.role = optarg; break;
-        case OPT_R_KEEP_OLD: o.keep_old = 1; break;
-        case 'o': output = optarg; break;
-        case 'r': bad = add_str(&recipients, optarg, "--recipient"); break;
-        case OPT_R_BINDIR: o.pg_bindir = optarg; break;
-        case OPT_R_ID: id = optarg; break;
-        case OPT_R_CLEANUP: cleanup = 1; break;
-        case OPT_R_JSON: json = 1; break;
-        case 'q': log_set_level(LOG_ERROR); break;
-        case 'h': usage_restore(stdout); return 0;
-        default: usage_restore(stderr); return 2;
+        case OPT_R_SCHEMA_ONLY:
+            o.schema_only = 1;
+            break;
+        case OPT_R_DATA_ONLY:
+            o.data_only = 1;
+            break;
+        case 'n':
+            bad = add_str(&schemas, optarg, "--schema");
+            break;
+        case 't':
+            bad = add_str(&tables, optarg, "--table");
+            break;
+        case OPT_R_NO_OWNER:
+            o.no_owner = 1;
+            break;
+        case OPT_R_ROLE:
+            o.role = optarg;
+            break;
+        case OPT_R_KEEP_OLD:
+            o.keep_old = 1;
+            break;
+        case 'o':
+            output = optarg;
+            break;
+        case 'r':
+            bad = add_str(&recipients, optarg, "--recipient");
+            break;
+        case OPT_R_BINDIR:
+            o.pg_bindir = optarg;
+            break;
+        case OPT_R_ID:
+            id = optarg;
+            break;
+        case OPT_R_CLEANUP:
+            cleanup = 1;
+            break;
+        case OPT_R_JSON:
+            json = 1;
+            break;
+        case 'q':
+            log_set_level(LOG_ERROR);
+            break;
+        case 'h':
+            usage_restore(stdout);
+            return 0;
+        default:
+            usage_restore(stderr);
+            return 2;
         }
         if (bad)
             return 2;

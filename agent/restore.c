@@ -41,16 +41,16 @@
 
 #define DBNAME_MAX 63
 #define SPOOL_PREFIX "pgship-restore-"
-#define CHECK_ROWS_MAX 100         /* check failures shown in the report */
-#define CHECK_COLUMNS_MAX 32       /* columns shown per failing row */
-#define CHECK_VALUE_MAX 200        /* bytes shown per value */
-#define TABLES_MAX 10000           /* tables listed in the report (WIRE_REPORT_MAX is 1 MiB) */
-#define SWAP_WAIT_MS 30000         /* for the target's connections to end */
+#define CHECK_ROWS_MAX 100   /* check failures shown in the report */
+#define CHECK_COLUMNS_MAX 32 /* columns shown per failing row */
+#define CHECK_VALUE_MAX 200  /* bytes shown per value */
+#define TABLES_MAX 10000     /* tables listed in the report (WIRE_REPORT_MAX is 1 MiB) */
+#define SWAP_WAIT_MS 30000   /* for the target's connections to end */
 #define QUERY_POLL_MS 200
 
 typedef struct script_error {
-    int stmt;       /* 1-based statement of the script that failed */
-    int line;       /* its line, or the line of the server's error position */
+    int stmt; /* 1-based statement of the script that failed */
+    int line; /* its line, or the line of the server's error position */
     char msg[400];
 } script_error;
 
@@ -64,11 +64,11 @@ typedef struct restore_ctx {
     char tmp[DBNAME_MAX + 1];
     char old[DBNAME_MAX + 1];
     char spool[4096];
-    int spool_fd;                /* holds a flock while the spool is ours */
+    int spool_fd; /* holds a flock while the spool is ours */
     extract_info info;
     char dump_path[4200];
-    PGconn *admin;               /* the maintenance database */
-    PGconn *db;                  /* the temporary database */
+    PGconn *admin; /* the maintenance database */
+    PGconn *db;    /* the temporary database */
     int server_num;
     /* the existing target */
     int target_exists, target_allowconn;
@@ -289,8 +289,8 @@ static const char *stmt_end(const char *start, const char *p)
         } else if ((p[0] == '-' && p[1] == '-') || (p[0] == '/' && p[1] == '*')) {
             p = skip_blank(p);
         } else if (*p == '$' && (p == start || !ident_char((unsigned char)p[-1])) &&
-                   (p[1] == '$' || ((ident_char((unsigned char)p[1]) &&
-                                     !(p[1] >= '0' && p[1] <= '9'))))) {
+                   (p[1] == '$' ||
+                    ((ident_char((unsigned char)p[1]) && !(p[1] >= '0' && p[1] <= '9'))))) {
             const char *t = p + 1;
             while (ident_char((unsigned char)*t) && *t != '$')
                 t++;
@@ -372,8 +372,8 @@ typedef void (*row_fn)(restore_ctx *c, int stmt, const PGresult *row);
  * at the first error; its statement and line go to *se. Returns 0, PGS_EINVAL for an error in the
  * script, or another negative code.
  */
-static int run_script(restore_ctx *c, PGconn *db, const char *what, const char *sql,
-                      row_fn on_row, script_error *se, pgs_error *e)
+static int run_script(restore_ctx *c, PGconn *db, const char *what, const char *sql, row_fn on_row,
+                      script_error *se, pgs_error *e)
 {
     memset(se, 0, sizeof(*se));
     if (!PQsendQuery(db, sql)) {
@@ -477,9 +477,8 @@ static PGconn *admin_conn(restore_ctx *c, pgs_error *e)
         return c->admin;
     PQfinish(c->admin);
     /* Renaming the target needs a connection to another database. */
-    c->admin = strcmp(c->dbname, "postgres") == 0
-                   ? pgconn_connect(c->o->conninfo, "template1", e)
-                   : pgconn_connect_maintenance(c->o->conninfo, e);
+    c->admin = strcmp(c->dbname, "postgres") == 0 ? pgconn_connect(c->o->conninfo, "template1", e)
+                                                  : pgconn_connect_maintenance(c->o->conninfo, e);
     if (c->admin == NULL && e != NULL)
         pgs_wrap(e, "the maintenance database");
     return c->admin;
@@ -521,7 +520,9 @@ static int spool_open(restore_ctx *c, pgs_error *e)
     return 0;
 }
 
-/* "it is sealed to key ids A (name), B; the agent's restore keys are C (name), D" */
+/* "its recipients are key ids A, B; the agent's restore keys are C (name), D (name)": the
+ * archive's header names its recipients by key id only (their names are in the encrypted
+ * manifest). */
 static int no_key_error(restore_ctx *c, envelope_reader *env, pgs_error *e)
 {
     char have[600] = "", ours[600] = "";
@@ -539,9 +540,9 @@ static int no_key_error(restore_ctx *c, envelope_reader *env, pgs_error *e)
         snprintf(ours + l, sizeof(ours) - l, "%s%s (%s)", i ? ", " : "", id, c->o->keys[i].name);
     }
     return pgs_fail(e, PGS_ENOKEY,
-                    "no restore key opens this archive: it is sealed to key id%s %s; the agent's "
-                    "restore keys are %s",
-                    n == 1 ? "" : "s", have,
+                    "no restore key opens this archive: its recipient%s key id%s %s; the "
+                    "agent's restore keys are %s",
+                    n == 1 ? " is" : "s are", n == 1 ? "" : "s", have,
                     c->o->nkeys ? ours : "none (set restore_keys in [agent])");
 }
 
@@ -566,8 +567,8 @@ static int do_unpack(restore_ctx *c, pgs_error *e)
     if (rc != 0 || (rc = extract_archive(env, c->spool, &c->info, e)) != 0)
         goto out;
     json_t *src = json_object();
-    json_object_set(src, "manifest",
-                    c->info.manifest_json ? c->info.manifest_json : json_object());
+    json_object_set_new(src, "manifest",
+                        c->info.manifest_json ? json_incref(c->info.manifest_json) : json_object());
     json_object_set_new(c->report, "source", src);
     snprintf(c->dump_path, sizeof(c->dump_path), "%s/%s", c->spool, extract_dump_name(&c->info));
     char b[32];
@@ -669,7 +670,8 @@ static int copy_grants_and_settings(restore_ctx *c, pgs_error *e)
             continue;
         }
         snprintf(sql, sizeof(sql), "GRANT %s ON DATABASE %s TO %s%s", priv, tmpq,
-                 gq ? gq : "PUBLIC", strcmp(PQgetvalue(r, i, 1), "t") == 0 ? " WITH GRANT OPTION" : "");
+                 gq ? gq : "PUBLIC",
+                 strcmp(PQgetvalue(r, i, 1), "t") == 0 ? " WITH GRANT OPTION" : "");
         PQfreemem(gq);
         rc = pq_exec(c, c->admin, "copying the target's grants", sql, 0, NULL, NULL, e);
     }
@@ -898,8 +900,8 @@ static int do_pg_restore(restore_ctx *c, pgs_error *e)
                         "--data-only keeps the target's schema, but database %s does not exist",
                         c->dbname);
     pgbin bin, dumpbin;
-    int rc = pgbin_find("pg_restore", dump_major > major ? dump_major : major, o->pg_bindir, &bin,
-                        e);
+    int rc =
+        pgbin_find("pg_restore", dump_major > major ? dump_major : major, o->pg_bindir, &bin, e);
     if (rc == 0 && o->data_only)
         rc = pgbin_find("pg_dump", major, o->pg_bindir, &dumpbin, e);
     if (rc != 0)
@@ -922,14 +924,21 @@ static int do_pg_restore(restore_ctx *c, pgs_error *e)
     if (o->data_only) {
         if ((rc = pgconn_child_build(&tchild, o->conninfo, NULL, e)) != 0)
             goto out;
-        const char *dargv[] = {dumpbin.path, "--format=custom", "--schema-only", "--no-password",
-                               "--file", schema_file,
-                               tchild.dbname_arg ? "--dbname" : NULL, tchild.dbname_arg, NULL};
+        const char *dargv[] = {dumpbin.path,
+                               "--format=custom",
+                               "--schema-only",
+                               "--no-password",
+                               "--file",
+                               schema_file,
+                               tchild.dbname_arg ? "--dbname" : NULL,
+                               tchild.dbname_arg,
+                               NULL};
         log_info("restore %s: --data-only: copying the schema of %s", o->id, c->dbname);
         if ((rc = run_child(c, dargv, tchild.env, "pg_dump --schema-only of the target", e)) != 0)
             goto out;
-        const char *pargv[] = {bin.path, "--dbname", child.dbname_arg, "--no-password",
-                               "--exit-on-error", "--section=pre-data", schema_file, NULL};
+        const char *pargv[] = {
+            bin.path,          "--dbname",           child.dbname_arg, "--no-password",
+            "--exit-on-error", "--section=pre-data", schema_file,      NULL};
         if ((rc = run_child(c, pargv, child.env, "pg_restore of the target's schema", e)) != 0)
             goto out;
     }
@@ -961,10 +970,17 @@ static int do_pg_restore(restore_ctx *c, pgs_error *e)
     if ((rc = run_child(c, argv, child.env, "pg_restore", e)) != 0)
         goto out;
     if (o->data_only) {
-        const char *pargv[] = {bin.path, "--dbname", child.dbname_arg, "--no-password",
-                               "--exit-on-error", "--section=post-data", jobs, schema_file, NULL};
-        rc = run_child(c, pargv, child.env, "pg_restore of the target's indexes and constraints",
-                       e);
+        const char *pargv[] = {bin.path,
+                               "--dbname",
+                               child.dbname_arg,
+                               "--no-password",
+                               "--exit-on-error",
+                               "--section=post-data",
+                               jobs,
+                               schema_file,
+                               NULL};
+        rc =
+            run_child(c, pargv, child.env, "pg_restore of the target's indexes and constraints", e);
     }
 out:
     for (size_t i = 0; i < no; i++)
@@ -1017,8 +1033,7 @@ static void on_check_row(restore_ctx *c, int stmt, const PGresult *row)
                                         ? json_null()
                                         : json_cut(PQgetvalue(row, 0, i), CHECK_VALUE_MAX));
     }
-    json_t *f = json_pack("{s:i, s:i}", "query", stmt, "line",
-                          stmt_line(c->o->check_sql, stmt));
+    json_t *f = json_pack("{s:i, s:i}", "query", stmt, "line", stmt_line(c->o->check_sql, stmt));
     json_object_set_new(f, "columns", cols);
     json_object_set_new(f, "row", vals);
     json_array_append_new(fails, f);
@@ -1028,8 +1043,8 @@ static int do_check(restore_ctx *c, pgs_error *e)
 {
     int rc = open_db(c, e);
     /* The checks look; they must not change what is about to be swapped in. */
-    if (rc != 0 || (rc = pq_exec(c, c->db, "check.sql", "BEGIN TRANSACTION READ ONLY", 0, NULL,
-                                 NULL, e)) != 0)
+    if (rc != 0 ||
+        (rc = pq_exec(c, c->db, "check.sql", "BEGIN TRANSACTION READ ONLY", 0, NULL, NULL, e)) != 0)
         return rc;
     script_error se;
     rc = run_script(c, c->db, "check.sql", c->o->check_sql, on_check_row, &se, e);
@@ -1065,12 +1080,13 @@ static int do_analyze(restore_ctx *c, pgs_error *e)
     if (rc != 0 || (rc = pq_exec(c, c->db, "ANALYZE", "ANALYZE", 0, NULL, NULL, e)) != 0)
         return rc;
     PGresult *r = NULL;
-    rc = pq_exec(c, c->db, "listing the tables",
-                 "SELECT n.nspname, c.relname FROM pg_class c "
-                 "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                 "WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' "
-                 "AND n.nspname !~ '^pg_' ORDER BY n.nspname COLLATE \"C\", c.relname COLLATE \"C\"",
-                 0, NULL, &r, e);
+    rc =
+        pq_exec(c, c->db, "listing the tables",
+                "SELECT n.nspname, c.relname FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' "
+                "AND n.nspname !~ '^pg_' ORDER BY n.nspname COLLATE \"C\", c.relname COLLATE \"C\"",
+                0, NULL, &r, e);
     if (rc != 0)
         return rc;
     json_t *tables = json_object_get(c->report, "tables");
@@ -1133,8 +1149,7 @@ static int end_connections(restore_ctx *c, pgs_error *e)
         if (left == 0)
             return 0;
         if ((progress_now() - t0) * 1000 > SWAP_WAIT_MS)
-            return pgs_fail(e, PGS_EIO,
-                            "%ld connection%s to %s did not end within %d s%s", left,
+            return pgs_fail(e, PGS_EIO, "%ld connection%s to %s did not end within %d s%s", left,
                             left == 1 ? "" : "s", c->dbname, SWAP_WAIT_MS / 1000,
                             refused ? " (some could not be terminated)" : "");
         if (sig_stop_requested())
@@ -1221,8 +1236,8 @@ static int do_swap(restore_ctx *c, pgs_error *e)
     if (c->old[0] != '\0') {
         snprintf(sql, sizeof(sql), "ALTER DATABASE %s ALLOW_CONNECTIONS true", oq);
         if (c->target_allowconn &&
-            pq_exec(c, c->admin, "re-allowing connections to the previous database", sql, 0,
-                    NULL, NULL, &we) != 0)
+            pq_exec(c, c->admin, "re-allowing connections to the previous database", sql, 0, NULL,
+                    NULL, &we) != 0)
             warn(c, "%s", we.msg);
         json_object_set_new(c->report, "old_database", json_string(c->old));
     }
@@ -1278,24 +1293,23 @@ static void undo(restore_ctx *c)
         char sql[256];
         snprintf(sql, sizeof(sql), "ALTER DATABASE %s ALLOW_CONNECTIONS true", tq ? tq : "\"\"");
         PQfreemem(tq);
-        if (pq_exec(c, c->admin, "re-allowing connections to the target", sql, 0, NULL, NULL,
-                    &e) != 0)
+        if (pq_exec(c, c->admin, "re-allowing connections to the target", sql, 0, NULL, NULL, &e) !=
+            0)
             warn(c, "%s", e.msg);
     }
     if (c->created_tmp && !c->swapped) {
         char *mq = ident(c->admin, c->tmp);
         char sql[256];
         if (c->server_num >= 130000 || c->server_num == 0)
-            snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)",
-                     mq ? mq : "\"\"");
+            snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", mq ? mq : "\"\"");
         else
             snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", mq ? mq : "\"\"");
         PQfreemem(mq);
         if (c->server_num < 130000) {
             const char *params[] = {c->tmp};
             pq_exec(c, c->admin, "ending the connections to the temporary database",
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
-                    1, params, NULL, &e);
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", 1,
+                    params, NULL, &e);
         }
         if (pq_exec(c, c->admin, "dropping the temporary database", sql, 0, NULL, NULL, &e) != 0)
             warn(c, "%s; the agent's next start drops it", e.msg);
@@ -1350,21 +1364,23 @@ int restore_run(const restore_opts *o, json_t **report, char failed_step[32], pg
         rc = pgs_fail(e, PGS_EINVAL, "the restore id is too long for a database name");
     /* restore_cleanup drops what carries the mark: never let a target carry it. */
     if (rc == 0 && (strstr(c->dbname, RESTORE_TMP_MARK) || strstr(c->dbname, RESTORE_OLD_MARK)))
-        rc = pgs_fail(e, PGS_EINVAL, "database %s carries pgship's %s or %s mark; restore into "
-                      "another name", c->dbname, RESTORE_TMP_MARK, RESTORE_OLD_MARK);
+        rc = pgs_fail(e, PGS_EINVAL,
+                      "database %s carries pgship's %s or %s mark; restore into "
+                      "another name",
+                      c->dbname, RESTORE_TMP_MARK, RESTORE_OLD_MARK);
     if (rc != 0)
         goto out;
     if (o->target == NULL)
         json_object_set_new(c->report, "target", json_string(c->dbname));
     json_object_set_new(c->report, "temp_database", json_string(c->tmp));
 
-#define STEP(name, detail, call)                                                                  \
-    do {                                                                                          \
-        if ((rc = step_begin(c, name, detail)) == 0)                                              \
-            rc = call;                                                                            \
-        step_end(c, rc == 0);                                                                     \
-        if (rc != 0)                                                                              \
-            goto out;                                                                             \
+#define STEP(name, detail, call)                                                                   \
+    do {                                                                                           \
+        if ((rc = step_begin(c, name, detail)) == 0)                                               \
+            rc = call;                                                                             \
+        step_end(c, rc == 0);                                                                      \
+        if (rc != 0)                                                                               \
+            goto out;                                                                              \
     } while (0)
 
     char jobs[32];
@@ -1450,7 +1466,8 @@ int restore_cleanup(const char *conninfo, pgs_error *e)
             if (pq_exec_ident(&cx, conn, "re-allowing connections",
                               "ALTER DATABASE %s ALLOW_CONNECTIONS true", t, &ae) == 0)
                 log_warn("re-allowed connections to database %s, closed by a restore that did "
-                         "not finish", t);
+                         "not finish",
+                         t);
             else
                 log_warn("database %s: %s", t, ae.msg);
         }
@@ -1466,8 +1483,8 @@ int restore_cleanup(const char *conninfo, pgs_error *e)
             log_warn("dropped database %s, left by a restore that did not finish", name);
             dropped++;
         } else {
-            log_warn("could not drop database %s, left by a restore that did not finish: %s",
-                     name, de.msg);
+            log_warn("could not drop database %s, left by a restore that did not finish: %s", name,
+                     de.msg);
         }
     }
     for (int i = 0; i < n; i++)

@@ -70,8 +70,7 @@ static int create_file(extract_state *x, const char *rel, pgs_error *e)
     return fd;
 }
 
-static int write_file(extract_state *x, const char *rel, const char *text, size_t len,
-                      pgs_error *e)
+static int write_file(extract_state *x, const char *rel, const char *text, size_t len, pgs_error *e)
 {
     int fd = create_file(x, rel, e);
     if (fd < 0)
@@ -83,8 +82,7 @@ static int write_file(extract_state *x, const char *rel, const char *text, size_
     return rc;
 }
 
-static int copy_member(extract_state *x, bundle_reader *br, int fd, const char *what,
-                       pgs_error *e)
+static int copy_member(extract_state *x, bundle_reader *br, int fd, const char *what, pgs_error *e)
 {
     for (;;) {
         ssize_t n = bundle_reader_read(br, x->buf, EXTRACT_BUF, e);
@@ -154,8 +152,7 @@ static int walk_archive(bundle_reader *br, extract_state *x, pgs_error *e)
             in->parts++;
             in->dump_bytes += m.size;
             if (x->dir) {
-                if (x->dump_fd < 0 &&
-                    (x->dump_fd = create_file(x, EXTRACT_CUSTOM_FILE, e)) < 0)
+                if (x->dump_fd < 0 && (x->dump_fd = create_file(x, EXTRACT_CUSTOM_FILE, e)) < 0)
                     return x->dump_fd;
                 if ((rc = copy_member(x, br, x->dump_fd, EXTRACT_CUSTOM_FILE, e)) != 0)
                     return rc;

@@ -28,12 +28,12 @@
 
 /* What an archive held; extract_info_clear releases it. */
 typedef struct extract_info {
-    manifest man;           /* manifest.json, decoded */
-    json_t *manifest_json;  /* manifest.json as JSON (owned), for reports */
-    manifest_end end;       /* end.json, decoded */
-    uint64_t members;       /* every member, SHA256SUMS excepted */
-    uint64_t dump_bytes;    /* of the dump members and globals.sql */
-    uint64_t parts, files;  /* custom parts, directory files */
+    manifest man;          /* manifest.json, decoded */
+    json_t *manifest_json; /* manifest.json as JSON (owned), for reports */
+    manifest_end end;      /* end.json, decoded */
+    uint64_t members;      /* every member, SHA256SUMS excepted */
+    uint64_t dump_bytes;   /* of the dump members and globals.sql */
+    uint64_t parts, files; /* custom parts, directory files */
 } extract_info;
 
 /*

@@ -180,7 +180,7 @@ unchanged "check returning rows"
 ops_id=$(grep -o 'key id [0-9a-f]*' ops.pub | cut -d' ' -f3)
 stranger_id=$(grep -o 'key id [0-9a-f]*' stranger.pub | cut -d' ' -f3)
 expect_fail "wrong key: names the archive's recipients and the agent's keys" \
-    "unpack: no restore key opens this archive: it is sealed to key id $ops_id; the agent's restore keys are $stranger_id \(stranger\)" \
+    "unpack: no restore key opens this archive: its recipient is key id $ops_id; the agent's restore keys are $stranger_id \(stranger\)" \
     restore --database dst --from custom.pgship --key stranger.key
 unchanged "wrong key"
 

@@ -78,8 +78,12 @@ static void add_end(bundle_writer *w, uint64_t members)
 static void make_custom(tu_buf *out, uint8_t **joined, size_t *total)
 {
     bundle_writer *w = NULL;
-    bundle_writer_opts o = {.rcpts = &g_pub, .nrcpts = 1, .chunk_size = CHUNK, .zstd_level = 3,
-                            .sink = tu_buf_sink, .sink_arg = out};
+    bundle_writer_opts o = {.rcpts = &g_pub,
+                            .nrcpts = 1,
+                            .chunk_size = CHUNK,
+                            .zstd_level = 3,
+                            .sink = tu_buf_sink,
+                            .sink_arg = out};
     pgs_error e = {0};
     assert_int_equal(bundle_writer_new(&w, &o, &e), 0);
     add_manifest(w, "custom");
@@ -172,8 +176,12 @@ static void test_extract_directory_layout(void **state)
 {
     tu_buf archive = {0}, got = {0};
     bundle_writer *w = NULL;
-    bundle_writer_opts o = {.rcpts = &g_pub, .nrcpts = 1, .chunk_size = CHUNK, .zstd_level = 3,
-                            .sink = tu_buf_sink, .sink_arg = &archive};
+    bundle_writer_opts o = {.rcpts = &g_pub,
+                            .nrcpts = 1,
+                            .chunk_size = CHUNK,
+                            .zstd_level = 3,
+                            .sink = tu_buf_sink,
+                            .sink_arg = &archive};
     pgs_error e = {0};
     assert_int_equal(bundle_writer_new(&w, &o, &e), 0);
     add_manifest(w, "directory");

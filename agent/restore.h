@@ -71,24 +71,36 @@ typedef struct restore_opts {
 
 /*
  * Runs the procedure. Returns 0 when everything succeeded. On failure returns a negative code
- * with e saying why, and *failed_step (if not NULL) names the step that failed.
+ * with e saying why, and *failed_step (if not NULL) names the step that failed ("" when the
+ * options were refused before any step). A stop requested through common/spawn.h (SIGTERM)
+ * cancels the running query or kills pg_restore, and returns PGS_EINTR after the undo.
  *
  * *report (if not NULL) always receives a new JSON object, also on failure:
- *   {"target": "appdb", "temp_database": "...", "old_database": "..." (kept) or null,
- *    "source": {"manifest": {...}} (the archive's manifest.json, once unpacked),
+ *   {"target": "appdb" (o->target, else the database's name), "temp_database": "...",
+ *    "old_database": "..." (kept, or left because it could not be dropped) or null,
+ *    "profile": "..." or null,
+ *    "source": {"manifest": {...}} (the archive's manifest.json, once unpacked) or null,
  *    "steps": [{"name": "unpack", "ms": 1234, "ok": true}, ...] (in order, the failed one last),
- *    "tables": [{"schema": "public", "name": "users", "rows": 50000}, ...] (after analyze),
+ *    "tables": [{"schema": "public", "name": "users", "rows": 50000}, ...] (after analyze; at
+ *        most 10000 listed), "tables_total": N, "rows_total": N,
  *    "check_failures": [{"query": 1, "line": 12, "columns": [...], "row": [...]}, ...]
- *        (at most 100 rows shown; "check_failures_total" counts them all),
- *    "sanitize_error": {"line": 7, "message": "..."} when sanitize failed,
- *    "dump": {"bytes": ..., "archive_bytes": ..., "sha256": "..."} (sanitize)}
+ *        (query: the statement's number in check_sql; at most 100 rows shown, 32 columns, values
+ *        cut at 200 bytes; "check_failures_total" counts them all),
+ *    "sanitize_error": {"line": 7, "statement": 3, "message": "..."} when sanitize failed,
+ *    "check_error": {...} the same, when a check query itself failed,
+ *    "dump": {"bytes": ..., "archive_bytes": ..., "sha256": "...", "manifest": {...}} (sanitize),
+ *    "warnings": ["..."] (only when there are: the old database could not be dropped, an undo
+ *        left something for restore_cleanup),
+ *    "error": "..." (only on failure: e's message)}
  */
 int restore_run(const restore_opts *o, json_t **report, char failed_step[32], pgs_error *e);
 
 /*
  * At agent start: drops every database whose name carries RESTORE_TMP_MARK on the server behind
- * conninfo (a restore that died with the agent), and re-allows connections to a database a swap
- * left closed. Logs each one. Returns how many it dropped, or a negative code.
+ * conninfo (a restore that died with the agent; its sessions are terminated first), and
+ * re-allows connections to a database a swap left closed, only when such a temporary database
+ * was made for it (an administrator's own ALLOW_CONNECTIONS false is never touched). Logs each
+ * one. Returns how many it dropped, or a negative code.
  */
 int restore_cleanup(const char *conninfo, pgs_error *e);
 

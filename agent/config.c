@@ -263,8 +263,7 @@ static int load_restore_keys(agent_config *cfg, pgs_error *e)
     for (size_t i = 0; i < list->n; i++) {
         pgs_error ke = {0};
         if (key_load_secret(list->items[i], &cfg->restore_keys[i], &ke) != 0)
-            return cfg_fail(e, cfg, SPEC_AGENT, &cfg->agent, "restore_keys", ke.code, "%s",
-                            ke.msg);
+            return cfg_fail(e, cfg, SPEC_AGENT, &cfg->agent, "restore_keys", ke.code, "%s", ke.msg);
         for (size_t j = 0; j < i; j++) {
             if (memcmp(cfg->restore_keys[j].pk, cfg->restore_keys[i].pk, KEY_LEN) == 0) {
                 char id[KEY_ID_HEX_LEN + 1];

@@ -36,9 +36,9 @@ typedef struct agent_section_config {
     char *tls_key;         /* ... and its key (both or neither); mode & 077 == 0 */
     char *identity_key;    /* Ed25519 identity secret key file; mode & 077 == 0 */
     char *spool_dir;
-    ini_list recipients; /* recipient public key files: every archive is sealed to each */
+    ini_list recipients;   /* recipient public key files: every archive is sealed to each */
     ini_list restore_keys; /* secret key files this agent may decrypt with; mode & 077 == 0 */
-    int log_level;       /* enum log_level */
+    int log_level;         /* enum log_level */
     int allow_insecure_transport;
     ini_src src;
 } agent_section_config;

@@ -119,8 +119,7 @@ static uint8_t *slurp(const char *path, size_t *len)
 
 /* The spec of a restore or sanitize job serving the --source archive. */
 static wire_restore_spec *restore_spec(int sanitize, uint64_t bytes, const char *sanitize_sql,
-                                       const char *check_sql, char **rcpts, int nrcpts,
-                                       unsigned n)
+                                       const char *check_sql, char **rcpts, int nrcpts, unsigned n)
 {
     wire_restore_spec *r = calloc(1, sizeof(*r));
     snprintf(r->source, sizeof(r->source), "20261121T110000Z-%08x", n);
@@ -155,15 +154,24 @@ static wire_restore_spec *restore_spec(int sanitize, uint64_t bytes, const char 
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"identity", required_argument, NULL, 'i'}, {"out", required_argument, NULL, 'o'},
-        {"cert", required_argument, NULL, 'c'},     {"key", required_argument, NULL, 'k'},
-        {"jobs", required_argument, NULL, 'j'},     {"window", required_argument, NULL, 'w'},
-        {"data-max", required_argument, NULL, 'd'}, {"heartbeat", required_argument, NULL, 'h'},
-        {"drop-at", required_argument, NULL, 'D'},  {"ack-delay", required_argument, NULL, 'A'},
-        {"refuse", required_argument, NULL, 'r'},   {"garbage-poll", no_argument, NULL, 'g'},
-        {"linger", required_argument, NULL, 'l'},   {"fail-at", required_argument, NULL, 'F'},
-        {"silent-poll", no_argument, NULL, 's'},    {"source", required_argument, NULL, 'S'},
-        {"recipient", required_argument, NULL, 'R'}, {"bad-sha", no_argument, NULL, 'B'},
+        {"identity", required_argument, NULL, 'i'},
+        {"out", required_argument, NULL, 'o'},
+        {"cert", required_argument, NULL, 'c'},
+        {"key", required_argument, NULL, 'k'},
+        {"jobs", required_argument, NULL, 'j'},
+        {"window", required_argument, NULL, 'w'},
+        {"data-max", required_argument, NULL, 'd'},
+        {"heartbeat", required_argument, NULL, 'h'},
+        {"drop-at", required_argument, NULL, 'D'},
+        {"ack-delay", required_argument, NULL, 'A'},
+        {"refuse", required_argument, NULL, 'r'},
+        {"garbage-poll", no_argument, NULL, 'g'},
+        {"linger", required_argument, NULL, 'l'},
+        {"fail-at", required_argument, NULL, 'F'},
+        {"silent-poll", no_argument, NULL, 's'},
+        {"source", required_argument, NULL, 'S'},
+        {"recipient", required_argument, NULL, 'R'},
+        {"bad-sha", no_argument, NULL, 'B'},
         {"fetch-fail-at", required_argument, NULL, 'X'},
         {"fetch-delay", required_argument, NULL, 'Y'},
         {"sanitize-sql", required_argument, NULL, 'Q'},
@@ -182,32 +190,75 @@ int main(int argc, char **argv)
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
-        case 'i': idfile = optarg; break;
-        case 'o': outdir = optarg; break;
-        case 'c': cert = optarg; break;
-        case 'k': key = optarg; break;
-        case 'j': jobs = optarg; break;
-        case 'w': window = atoi(optarg); break;
-        case 'd': data_max = atoi(optarg); break;
-        case 'h': heartbeat = atoi(optarg); break;
-        case 'D': drop_at = atoll(optarg); break;
-        case 'F': fail_at = atoll(optarg); break;
-        case 'A': ack_delay = atoi(optarg); break;
-        case 'r': refuse = atoi(optarg); break;
-        case 'g': garbage = 1; break;
-        case 's': silent = 1; break;
-        case 'l': linger = atoi(optarg); break;
-        case 'S': source = optarg; break;
+        case 'i':
+            idfile = optarg;
+            break;
+        case 'o':
+            outdir = optarg;
+            break;
+        case 'c':
+            cert = optarg;
+            break;
+        case 'k':
+            key = optarg;
+            break;
+        case 'j':
+            jobs = optarg;
+            break;
+        case 'w':
+            window = atoi(optarg);
+            break;
+        case 'd':
+            data_max = atoi(optarg);
+            break;
+        case 'h':
+            heartbeat = atoi(optarg);
+            break;
+        case 'D':
+            drop_at = atoll(optarg);
+            break;
+        case 'F':
+            fail_at = atoll(optarg);
+            break;
+        case 'A':
+            ack_delay = atoi(optarg);
+            break;
+        case 'r':
+            refuse = atoi(optarg);
+            break;
+        case 'g':
+            garbage = 1;
+            break;
+        case 's':
+            silent = 1;
+            break;
+        case 'l':
+            linger = atoi(optarg);
+            break;
+        case 'S':
+            source = optarg;
+            break;
         case 'R':
             if (nrcpts < WIRE_RECIPIENTS_MAX)
                 rcpts[nrcpts++] = optarg;
             break;
-        case 'B': bad_sha = 1; break;
-        case 'X': fetch_fail_at = atoll(optarg); break;
-        case 'Y': fetch_delay = atoi(optarg); break;
-        case 'Q': sanitize_file = optarg; break;
-        case 'C': check_file = optarg; break;
-        default: return 2;
+        case 'B':
+            bad_sha = 1;
+            break;
+        case 'X':
+            fetch_fail_at = atoll(optarg);
+            break;
+        case 'Y':
+            fetch_delay = atoi(optarg);
+            break;
+        case 'Q':
+            sanitize_file = optarg;
+            break;
+        case 'C':
+            check_file = optarg;
+            break;
+        default:
+            return 2;
         }
     }
     if (optind + 1 != argc || idfile == NULL || outdir == NULL) {
@@ -384,7 +435,12 @@ int main(int argc, char **argv)
                 snprintf(path, sizeof(path), "%s/%s.pgship", outdir, job);
                 if (out)
                     fclose(out);
-                out = fopen(path, "wb");
+                out = NULL;
+                /* A restore job sends nothing; a backup or sanitize job its archive. */
+                if (strcmp(kind, "restore") != 0 && (out = fopen(path, "wb")) == NULL) {
+                    fprintf(stderr, "agent_peer: %s: cannot create\n", path);
+                    return 1;
+                }
                 if (strcmp(kind, "backup") == 0)
                     say("job %s %s", job, r.u.job.database);
                 else
@@ -420,6 +476,11 @@ int main(int argc, char **argv)
                 nng_pipe_close(p);
                 break;
             }
+            if (out == NULL) {
+                say("protocol DATA for a restore job");
+                nng_pipe_close(p);
+                break;
+            }
             say("data %s %llu %zu", job, (unsigned long long)seq, m.u.data.len);
             fwrite(m.u.data.payload, 1, m.u.data.len, out);
             sha256_update(h, m.u.data.payload, m.u.data.len);
@@ -438,13 +499,14 @@ int main(int argc, char **argv)
             sha256_final(h, d);
             wire_msg r = {.type = WIRE_RESULT};
             snprintf(r.u.result.job, sizeof(r.u.result.job), "%s", m.u.end.job);
-            const char *bad = strcmp(m.u.end.job, job) ? "job"
-                              : m.u.end.chunks != seq ? "chunks"
-                              : m.u.end.bytes != bytes ? "bytes"
-                              : memcmp(d, m.u.end.sha256, SHA256_LEN) ? "sha256"
+            const char *bad = strcmp(m.u.end.job, job)                  ? "job"
+                              : m.u.end.chunks != seq                   ? "chunks"
+                              : m.u.end.bytes != bytes                  ? "bytes"
+                              : memcmp(d, m.u.end.sha256, SHA256_LEN)   ? "sha256"
                               : json_object_size(m.u.end.manifest) == 0 ? "manifest"
-                                                                       : NULL;
-            fflush(out);
+                                                                        : NULL;
+            if (out != NULL)
+                fflush(out);
             if (bad) {
                 say("end mismatch %s %s", m.u.end.job, bad);
                 snprintf(r.u.result.error, sizeof(r.u.result.error), "%s mismatch", bad);
@@ -452,8 +514,8 @@ int main(int argc, char **argv)
                 say("end ok %s %llu %llu", m.u.end.job, (unsigned long long)seq,
                     (unsigned long long)bytes);
                 r.u.result.complete = 1;
-                snprintf(r.u.result.storage_key, sizeof(r.u.result.storage_key),
-                         "test/%s.pgship", m.u.end.job);
+                snprintf(r.u.result.storage_key, sizeof(r.u.result.storage_key), "test/%s.pgship",
+                         m.u.end.job);
             }
             if (strcmp(kind, "backup") == 0)
                 jobs_ended++;

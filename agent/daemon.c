@@ -1369,11 +1369,12 @@ static sess_rc run_restore(session *s, const wire_msg *jm)
         /* Stopped: restore_run has dropped its temporary database; say so within the grace. */
         if (sanitize && j.seq > 0)
             job_fail(&j, "agent stopping");
-        job_report(&j, 0, step[0] ? step : "restore", "agent stopping", report, started);
+        job_report(&j, 0, step[0] ? step : "dispatch", "agent stopping", report, started);
         out = SESS_STOP;
     } else if (rc != 0 || j.refused) {
         const char *err = j.refused ? j.why : e.msg[0] ? e.msg : "failed";
-        const char *at = step[0] ? step : sanitize ? "dump" : "restore";
+        /* No step: restore_run refused the job's options before starting. */
+        const char *at = step[0] ? step : "dispatch";
         /* A sanitize job that has begun sending closes its new backup first, as a backup does. */
         if (sanitize && j.seq > 0 && (out = job_fail(&j, err)) != SESS_OK) {
             json_decref(report);

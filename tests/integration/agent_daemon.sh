@@ -362,6 +362,17 @@ check "sanitize: the scratch database is not replaced" \
 check "sanitize: no temporary database is left" test -z "$(tmp_dbs)"
 end_peer
 
+# A sanitize job whose new backup the coordinator fails mid-stream: FAIL, then REPORT.
+restore_peer peer13 --jobs sanitize:scratch --source src.pgship --recipient staging.pub \
+    --sanitize-sql sanitize.sql --fail-at 5
+wait_for peer13.out "^report " 120 || true
+check "sanitize, DATA refused: FAIL with the coordinator's reason, then REPORT failed in step dump" \
+    bash -c "grep -E '^(fail|report) ' peer13.out | cut -d' ' -f1,3,4 | tr '\n' ' ' | grep -q -x 'fail the coordinator report failed dump '"
+check "sanitize, DATA refused: the REPORT says why" \
+    grep -q "^report .* failed dump the coordinator refused DATA seq 5: storage said no (test) (job_failed)$" peer13.out
+check "sanitize, DATA refused: no temporary database is left" test -z "$(tmp_dbs)"
+end_peer
+
 # kill -9 mid-restore (in its sanitize step, which sleeps), then a restart: no temporary database.
 echo "SELECT pg_sleep(20);" >slow.sql
 restore_peer peer11 --jobs restore:dst --source src.pgship --sanitize-sql slow.sql
@@ -399,7 +410,7 @@ echo "agent_daemon: $passed passed, $failed failed"
 if [ "$failed" -ne 0 ]; then
     for f in agent1.log agent2.log agent3.log agent4.log agent5.log agent6.log agent7.log \
         peer1.out peer2.out peer3.out peer4.out peer5.out peer6.out peer7.out peer8.out peer9.out \
-        peer10.out peer11.out peer12.out; do
+        peer10.out peer11.out peer12.out peer13.out; do
         echo "--- $f"; tail -n 25 "$f" 2>/dev/null
     done
 fi

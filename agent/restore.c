@@ -564,7 +564,7 @@ static int do_unpack(restore_ctx *c, pgs_error *e)
         rc = no_key_error(c, env, e);
         goto out;
     }
-    if (rc != 0 || (rc = extract_archive(env, c->spool, &c->info, e)) != 0)
+    if (rc != 0 || (rc = extract_archive(env, c->spool, 0, &c->info, e)) != 0)
         goto out;
     json_t *src = json_object();
     json_object_set_new(src, "manifest",
@@ -1074,57 +1074,175 @@ static int do_check(restore_ctx *c, pgs_error *e)
     return 0;
 }
 
+/* One table of the analyze step: its ANALYZE (and count) and what came back. */
+typedef struct table_work {
+    const char *schema, *name;
+    int count; /* an ordinary table or partition: counted and reported */
+    char *sql; /* "ANALYZE s.t; SELECT count(*) FROM ONLY s.t" */
+    json_int_t rows;
+} table_work;
+
+/* Reads what a connection has; returns 1 when its query is over, 0 while it runs, and records
+ * the first failure in *rc/e. */
+static int collect(restore_ctx *c, PGconn *conn, table_work *w, int *rc, pgs_error *e)
+{
+    if (!PQconsumeInput(conn) && *rc == 0) {
+        char msg[400];
+        pgconn_error_line(conn, msg, sizeof(msg));
+        *rc = pgs_fail(e, PGS_EIO, "ANALYZE of %s.%s: %s", w->schema, w->name, msg);
+    }
+    while (!PQisBusy(conn)) {
+        PGresult *r = PQgetResult(conn);
+        if (r == NULL)
+            return 1;
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+            w->rows = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        } else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && *rc == 0) {
+            char msg[450];
+            result_message(conn, r, msg, sizeof(msg));
+            *rc = sig_stop_requested()
+                      ? fail_stop(e)
+                      : pgs_fail(e, PGS_EINVAL, "ANALYZE of %s.%s: %s", w->schema, w->name, msg);
+        }
+        PQclear(r);
+        if (PQstatus(conn) != CONNECTION_OK)
+            return 1;
+    }
+    (void)c;
+    return 0;
+}
+
+/*
+ * ANALYZE and an exact count(*) of every user table. ANALYZE of a text-heavy table is CPU-bound
+ * (the sampled values are sorted for its histograms), so the tables are spread over as many
+ * connections as pg_restore had jobs.
+ */
 static int do_analyze(restore_ctx *c, pgs_error *e)
 {
     int rc = open_db(c, e);
-    if (rc != 0 || (rc = pq_exec(c, c->db, "ANALYZE", "ANALYZE", 0, NULL, NULL, e)) != 0)
-        return rc;
-    PGresult *r = NULL;
-    rc =
-        pq_exec(c, c->db, "listing the tables",
-                "SELECT n.nspname, c.relname FROM pg_class c "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' "
-                "AND n.nspname !~ '^pg_' ORDER BY n.nspname COLLATE \"C\", c.relname COLLATE \"C\"",
-                0, NULL, &r, e);
     if (rc != 0)
         return rc;
-    json_t *tables = json_object_get(c->report, "tables");
-    json_int_t rows_total = 0;
-    int nt = PQntuples(r);
+    PGresult *r = NULL;
+    /* Partitioned tables and materialized views are analyzed too (as a database-wide ANALYZE
+     * would); rows are counted in the tables that hold them. */
+    rc = pq_exec(c, c->db, "listing the tables",
+                 "SELECT n.nspname, c.relname, c.relkind = 'r' FROM pg_class c "
+                 "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                 "WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname <> 'information_schema' "
+                 "AND n.nspname !~ '^pg_' "
+                 "ORDER BY n.nspname COLLATE \"C\", c.relname COLLATE \"C\"",
+                 0, NULL, &r, e);
+    if (rc != 0)
+        return rc;
+    int nt = PQntuples(r), k = c->o->jobs < nt ? c->o->jobs : nt;
+    table_work *w = calloc((size_t)nt + 1, sizeof(*w));
+    PGconn **conns = calloc((size_t)k + 1, sizeof(*conns));
+    int *busy = calloc((size_t)k + 1, sizeof(int));
+    struct pollfd *pfd = calloc((size_t)k + 1, sizeof(*pfd));
+    if (w == NULL || conns == NULL || busy == NULL || pfd == NULL) {
+        rc = pgs_fail(e, PGS_ENOMEM, "out of memory");
+        goto out;
+    }
     for (int i = 0; i < nt && rc == 0; i++) {
-        const char *schema = PQgetvalue(r, i, 0), *name = PQgetvalue(r, i, 1);
-        char *sq = ident(c->db, schema), *nq = ident(c->db, name);
-        char *sql = NULL;
-        if (sq != NULL && nq != NULL && (sql = malloc(strlen(sq) + strlen(nq) + 64)) != NULL)
-            sprintf(sql, "SELECT count(*) FROM ONLY %s.%s", sq, nq);
+        w[i].schema = PQgetvalue(r, i, 0);
+        w[i].name = PQgetvalue(r, i, 1);
+        w[i].count = strcmp(PQgetvalue(r, i, 2), "t") == 0;
+        char *sq = ident(c->db, w[i].schema), *nq = ident(c->db, w[i].name);
+        size_t len = (sq ? strlen(sq) : 0) + (nq ? strlen(nq) : 0);
+        if (sq != NULL && nq != NULL && (w[i].sql = malloc(2 * len + 64)) != NULL) {
+            if (w[i].count)
+                sprintf(w[i].sql, "ANALYZE %s.%s; SELECT count(*) FROM ONLY %s.%s", sq, nq, sq, nq);
+            else
+                sprintf(w[i].sql, "ANALYZE %s.%s", sq, nq);
+        }
         PQfreemem(sq);
         PQfreemem(nq);
-        if (sql == NULL) {
+        if (w[i].sql == NULL)
             rc = pgs_fail(e, PGS_ENOMEM, "out of memory");
-            break;
+    }
+    conns[0] = c->db;
+    for (int j = 1; j < k && rc == 0; j++)
+        if ((conns[j] = pgconn_connect(c->o->conninfo, c->tmp, e)) == NULL)
+            rc = e->code;
+    for (int j = 0; j < k; j++)
+        busy[j] = -1;
+    int next = 0, running = 0, cancelled = 0;
+    for (;;) {
+        for (int j = 0; j < k && rc == 0 && next < nt; j++) {
+            if (busy[j] >= 0)
+                continue;
+            if (!PQsendQuery(conns[j], w[next].sql)) {
+                char msg[400];
+                pgconn_error_line(conns[j], msg, sizeof(msg));
+                rc =
+                    pgs_fail(e, PGS_EIO, "ANALYZE of %s.%s: %s", w[next].schema, w[next].name, msg);
+                break;
+            }
+            busy[j] = next++;
+            running++;
         }
-        PGresult *cr = NULL;
-        char what[600];
-        snprintf(what, sizeof(what), "counting the rows of %s.%s", schema, name);
-        rc = pq_exec(c, c->db, what, sql, 0, NULL, &cr, e);
-        free(sql);
-        if (rc == 0 && cr != NULL && PQntuples(cr) == 1) {
-            json_int_t n = strtoll(PQgetvalue(cr, 0, 0), NULL, 10);
-            rows_total += n;
-            if (i < TABLES_MAX) {
-                json_t *t = json_object();
-                json_object_set_new(t, "schema", json_cut(schema, 256));
-                json_object_set_new(t, "name", json_cut(name, 256));
-                json_object_set_new(t, "rows", json_integer(n));
-                json_array_append_new(tables, t);
+        if (running == 0)
+            break;
+        int np = 0;
+        for (int j = 0; j < k; j++)
+            if (busy[j] >= 0)
+                pfd[np++] = (struct pollfd){.fd = PQsocket(conns[j]), .events = POLLIN};
+        if (poll(pfd, (nfds_t)np, QUERY_POLL_MS) < 0 && errno != EINTR && rc == 0)
+            rc = pgs_fail(e, PGS_EIO, "waiting for ANALYZE: %s", strerror(errno));
+        if (!cancelled && (stopped(c) || rc != 0)) {
+            /* Stop: or another table failed; the rest need not finish. */
+            for (int j = 0; j < k; j++) {
+                PGcancel *kc = busy[j] >= 0 ? PQgetCancel(conns[j]) : NULL;
+                char buf[256];
+                if (kc != NULL) {
+                    PQcancel(kc, buf, sizeof(buf));
+                    PQfreeCancel(kc);
+                }
+            }
+            cancelled = 1;
+            if (rc == 0)
+                rc = fail_stop(e);
+        }
+        for (int j = 0; j < k; j++) {
+            if (busy[j] < 0)
+                continue;
+            if (collect(c, conns[j], &w[busy[j]], &rc, e)) {
+                busy[j] = -1;
+                running--;
             }
         }
-        PQclear(cr);
     }
-    PQclear(r);
-    json_object_set_new(c->report, "tables_total", json_integer(nt));
+    if (rc != 0)
+        goto out;
+    json_t *tables = json_object_get(c->report, "tables");
+    json_int_t rows_total = 0, counted = 0;
+    for (int i = 0; i < nt; i++) {
+        if (!w[i].count)
+            continue;
+        rows_total += w[i].rows;
+        if (counted++ < TABLES_MAX) {
+            json_t *t = json_object();
+            json_object_set_new(t, "schema", json_cut(w[i].schema, 256));
+            json_object_set_new(t, "name", json_cut(w[i].name, 256));
+            json_object_set_new(t, "rows", json_integer(w[i].rows));
+            json_array_append_new(tables, t);
+        }
+    }
+    json_object_set_new(c->report, "tables_total", json_integer(counted));
     json_object_set_new(c->report, "rows_total", json_integer(rows_total));
+out:
+    for (int j = 1; conns != NULL && j < k; j++)
+        PQfinish(conns[j]);
+    for (int i = 0; w != NULL && i < nt; i++)
+        free(w[i].sql);
+    free(w);
+    free(conns);
+    free(busy);
+    free(pfd);
+    PQclear(r);
+    if (rc != 0)
+        close_db(c); /* it may be mid-query; the undo path opens what it needs */
     return rc;
 }
 

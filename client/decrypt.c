@@ -204,7 +204,7 @@ int cmd_decrypt(int argc, char **argv)
         goto out;
     }
     /* With --extract, what was written is removed on any failure (a signal included). */
-    if ((rc = extract_archive(env, extract, &x, &e)) != 0)
+    if ((rc = extract_archive(env, extract, EXTRACT_DURABLE, &x, &e)) != 0)
         goto out;
     if (list) {
         print_list(&x, json);

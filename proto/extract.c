@@ -23,6 +23,7 @@ typedef struct extract_state {
     int dump_fd; /* dump.pgdump for the custom format */
     int made_dump_dir;
     int have_manifest, have_end;
+    int durable;
     char *buf; /* EXTRACT_BUF bytes: one per run, so that two runs may share a process */
     extract_info *info;
 } extract_state;
@@ -175,7 +176,7 @@ static int walk_archive(bundle_reader *br, extract_state *x, pgs_error *e)
                 if (fd < 0)
                     return fd;
                 rc = copy_member(x, br, fd, m.name, e);
-                if (rc == 0 && fsync(fd) != 0)
+                if (rc == 0 && x->durable && fsync(fd) != 0)
                     rc = pgs_fail(e, PGS_EIO, "writing %s: %s", m.name, strerror(errno));
                 close(fd);
                 if (rc != 0)
@@ -194,9 +195,9 @@ static int walk_archive(bundle_reader *br, extract_state *x, pgs_error *e)
         return pgs_fail(e, PGS_EFORMAT, "end.json counts %llu dump members, the archive has %llu",
                         (unsigned long long)in->end.dump_members,
                         (unsigned long long)(in->parts + in->files));
-    if (x->dump_fd >= 0 && fsync(x->dump_fd) != 0)
+    if (x->durable && x->dump_fd >= 0 && fsync(x->dump_fd) != 0)
         return pgs_fail(e, PGS_EIO, "writing %s: %s", EXTRACT_CUSTOM_FILE, strerror(errno));
-    if (x->dir && fsync(x->dirfd) != 0)
+    if (x->durable && x->dir && fsync(x->dirfd) != 0)
         return pgs_fail(e, PGS_EIO, "%s: %s", x->dir, strerror(errno));
     return 0;
 }
@@ -243,10 +244,15 @@ static void undo_extract(extract_state *x)
     }
 }
 
-int extract_archive(envelope_reader *env, const char *dir, extract_info *info, pgs_error *e)
+int extract_archive(envelope_reader *env, const char *dir, int flags, extract_info *info,
+                    pgs_error *e)
 {
     memset(info, 0, sizeof(*info));
-    extract_state x = {.dir = dir, .dirfd = -1, .dump_fd = -1, .info = info};
+    extract_state x = {.dir = dir,
+                       .dirfd = -1,
+                       .dump_fd = -1,
+                       .info = info,
+                       .durable = (flags & EXTRACT_DURABLE) != 0};
     bundle_reader *br = NULL;
     int rc = 0;
     if ((x.buf = malloc(EXTRACT_BUF)) == NULL) {

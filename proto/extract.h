@@ -36,14 +36,19 @@ typedef struct extract_info {
     uint64_t parts, files; /* custom parts, directory files */
 } extract_info;
 
+/* flags of extract_archive */
+#define EXTRACT_DURABLE 1 /* fsync every file and the directory before returning */
+
 /*
  * Reads the archive behind env (unlocked; it stays the caller's) to its verified end. With dir
  * set, writes it out there: dir is created (mode 0700) or must be an empty directory. Returns 0
  * with *info filled, or a negative code with e saying why and nothing of ours left in dir. Stops
  * with PGS_EINTR when common/spawn.h's stop was requested. info is filled in both cases and must
- * be cleared.
+ * be cleared. Without EXTRACT_DURABLE (a restore's spool, read at once and then removed) nothing
+ * is fsynced: the bytes are read back from the page cache.
  */
-int extract_archive(envelope_reader *env, const char *dir, extract_info *info, pgs_error *e);
+int extract_archive(envelope_reader *env, const char *dir, int flags, extract_info *info,
+                    pgs_error *e);
 
 /* The dump's name inside dir for pg_restore: EXTRACT_CUSTOM_FILE or EXTRACT_DIRECTORY. */
 const char *extract_dump_name(const extract_info *info);

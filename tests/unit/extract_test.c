@@ -114,7 +114,7 @@ static int run_extract(const tu_buf *archive, const char *dir, extract_info *inf
     if (rc == 0)
         rc = envelope_reader_unlock(er, &g_sec, 1, e);
     if (rc == 0)
-        rc = extract_archive(er, dir, info, e);
+        rc = extract_archive(er, dir, EXTRACT_DURABLE, info, e);
     envelope_reader_free(er);
     return rc;
 }

@@ -332,6 +332,21 @@ db_fingerprint "$PORT" dst >dst.after
 check "after those failures the target is unchanged" cmp -s dst.before dst.after
 check "... and no temporary database is left" test -z "$(tmp_dbs)"
 
+# The connection dropped mid-fetch: restore_run's source fails, nothing is left, a new connection.
+restore_peer peer14 --jobs restore:dst --source src.pgship --fetch-drop-at 40 --linger 30
+wait_for peer14.out "^dropped " 60 || true
+wait_for agent6.log "restore of .* into dst failed: connection to the coordinator lost" 30 || true
+check "connection lost mid-fetch: the job fails in the log, with no REPORT" \
+    bash -c "grep -q 'restore of .* into dst failed: connection to the coordinator lost' agent6.log && ! grep -q '^report ' peer14.out"
+wait_for peer14.out "^hello" 1 >/dev/null || true
+sleep 2
+check "connection lost mid-fetch: the agent connects again" test "$(grep -c '^hello ' peer14.out)" -ge 2
+check "connection lost mid-fetch: no temporary database, nothing in spool_dir" \
+    bash -c "[ -z \"\$(ls -A spool)\" ] && [ -z '$(tmp_dbs)' ]"
+end_peer
+db_fingerprint "$PORT" dst >dst.after
+check "connection lost mid-fetch: the target is unchanged" cmp -s dst.before dst.after
+
 # A sanitize job: restored into a temporary database of scratch, sanitized, dumped again sealed
 # to staging only and shipped as DATA/END; then the REPORT.
 echo "UPDATE shop.customers SET email = 'customer' || id || '@example.invalid', name = 'Customer ' || id;" >sanitize.sql
@@ -410,7 +425,7 @@ echo "agent_daemon: $passed passed, $failed failed"
 if [ "$failed" -ne 0 ]; then
     for f in agent1.log agent2.log agent3.log agent4.log agent5.log agent6.log agent7.log \
         peer1.out peer2.out peer3.out peer4.out peer5.out peer6.out peer7.out peer8.out peer9.out \
-        peer10.out peer11.out peer12.out peer13.out; do
+        peer10.out peer11.out peer12.out peer13.out peer14.out; do
         echo "--- $f"; tail -n 25 "$f" 2>/dev/null
     done
 fi

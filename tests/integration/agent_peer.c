@@ -19,8 +19,9 @@
  *   report-json ID {the report}       (then RESULT; REPORT ends the job)
  * A sanitize job's DATA/END are taken as for a backup (into OUTDIR/ID.pgship), sealed to
  * --recipient FILE.pub (repeatable). --bad-sha sends EOF with a wrong SHA-256; --fetch-fail-at SEQ
- * answers that FETCH and every later one with ERROR job_failed; --fetch-delay MS waits before each
- * PIECE; --sanitize-sql FILE and --check-sql FILE go into the spec.
+ * answers that FETCH and every later one with ERROR job_failed; --fetch-drop-at SEQ closes the
+ * connection at that FETCH (once: "dropped ID SEQ"); --fetch-delay MS waits before each PIECE;
+ * --sanitize-sql FILE and --check-sql FILE go into the spec.
  *
  * It hands out the jobs of --jobs one per POLL (each once, across reconnections), answers
  * the other POLLs with IDLE after --heartbeat ms, and exits 0 --linger seconds after the last job
@@ -32,7 +33,8 @@
  *                   [--drop-at SEQ] [--fail-at SEQ] [--ack-delay MS] [--refuse N]
  *                   [--garbage-poll] [--silent-poll] [--linger S]
  *                   [--source FILE] [--recipient FILE.pub]... [--bad-sha] [--fetch-fail-at SEQ]
- *                   [--fetch-delay MS] [--sanitize-sql FILE] [--check-sql FILE]
+ *                   [--fetch-drop-at SEQ] [--fetch-delay MS] [--sanitize-sql FILE]
+ *                   [--check-sql FILE]
  */
 #include <getopt.h>
 #include <stdarg.h>
@@ -173,6 +175,7 @@ int main(int argc, char **argv)
         {"recipient", required_argument, NULL, 'R'},
         {"bad-sha", no_argument, NULL, 'B'},
         {"fetch-fail-at", required_argument, NULL, 'X'},
+        {"fetch-drop-at", required_argument, NULL, 'Z'},
         {"fetch-delay", required_argument, NULL, 'Y'},
         {"sanitize-sql", required_argument, NULL, 'Q'},
         {"check-sql", required_argument, NULL, 'C'},
@@ -181,7 +184,7 @@ int main(int argc, char **argv)
     const char *source = NULL, *sanitize_file = NULL, *check_file = NULL;
     char *rcpts[WIRE_RECIPIENTS_MAX];
     int nrcpts = 0, bad_sha = 0, fetch_delay = 0;
-    long long fetch_fail_at = -1;
+    long long fetch_fail_at = -1, fetch_drop_at = -1;
     const char *idfile = NULL, *outdir = NULL, *cert = NULL, *key = NULL;
     char *jobs = NULL;
     int window = 4, data_max = 65536, heartbeat = 500, ack_delay = 0, refuse = 0, garbage = 0;
@@ -244,6 +247,9 @@ int main(int argc, char **argv)
             break;
         case 'B':
             bad_sha = 1;
+            break;
+        case 'Z':
+            fetch_drop_at = atoll(optarg);
             break;
         case 'X':
             fetch_fail_at = atoll(optarg);
@@ -537,6 +543,11 @@ int main(int argc, char **argv)
             if (strcmp(m.u.fetch.job, job) != 0 || strcmp(kind, "backup") == 0) {
                 say("fetch %s %llu unknown", m.u.fetch.job, (unsigned long long)fs);
                 reply_error("unknown_job", "no such restore job (test)");
+            } else if ((long long)fs == fetch_drop_at) {
+                say("dropped %s %llu", job, (unsigned long long)fs);
+                fetch_drop_at = -1;
+                jobs_ended++;
+                nng_pipe_close(p);
             } else if (fetch_fail_at >= 0 && (long long)fs >= fetch_fail_at) {
                 say("fetch %s %llu refused", job, (unsigned long long)fs);
                 reply_error("job_failed", "storage could not read the object (test)");

@@ -9,9 +9,9 @@
 # Restore and sanitize jobs (agent/restore.c under the daemon): restore_keys announced in AUTH; a
 # restore proved equal to its source (dbcompare.sh); a database not in the config, a wrong key, an
 # EOF whose SHA-256 differs and ERROR job_failed to a FETCH, each reported with its step and the
-# target unchanged; a sanitize job whose new archive opens with the job's recipient only and holds
-# sanitized data; kill -9 mid-restore, then a restart that leaves no temporary database; SIGTERM
-# mid-restore.
+# target unchanged; a connection dropped mid-fetch; a sanitize job whose new archive opens with
+# the job's recipient only and holds sanitized data, and one whose DATA the coordinator fails;
+# kill -9 mid-restore, then a restart that leaves no temporary database; SIGTERM mid-restore.
 #
 # usage: agent_daemon.sh BINDIR     (BINDIR holds pgship, pgship-agent and agent_peer)
 set -euo pipefail

@@ -1376,11 +1376,12 @@ static sess_rc run_restore(session *s, const wire_msg *jm)
         /* No step: restore_run refused the job's options before starting. */
         const char *at = step[0] ? step : "dispatch";
         /* A sanitize job that has begun sending closes its new backup first, as a backup does. */
-        if (sanitize && j.seq > 0 && (out = job_fail(&j, err)) != SESS_OK) {
+        if (sanitize && j.seq > 0)
+            out = job_fail(&j, err);
+        if (out == SESS_OK)
+            out = job_report(&j, 0, at, err, report, started);
+        else
             json_decref(report);
-            return out;
-        }
-        out = job_report(&j, 0, at, err, report, started);
     } else if (sanitize) {
         out = sanitize_end(&j, report);
         if (out == SESS_OK)

@@ -157,10 +157,15 @@ check "no temporary database is left" test "$(tmp_dbs)" = 0
 # ===================== sync through a profile =====================
 before_rows=$(psql_p appdb -XAtq -c "SELECT (SELECT count(*) FROM app.users), (SELECT count(*) FROM app.orders), (SELECT count(*) FROM app.payments)")
 check "the checks find production data before sanitization" test -n "$(psql_p appdb -XAtq -f "$PROFILES/app-anonymize/check.sql" | head -1)"
-fleet_client sync prod-db1/appdb --to staging-db1/appdb --sanitize app-anonymize --wait --json \
-    >s1.json 2>s1.err
+fleet_client sync prod-db1/appdb --to staging-db1/appdb --sanitize app-anonymize --safety-backup \
+    --wait --json >s1.json 2>s1.err
 check "sync prod -> staging with app-anonymize completes" test "$(json 'd["state"]' <s1.json)" = complete
 check "it backed up prod first (a fresh backup)" test "$(json 'd["source_backup_id"] != "'"$ID"'"' <s1.json)" = True
+SAFE=$(json 'd["safety_backup_id"]' <s1.json)
+check "--safety-backup shipped a backup of staging first, named in the report" \
+    test "$(fleet_client show "$SAFE" --json | json '(d["label"], d["state"], d["agent"], d["database"])')" = "('safety', 'complete', 'staging-db1', 'appdb')"
+check "... and the report's coordinator steps are backup, safety, restore" \
+    test "$(json '[s["name"] for s in d["report"]["coordinator_steps"]]' <s1.json)" = "['backup', 'safety', 'restore']"
 check "every check query returns nothing in staging" test -z "$(checks appdb)"
 check "application row counts are intact" \
     test "$(psql_s appdb -XAtq -c "SELECT (SELECT count(*) FROM app.users), (SELECT count(*) FROM app.orders), (SELECT count(*) FROM app.payments)")" = "$before_rows"
@@ -194,7 +199,7 @@ check "the sanitized backup is labelled sanitized and linked to its source" \
 stg_kid=$(sed -n 's/.*key id \([0-9a-f]\{16\}\).*/\1/p' keys/stg.pub | head -1)
 check "its recipients are the staging key only" test "$(json 'd["recipients"]' <san.json)" = "['$stg_kid']"
 fleet_client fetch "$SAN" -o san.pgship >/dev/null 2>&1
-check "the sanitized archive opens with the staging key" "$BIN/pgship" decrypt --key keys/stg.key --list san.pgship
+check "the sanitized archive opens with the staging key" "$BIN/pgship" decrypt --key keys/stg.key --list san.pgship >/dev/null
 expect_fail "... and not with the prod key" "key" "$BIN/pgship" decrypt --key keys/prod.key --list san.pgship
 check "staging-db2 restored it: the checks find nothing" test -z "$(psql_s appdb2 -XAtq -f "$PROFILES/app-anonymize/check.sql")"
 check "row counts intact there too" \

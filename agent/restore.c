@@ -76,6 +76,10 @@ typedef struct restore_ctx {
     /* what we did, for the undo path */
     int created_tmp, closed_target, swapped;
     int no_cancel; /* set on the undo path: its queries are not cancelled by a stop */
+    /* the custom format's pre-data and data, fed to pg_restore while the archive is unpacked */
+    int streamed;      /* create and pg_restore's first part ran inside the unpack */
+    spawn_proc *feed;  /* that pg_restore, reading the FIFO */
+    int feed_fd;       /* the FIFO's write end, -1 when closed */
 } restore_ctx;
 
 /* ---- names ---- */
@@ -546,9 +550,134 @@ static int no_key_error(restore_ctx *c, envelope_reader *env, pgs_error *e)
                     c->o->nkeys ? ours : "none (set restore_keys in [agent])");
 }
 
+enum pgr_part {
+    PGR_ALL,  /* the whole archive, -j N, from the spool file */
+    PGR_FEED, /* pre-data and data, serially, from the FIFO the unpack writes: started, not waited */
+    PGR_POST  /* post-data (indexes, constraints, ...), -j N, from the spool file */
+};
+
+#define FEED_FIFO "feed.fifo"
+
+static int do_create(restore_ctx *c, pgs_error *e);
+static int do_pg_restore(restore_ctx *c, int part, pgs_error *e);
+static int wait_child(spawn_proc *p, const char *what, pgs_error *e);
+
+/*
+ * Streaming (docs/restore.md, "On the agent"): a custom-format dump is read by pg_restore in
+ * order anyway, so its pre-data and data sections are fed to one pg_restore through a FIFO while
+ * the archive is still being unpacked, and only the post-data section (indexes and constraints,
+ * which read no data) runs -j N from the spool file afterwards. The bytes pg_restore reads are
+ * not verified yet (SHA256SUMS and end.json come last); that is safe only because they go into
+ * the temporary database, created before the first of them, and every failure of the unpack,
+ * whatever pg_restore did, drops it before anything is swapped in.
+ */
+static int stream_wanted(const restore_ctx *c, const extract_info *info)
+{
+    const restore_opts *o = c->o;
+    /* --data-only loads the target's own schema around the data; --schema-only has no data. */
+    return strcmp(info->man.format, "custom") == 0 && !o->data_only && !o->schema_only;
+}
+
+/* extract_hooks.on_manifest: the unpack step ends here; create, then start pg_restore's feed. */
+static int stream_on_manifest(void *arg, const extract_info *info, pgs_error *e)
+{
+    restore_ctx *c = arg;
+    if (!stream_wanted(c, info))
+        return 0;
+    c->streamed = 1;
+    step_end(c, 1);
+    int rc = step_begin(c, "create", c->tmp);
+    if (rc == 0)
+        rc = do_create(c, e);
+    if (rc != 0)
+        return rc;
+    step_end(c, 1);
+    char detail[64];
+    snprintf(detail, sizeof(detail), "jobs %d, data streamed", c->o->jobs);
+    if ((rc = step_begin(c, "pg_restore", detail)) != 0)
+        return rc;
+    snprintf(c->dump_path, sizeof(c->dump_path), "%s/%s", c->spool, extract_dump_name(info));
+    char fifo[4200];
+    snprintf(fifo, sizeof(fifo), "%s/" FEED_FIFO, c->spool);
+    if (mkfifo(fifo, 0600) != 0)
+        return pgs_fail(e, PGS_EIO, "%s: %s", fifo, strerror(errno));
+    if ((rc = do_pg_restore(c, PGR_FEED, e)) != 0)
+        return rc;
+    /* Non-blocking, so that a stop is seen while pg_restore is slow to read; the open succeeds
+     * once pg_restore has opened its end. */
+    for (;;) {
+        c->feed_fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (c->feed_fd >= 0)
+            return 0;
+        if (errno != ENXIO && errno != EINTR)
+            return pgs_fail(e, PGS_EIO, "%s: %s", fifo, strerror(errno));
+        if (sig_stop_requested())
+            return fail_stop(e);
+        if (!spawn_running(c->feed))
+            return 0; /* it ended without reading: stream_end reports how */
+        usleep(2000);
+    }
+}
+
+/* extract_hooks.on_dump: the dump's bytes to pg_restore, with backpressure. */
+static int stream_on_dump(void *arg, const char *buf, size_t len, pgs_error *e)
+{
+    restore_ctx *c = arg;
+    size_t off = 0;
+    while (c->feed_fd >= 0 && off < len) {
+        ssize_t n = write(c->feed_fd, buf + off, len - off);
+        if (n > 0) {
+            off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EAGAIN) {
+            struct pollfd p = {.fd = c->feed_fd, .events = POLLOUT};
+            if (poll(&p, 1, QUERY_POLL_MS) < 0 && errno != EINTR)
+                return pgs_fail(e, PGS_EIO, "feeding pg_restore: %s", strerror(errno));
+            if (sig_stop_requested())
+                return fail_stop(e);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        /* EPIPE: pg_restore stopped reading (it failed, or wants nothing further: a --table).
+         * The unpack goes on to verify and spool the rest; stream_end reports its exit. */
+        close(c->feed_fd);
+        c->feed_fd = -1;
+    }
+    return 0;
+}
+
+/* After the unpack (rc its result): ends the feed, then the post-data part. */
+static int stream_end(restore_ctx *c, int rc, pgs_error *e)
+{
+    if (c->feed_fd >= 0)
+        close(c->feed_fd);
+    c->feed_fd = -1;
+    if (c->feed == NULL)
+        return rc;
+    spawn_proc *p = c->feed;
+    c->feed = NULL;
+    if (rc != 0) {
+        /* The archive failed (or a stop): what pg_restore loaded dies with the temporary
+         * database on the undo path. The failure is the unpack's. */
+        spawn_kill(p, SIGTERM);
+        pgs_error ignored;
+        spawn_wait(p, &ignored);
+        spawn_free(p);
+        if (rc != PGS_EINTR && strcmp(c->step, "pg_restore") == 0)
+            snprintf(c->step, sizeof(c->step), "unpack");
+        return rc;
+    }
+    if ((rc = wait_child(p, "pg_restore", e)) != 0)
+        return rc;
+    return do_pg_restore(c, PGR_POST, e);
+}
+
 static int do_unpack(restore_ctx *c, pgs_error *e)
 {
     envelope_reader *env = NULL;
+    int ours = 0;
     int rc = spool_open(c, e);
     if (rc != 0)
         return rc;
@@ -564,7 +693,16 @@ static int do_unpack(restore_ctx *c, pgs_error *e)
         rc = no_key_error(c, env, e);
         goto out;
     }
-    if (rc != 0 || (rc = extract_archive(env, c->spool, 0, &c->info, e)) != 0)
+    /* ours: a failure of create or pg_restore when streamed, not the archive's */
+    if (rc == 0) {
+        extract_hooks h = {.on_manifest = stream_on_manifest, .on_dump = stream_on_dump, .arg = c};
+        rc = extract_archive_hooks(env, c->spool, 0, &h, &c->info, e);
+        ours = rc != 0 && strcmp(c->step, "create") == 0;
+        if (rc == 0)
+            ours = 1;
+        rc = stream_end(c, rc, e);
+    }
+    if (rc != 0)
         goto out;
     json_t *src = json_object();
     json_object_set_new(src, "manifest",
@@ -577,7 +715,7 @@ static int do_unpack(restore_ctx *c, pgs_error *e)
              fs_human_bytes(c->info.dump_bytes, b, sizeof(b)), c->info.man.pg_dump_version);
 out:
     envelope_reader_free(env);
-    if (rc != 0 && rc != PGS_ENOKEY && rc != PGS_EINTR)
+    if (rc != 0 && rc != PGS_ENOKEY && rc != PGS_EINTR && !ours)
         pgs_wrap(e, "reading the archive");
     return rc;
 }
@@ -842,16 +980,10 @@ static int child_failed(spawn_proc *p, const char *what, pgs_error *e)
     return pgs_fail(e, PGS_ECHILD, "%s failed (%s)%s%s", what, how, tail[0] ? ":\n" : "", tail);
 }
 
-/* Runs a PostgreSQL program to its end; a requested stop kills it. */
-static int run_child(restore_ctx *c, const char *const *argv, char *const *env, const char *what,
-                     pgs_error *e)
+/* Waits for a started PostgreSQL program and frees p; a requested stop kills it. */
+static int wait_child(spawn_proc *p, const char *what, pgs_error *e)
 {
-    (void)c;
-    spawn_proc *p = NULL;
-    spawn_opts so = {.argv = argv, .envp = env, .stdout_mode = SPAWN_OUT_NULL};
-    int rc = spawn_start(&p, &so, e);
-    if (rc != 0)
-        return rc;
+    int rc;
     while (spawn_running(p)) {
         if (sig_stop_requested()) {
             spawn_kill(p, SIGTERM);
@@ -866,6 +998,19 @@ static int run_child(restore_ctx *c, const char *const *argv, char *const *env, 
         rc = child_failed(p, what, e);
     spawn_free(p);
     return rc;
+}
+
+/* Runs a PostgreSQL program to its end; a requested stop kills it. */
+static int run_child(restore_ctx *c, const char *const *argv, char *const *env, const char *what,
+                     pgs_error *e)
+{
+    (void)c;
+    spawn_proc *p = NULL;
+    spawn_opts so = {.argv = argv, .envp = env, .stdout_mode = SPAWN_OUT_NULL};
+    int rc = spawn_start(&p, &so, e);
+    if (rc != 0)
+        return rc;
+    return wait_child(p, what, e);
 }
 
 /* Adds "--flag=value" (allocated into owned) to argv. */
@@ -886,7 +1031,7 @@ static int add_arg(const char **argv, size_t *n, char **owned, size_t *no, const
  * data, its post-data (indexes, constraints, foreign keys) after, so that the data loads in any
  * order and the indexes are built once.
  */
-static int do_pg_restore(restore_ctx *c, pgs_error *e)
+static int do_pg_restore(restore_ctx *c, int part, pgs_error *e)
 {
     const restore_opts *o = c->o;
     int major = c->server_num / 10000, dump_major = 0;
@@ -921,7 +1066,7 @@ static int do_pg_restore(restore_ctx *c, pgs_error *e)
         rc = pgs_fail(e, PGS_ENOMEM, "out of memory");
         goto out;
     }
-    if (o->data_only) {
+    if (o->data_only && part == PGR_ALL) {
         if ((rc = pgconn_child_build(&tchild, o->conninfo, NULL, e)) != 0)
             goto out;
         const char *dargv[] = {dumpbin.path,
@@ -947,7 +1092,17 @@ static int do_pg_restore(restore_ctx *c, pgs_error *e)
     argv[n++] = child.dbname_arg;
     argv[n++] = "--no-password";
     argv[n++] = "--exit-on-error";
-    argv[n++] = jobs;
+    if (part == PGR_FEED) {
+        /* Named, else pg_restore opens the input once to guess its format, closes it and opens
+         * it again: a FIFO would lose the bytes that first look consumed. */
+        argv[n++] = "--format=custom";
+        argv[n++] = "--section=pre-data";
+        argv[n++] = "--section=data";
+    } else {
+        argv[n++] = jobs;
+        if (part == PGR_POST)
+            argv[n++] = "--section=post-data";
+    }
     if (o->schema_only)
         argv[n++] = "--schema-only";
     if (o->data_only)
@@ -964,12 +1119,22 @@ static int do_pg_restore(restore_ctx *c, pgs_error *e)
         rc = pgs_fail(e, PGS_ENOMEM, "out of memory");
         goto out;
     }
-    argv[n++] = c->dump_path;
+    char fifo[4200];
+    snprintf(fifo, sizeof(fifo), "%s/" FEED_FIFO, c->spool);
+    argv[n++] = part == PGR_FEED ? fifo : c->dump_path;
     argv[n] = NULL;
-    log_info("restore %s: %s (%s) -j %d into %s", o->id, bin.path, bin.version, o->jobs, c->tmp);
+    if (part == PGR_FEED) {
+        log_info("restore %s: %s (%s) pre-data and data into %s, fed as the archive is unpacked",
+                 o->id, bin.path, bin.version, c->tmp);
+        spawn_opts so = {.argv = argv, .envp = child.env, .stdout_mode = SPAWN_OUT_NULL};
+        rc = spawn_start(&c->feed, &so, e);
+        goto out;
+    }
+    log_info("restore %s: %s (%s) -j %d%s into %s", o->id, bin.path, bin.version, o->jobs,
+             part == PGR_POST ? " post-data" : "", c->tmp);
     if ((rc = run_child(c, argv, child.env, "pg_restore", e)) != 0)
         goto out;
-    if (o->data_only) {
+    if (o->data_only && part == PGR_ALL) {
         const char *pargv[] = {bin.path,
                                "--dbname",
                                child.dbname_arg,
@@ -1461,6 +1626,7 @@ int restore_run(const restore_opts *o, json_t **report, char failed_step[32], pg
     c->o = o;
     c->e = e;
     c->spool_fd = -1;
+    c->feed_fd = -1;
     if (failed_step != NULL)
         failed_step[0] = '\0';
     c->report = json_object();
@@ -1504,8 +1670,10 @@ int restore_run(const restore_opts *o, json_t **report, char failed_step[32], pg
     char jobs[32];
     snprintf(jobs, sizeof(jobs), "jobs %d", o->jobs);
     STEP("unpack", "", do_unpack(c, e));
-    STEP("create", c->tmp, do_create(c, e));
-    STEP("pg_restore", jobs, do_pg_restore(c, e));
+    if (!c->streamed) {
+        STEP("create", c->tmp, do_create(c, e));
+        STEP("pg_restore", jobs, do_pg_restore(c, PGR_ALL, e));
+    }
     if (o->sanitize_sql != NULL)
         STEP("sanitize", o->profile ? o->profile : "", do_sanitize(c, e));
     if (o->check_sql != NULL)

@@ -19,6 +19,11 @@
  *               recipients, through dump_opts' sink; then it is dropped
  * Any failure before the swap drops the temporary database: the target is untouched.
  *
+ * A custom-format archive is streamed: once its manifest is read, create runs and pg_restore's
+ * pre-data and data sections are fed from the unpack as it goes (unverified bytes, into the
+ * temporary database only); post-data runs -j N from the spool once every checksum is verified.
+ * The report's steps are then unpack (to the manifest), create, pg_restore (the rest).
+ *
  * Database names are cut so that they fit PostgreSQL's 63 bytes: the target's part is shortened,
  * the __pgship_tmp_ / __pgship_old_ marker and the suffix are kept (restore_cleanup finds them by
  * the marker).

@@ -26,6 +26,7 @@ typedef struct extract_state {
     int durable;
     char *buf; /* EXTRACT_BUF bytes: one per run, so that two runs may share a process */
     extract_info *info;
+    const extract_hooks *hooks; /* NULL: none */
 } extract_state;
 
 static int check_stop(pgs_error *e)
@@ -83,7 +84,8 @@ static int write_file(extract_state *x, const char *rel, const char *text, size_
     return rc;
 }
 
-static int copy_member(extract_state *x, bundle_reader *br, int fd, const char *what, pgs_error *e)
+static int copy_member(extract_state *x, bundle_reader *br, int fd, const char *what, int tee,
+                       pgs_error *e)
 {
     for (;;) {
         ssize_t n = bundle_reader_read(br, x->buf, EXTRACT_BUF, e);
@@ -93,6 +95,11 @@ static int copy_member(extract_state *x, bundle_reader *br, int fd, const char *
             return 0;
         if (fs_write_all(fd, x->buf, (size_t)n) != 0)
             return pgs_fail(e, PGS_EIO, "writing %s: %s", what, strerror(errno));
+        if (tee && x->hooks != NULL && x->hooks->on_dump != NULL) {
+            int rc = x->hooks->on_dump(x->hooks->arg, x->buf, (size_t)n, e);
+            if (rc != 0)
+                return rc;
+        }
         int rc = check_stop(e);
         if (rc != 0)
             return rc;
@@ -120,6 +127,9 @@ static int walk_archive(bundle_reader *br, extract_state *x, pgs_error *e)
             if (rc == 0 && x->dir)
                 rc = write_file(x, BUNDLE_MANIFEST, text, (size_t)m.size, e);
             free(text);
+            if (rc == 0 && x->hooks != NULL && x->hooks->on_manifest != NULL)
+                if ((rc = x->hooks->on_manifest(x->hooks->arg, in, e)) != 0)
+                    return rc;
             if (rc != 0)
                 return rc == PGS_EFORMAT ? pgs_wrap(e, "manifest.json") : rc;
             break;
@@ -140,7 +150,7 @@ static int walk_archive(bundle_reader *br, extract_state *x, pgs_error *e)
                 int fd = create_file(x, BUNDLE_GLOBALS, e);
                 if (fd < 0)
                     return fd;
-                rc = copy_member(x, br, fd, BUNDLE_GLOBALS, e);
+                rc = copy_member(x, br, fd, BUNDLE_GLOBALS, 0, e);
                 close(fd);
                 if (rc != 0)
                     return rc;
@@ -155,7 +165,7 @@ static int walk_archive(bundle_reader *br, extract_state *x, pgs_error *e)
             if (x->dir) {
                 if (x->dump_fd < 0 && (x->dump_fd = create_file(x, EXTRACT_CUSTOM_FILE, e)) < 0)
                     return x->dump_fd;
-                if ((rc = copy_member(x, br, x->dump_fd, EXTRACT_CUSTOM_FILE, e)) != 0)
+                if ((rc = copy_member(x, br, x->dump_fd, EXTRACT_CUSTOM_FILE, 1, e)) != 0)
                     return rc;
             }
             break;
@@ -175,7 +185,7 @@ static int walk_archive(bundle_reader *br, extract_state *x, pgs_error *e)
                 int fd = create_file(x, m.name, e);
                 if (fd < 0)
                     return fd;
-                rc = copy_member(x, br, fd, m.name, e);
+                rc = copy_member(x, br, fd, m.name, 0, e);
                 if (rc == 0 && x->durable && fsync(fd) != 0)
                     rc = pgs_fail(e, PGS_EIO, "writing %s: %s", m.name, strerror(errno));
                 close(fd);
@@ -247,11 +257,18 @@ static void undo_extract(extract_state *x)
 int extract_archive(envelope_reader *env, const char *dir, int flags, extract_info *info,
                     pgs_error *e)
 {
+    return extract_archive_hooks(env, dir, flags, NULL, info, e);
+}
+
+int extract_archive_hooks(envelope_reader *env, const char *dir, int flags,
+                          const extract_hooks *hooks, extract_info *info, pgs_error *e)
+{
     memset(info, 0, sizeof(*info));
     extract_state x = {.dir = dir,
                        .dirfd = -1,
                        .dump_fd = -1,
                        .info = info,
+                       .hooks = hooks,
                        .durable = (flags & EXTRACT_DURABLE) != 0};
     bundle_reader *br = NULL;
     int rc = 0;

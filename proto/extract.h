@@ -50,6 +50,26 @@ typedef struct extract_info {
 int extract_archive(envelope_reader *env, const char *dir, int flags, extract_info *info,
                     pgs_error *e);
 
+/*
+ * For a reader that consumes the dump while it is being extracted (the agent's restore feeds a
+ * custom-format dump to pg_restore as it arrives). Both calls come from inside
+ * extract_archive_hooks, in its thread; a nonzero return stops the extraction with that code
+ * (the hook sets e). The bytes given to on_dump are NOT verified yet: SHA256SUMS and end.json
+ * come last. Whoever consumes them must be able to throw away everything it did with them when
+ * extract_archive_hooks then fails.
+ */
+typedef struct extract_hooks {
+    /* Once, when manifest.json is decoded (info->man is set), before any dump member. */
+    int (*on_manifest)(void *arg, const extract_info *info, pgs_error *e);
+    /* The custom format's dump, in order, as it is appended to EXTRACT_CUSTOM_FILE. */
+    int (*on_dump)(void *arg, const char *buf, size_t len, pgs_error *e);
+    void *arg;
+} extract_hooks;
+
+/* extract_archive with hooks (NULL: none). */
+int extract_archive_hooks(envelope_reader *env, const char *dir, int flags,
+                          const extract_hooks *hooks, extract_info *info, pgs_error *e);
+
 /* The dump's name inside dir for pg_restore: EXTRACT_CUSTOM_FILE or EXTRACT_DIRECTORY. */
 const char *extract_dump_name(const extract_info *info);
 

@@ -77,9 +77,9 @@ typedef struct restore_ctx {
     int created_tmp, closed_target, swapped;
     int no_cancel; /* set on the undo path: its queries are not cancelled by a stop */
     /* the custom format's pre-data and data, fed to pg_restore while the archive is unpacked */
-    int streamed;      /* create and pg_restore's first part ran inside the unpack */
-    spawn_proc *feed;  /* that pg_restore, reading the FIFO */
-    int feed_fd;       /* the FIFO's write end, -1 when closed */
+    int streamed;     /* create and pg_restore's first part ran inside the unpack */
+    spawn_proc *feed; /* that pg_restore, reading the FIFO */
+    int feed_fd;      /* the FIFO's write end, -1 when closed */
 } restore_ctx;
 
 /* ---- names ---- */
@@ -552,7 +552,8 @@ static int no_key_error(restore_ctx *c, envelope_reader *env, pgs_error *e)
 
 enum pgr_part {
     PGR_ALL,  /* the whole archive, -j N, from the spool file */
-    PGR_FEED, /* pre-data and data, serially, from the FIFO the unpack writes: started, not waited */
+    PGR_FEED, /* pre-data and data, serially, from the FIFO the unpack writes: started, not waited
+               */
     PGR_POST  /* post-data (indexes, constraints, ...), -j N, from the spool file */
 };
 

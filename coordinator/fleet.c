@@ -36,6 +36,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 
 #include "common/log.h"
+#include "common/timeutil.h"
 #include "coordinator/ingest.h"
 #include "proto/wire.h"
 
@@ -172,13 +173,6 @@ struct fleet {
     pthread_mutex_t cat_mu;
     catalog *cat;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void rfc3339(int64_t ms, char out[CATALOG_TIME_SIZE])
 {
@@ -436,8 +430,8 @@ static long stream_next(stream *t, uint64_t next, int64_t *end_since)
         if (m->u.end.chunks <= next)
             return end;
         if (*end_since == 0)
-            *end_since = now_ms();
-        if (now_ms() - *end_since > END_ORDER_WAIT_MS)
+            *end_since = time_now_ms();
+        if (time_now_ms() - *end_since > END_ORDER_WAIT_MS)
             return end; /* ingest_end reports the mismatch */
         return -1;
     }
@@ -452,19 +446,6 @@ static void pending_release(pending *p)
     if (p->msg != NULL)
         nng_msg_free(p->msg);
     p->msg = NULL;
-}
-
-static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu, int ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(cv, mu, &ts);
 }
 
 /* ---- the source of a restore: storage -> PIECE frames -> the agent's FETCH ---- */
@@ -488,7 +469,7 @@ static void serve_fetches(stream *t)
             reply_error(rc, "job_failed", "%s %s: %s", t->r->kind, t->job.id, t->src_error);
         } else if (t->ring[slot] != NULL && t->ring_seq[slot] == seq) {
             t->bytes += nng_msg_len(t->ring[slot]) - WIRE_DATA_HDR_MAX;
-            t->updated_ms = now_ms();
+            t->updated_ms = time_now_ms();
             reply_msg(rc, t->ring[slot]);
             t->ring[slot] = NULL;
             pthread_cond_broadcast(&t->src_cv);
@@ -526,7 +507,7 @@ static int piece_flush(stream *t)
     size_t slot = (size_t)(seq % t->ring_cap);
     pthread_mutex_lock(&f->mu);
     while (!t->dead && !t->src_stop && t->ring[slot] != NULL)
-        timed_wait(&t->src_cv, &f->mu, 1000);
+        time_cond_wait_ms(&t->src_cv, &f->mu, 1000);
     if (t->dead || t->src_stop) {
         pthread_mutex_unlock(&f->mu);
         return PGS_EINTR;
@@ -666,7 +647,7 @@ static void stream_ingest_begin(stream *t, catalog *cat, stream_ingest *si, pgs_
         if (cat != NULL)
             catalog_backup_fail(cat, b.id, e->msg, &(pgs_error){0});
         snprintf(si->failure, sizeof(si->failure), "%s", e->msg);
-        si->failed_at = now_ms();
+        si->failed_at = time_now_ms();
         log_error("backup %s (%s/%s): %s", b.id, b.agent, b.database, e->msg);
     } else {
         log_info("backup %s (%s/%s) started: %s", b.id, b.agent, b.database, ingest_key(si->g));
@@ -684,7 +665,7 @@ static void stream_ingest_request(stream *t, stream_ingest *si, pending *p, uint
         } else if (ingest_data(si->g, p->m.u.data.seq, p->m.u.data.payload, p->m.u.data.len,
                                &e) != 0) {
             snprintf(si->failure, sizeof(si->failure), "%s", e.msg);
-            si->failed_at = now_ms();
+            si->failed_at = time_now_ms();
             log_error("backup %s (%s/%s) failed: %s", id, t->agent, t->job.database, si->failure);
             reply_error(p->rc, "job_failed", "backup %s failed: %s", id, si->failure);
         } else {
@@ -764,9 +745,9 @@ static void *stream_main(void *arg)
     while (!done) {
         long i = -1;
         while (!t->dead && (i = stream_next(t, next, &end_since)) < 0) {
-            if (si.failed_at != 0 && now_ms() - si.failed_at > FAILED_LINGER_MS)
+            if (si.failed_at != 0 && time_now_ms() - si.failed_at > FAILED_LINGER_MS)
                 break;
-            timed_wait(&t->cv, &f->mu, 1000);
+            time_cond_wait_ms(&t->cv, &f->mu, 1000);
             if (!t->dead && !pipe_alive(t->pipe)) /* in case the pipe event is late */
                 stream_kill(t, "the connection to the agent was lost");
         }
@@ -806,7 +787,7 @@ static void *stream_main(void *arg)
         pending_release(&p);
         if (r == NULL && si.g != NULL)
             t->bytes = ingest_bytes(si.g);
-        t->updated_ms = now_ms();
+        t->updated_ms = time_now_ms();
     }
     /* Whatever is still queued gets no reply: the agent is gone or we stop. */
     for (size_t i = 0; i < t->nq; i++) {
@@ -915,7 +896,7 @@ static void dispatch(fleet *f, session *s)
     t->qcap = f->o.window + 3;
     t->r = t->job.r;
     t->phase = FLEET_SENT;
-    t->started_ms = t->updated_ms = now_ms();
+    t->started_ms = t->updated_ms = time_now_ms();
     pthread_cond_init(&t->cv, NULL);
     pthread_cond_init(&t->src_cv, NULL);
     if (pthread_create(&t->thread, NULL, stream_main, t) != 0) {
@@ -974,7 +955,7 @@ static void on_hello(fleet *f, rctx *rc, session *s, const wire_msg *m)
                  m->u.hello.key_id, why);
         s->state = S_CHALLENGED;
         s->agent = NULL;
-        s->close_at_ms = now_ms() + REFUSED_CLOSE_MS;
+        s->close_at_ms = time_now_ms() + REFUSED_CLOSE_MS;
         reply_error(rc, "refused", "agent %s: %s", m->u.hello.agent, why);
         return;
     }
@@ -1023,7 +1004,7 @@ static int on_auth(fleet *f, rctx *rc, session *s, wire_msg *m, char *why, size_
     m->u.auth.restore_keys = NULL;
     m->u.auth.nrestore_keys = 0;
     s->state = S_READY;
-    s->connected_ms = now_ms();
+    s->connected_ms = time_now_ms();
 
     pthread_mutex_lock(&f->cat_mu);
     pgs_error e = {0};
@@ -1102,7 +1083,7 @@ static int to_stream(session *s, rctx *rc, nng_msg *msg, wire_msg *m, char *why,
         snprintf(t->step, sizeof(t->step), "%s", m->u.step.step);
         snprintf(t->detail, sizeof(t->detail), "%s", m->u.step.detail);
         t->phase = strcmp(t->step, "unpack") == 0 ? FLEET_STREAMING : FLEET_RESTORING;
-        t->updated_ms = now_ms();
+        t->updated_ms = time_now_ms();
         log_info("%s %s (%s/%s): %s%s%s", t->r->kind, job, s->name, t->job.database, t->step,
                  t->detail[0] ? ": " : "", t->detail);
         wire_msg ack = {.type = WIRE_ACK};
@@ -1196,7 +1177,7 @@ static void handle(fleet *f, rctx *rc, nng_msg *msg)
                          refused);
                 s->state = S_CHALLENGED;
                 s->agent = NULL;
-                s->close_at_ms = now_ms() + REFUSED_CLOSE_MS;
+                s->close_at_ms = time_now_ms() + REFUSED_CLOSE_MS;
                 reply_error(rc, "refused", "%s", refused);
             }
             break;
@@ -1207,7 +1188,7 @@ static void handle(fleet *f, rctx *rc, nng_msg *msg)
                 break;
             }
             s->poll = rc;
-            s->poll_deadline_ms = now_ms() + f->o.heartbeat_ms;
+            s->poll_deadline_ms = time_now_ms() + f->o.heartbeat_ms;
             dispatch(f, s);
             break;
         case WIRE_DATA:
@@ -1285,7 +1266,7 @@ static void *timer_main(void *arg)
     fleet *f = arg;
     pthread_mutex_lock(&f->mu);
     while (!f->stopping) {
-        int64_t now = now_ms();
+        int64_t now = time_now_ms();
         for (session *s = f->sessions; s != NULL; s = s->next) {
             if (s->close_at_ms != 0 && now >= s->close_at_ms) {
                 /* closed outside the lock (the pipe event takes it); the list may change
@@ -1318,7 +1299,7 @@ static void *timer_main(void *arg)
             pthread_mutex_lock(&f->mu);
             pp = &f->streams; /* the list may have changed meanwhile */
         }
-        timed_wait(&f->timer_cv, &f->mu, 100);
+        time_cond_wait_ms(&f->timer_cv, &f->mu, 100);
     }
     pthread_mutex_unlock(&f->mu);
     return NULL;

@@ -21,9 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/log.h"
+#include "common/timeutil.h"
 #include "coordinator/profile.h"
 #include "proto/wire.h"
 
@@ -66,26 +66,6 @@ struct restorer {
     run *runs;
     size_t nactive;
 };
-
-static void timed_wait(restorer *r, int ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&r->cv, &r->mu, &ts);
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void run_free(run *u)
 {
@@ -134,7 +114,7 @@ void restorer_stop(restorer *r)
     while (r->runs != NULL) {
         reap(r);
         if (r->runs != NULL)
-            timed_wait(r, 100);
+            time_cond_wait_ms(&r->cv, &r->mu, 100);
     }
     pthread_mutex_unlock(&r->mu);
 }
@@ -198,7 +178,7 @@ static int wait_backup(run *u, catalog *cat, const char *id, catalog_backup *out
             return pgs_fail(e, PGS_ECHILD, "backup %s failed: %s", id, out->error);
         pthread_mutex_lock(&u->r->mu);
         if (!u->r->stopping)
-            timed_wait(u->r, POLL_MS);
+            time_cond_wait_ms(&u->r->cv, &u->r->mu, POLL_MS);
         int stop = u->r->stopping;
         pthread_mutex_unlock(&u->r->mu);
         if (stop)
@@ -211,7 +191,7 @@ static int wait_job(run *u)
 {
     pthread_mutex_lock(&u->r->mu);
     while (!u->job_done && !u->r->stopping)
-        timed_wait(u->r, 1000);
+        time_cond_wait_ms(&u->r->cv, &u->r->mu, 1000);
     int done = u->job_done;
     pthread_mutex_unlock(&u->r->mu);
     return done ? 0 : PGS_EINTR;
@@ -219,7 +199,7 @@ static int wait_job(run *u)
 
 static void step_record(json_t *steps, const char *name, int64_t t0, int ok, const char *backup)
 {
-    json_t *s = json_pack("{s:s, s:I, s:b}", "name", name, "ms", (json_int_t)(mono_ms() - t0),
+    json_t *s = json_pack("{s:s, s:I, s:b}", "name", name, "ms", (json_int_t)(time_mono_ms() - t0),
                           "ok", ok);
     if (s != NULL && backup != NULL && backup[0] != 0)
         json_object_set_new(s, "backup_id", json_string(backup));
@@ -230,7 +210,7 @@ static void step_record(json_t *steps, const char *name, int64_t t0, int ok, con
 static int backup_step(run *u, catalog *cat, json_t *steps, const char *step, const char *agent,
                        const char *db, const char *label, catalog_backup *out, pgs_error *e)
 {
-    int64_t t0 = mono_ms();
+    int64_t t0 = time_mono_ms();
     char id[CATALOG_ID_SIZE] = "";
     set_step(u, cat, step, NULL);
     int rc = fleet_backup_request(u->r->o.fleet, cat, agent, db, label, u->requested_by, id, e);
@@ -279,7 +259,7 @@ static void spec_fill(run *u, wire_restore_spec *sp, int final, int with_sanitiz
 static int agent_step(run *u, catalog *cat, json_t *steps, const char *step,
                       const fleet_restore_job *j, json_t **report, pgs_error *e)
 {
-    int64_t t0 = mono_ms();
+    int64_t t0 = time_mono_ms();
     *report = NULL;
     set_step(u, cat, step, j->id);
     int rc = fleet_restore_request(u->r->o.fleet, j, e);

@@ -1053,18 +1053,6 @@ static int row_to_backup(catalog *cat, sqlite3_stmt *st, catalog_backup *b, pgs_
     return 0;
 }
 
-/* Runs a query that selects BACKUP_COLUMNS of at most one row into *out. */
-static int backup_one(catalog *cat, sqlite3_stmt *st, catalog_backup *out, pgs_error *e, int *found)
-{
-    int src = sqlite3_step(st);
-    *found = 0;
-    if (src == SQLITE_DONE)
-        return 0;
-    if (src != SQLITE_ROW)
-        return sql_fail(cat, src, e, "cannot read a backup");
-    *found = 1;
-    return row_to_backup(cat, st, out, e);
-}
 
 int catalog_backup_new(catalog *cat, const catalog_backup_req *req, char id_out[CATALOG_ID_SIZE],
                        pgs_error *e)
@@ -1128,14 +1116,24 @@ out:
     return rc;
 }
 
-/* What a guarded transition acts on: the noun in messages, and how to read the row's state. */
+/* A kind of row (backups, restores) as the shared code sees it: the noun in messages, how to read
+ * the row's state for a guarded transition, the query for one row by id, and how to turn a
+ * selected row into the caller's struct. */
 typedef struct row_kind {
     const char *noun;
     const char *state_sql;
+    const char *get_sql;
+    int (*read)(catalog *cat, sqlite3_stmt *st, void *out, pgs_error *e);
 } row_kind;
 
-static const row_kind backup_kind = {"backup", "SELECT state FROM backups WHERE id = ?1"};
-static const row_kind restore_kind = {"restore", "SELECT state FROM restores WHERE id = ?1"};
+static int read_backup(catalog *cat, sqlite3_stmt *st, void *out, pgs_error *e)
+{
+    return row_to_backup(cat, st, out, e);
+}
+
+static const row_kind backup_kind = {"backup", "SELECT state FROM backups WHERE id = ?1",
+                                     "SELECT " BACKUP_COLUMNS " FROM backups WHERE id = ?1",
+                                     read_backup};
 
 /* After a guarded UPDATE changed nothing: says whether the row is missing or in the wrong state
  * for verb. */
@@ -1301,22 +1299,49 @@ out:
     return rc;
 }
 
-int catalog_backup_get(catalog *cat, const char *id, catalog_backup *out, pgs_error *e)
+/* Runs a query that selects k's columns of at most one row into *out. */
+static int row_one(catalog *cat, const row_kind *k, sqlite3_stmt *st, void *out, pgs_error *e,
+                   int *found)
+{
+    int src = sqlite3_step(st);
+    char what[40];
+    *found = 0;
+    if (src == SQLITE_DONE)
+        return 0;
+    if (src != SQLITE_ROW) {
+        snprintf(what, sizeof(what), "cannot read a %s", k->noun);
+        return sql_fail(cat, src, e, what);
+    }
+    *found = 1;
+    return k->read(cat, st, out, e);
+}
+
+/* catalog_backup_get and catalog_restore_get: the row of kind k with this id into *out. */
+static int row_get(catalog *cat, const row_kind *k, const char *id, void *out, pgs_error *e)
 {
     sqlite3_stmt *st = NULL;
     int rc, found;
-    if ((rc = catalog_enter(cat, e)) || (rc = check_id("backup id", id, e)))
+    char what[40];
+    snprintf(what, sizeof(what), "%s id", k->noun);
+    if ((rc = catalog_enter(cat, e)) || (rc = check_id(what, id, e)))
         return rc;
     if (out == NULL)
-        return pgs_fail(e, PGS_EINVAL, "nowhere to put backup %s", id);
-    if ((rc = sql_prepare(cat, "SELECT " BACKUP_COLUMNS " FROM backups WHERE id = ?1", &st, e)))
+        return pgs_fail(e, PGS_EINVAL, "nowhere to put %s %s", k->noun, id);
+    if ((rc = sql_prepare(cat, k->get_sql, &st, e)))
         return rc;
-    if ((rc = bind_text(st, 1, id)) != SQLITE_OK)
-        rc = sql_fail(cat, rc, e, "cannot read a backup");
-    else if ((rc = backup_one(cat, st, out, e, &found)) == 0 && !found)
-        rc = pgs_fail(e, PGS_ENOTFOUND, "no backup %s in the catalog", id);
+    if ((rc = bind_text(st, 1, id)) != SQLITE_OK) {
+        snprintf(what, sizeof(what), "cannot read a %s", k->noun);
+        rc = sql_fail(cat, rc, e, what);
+    } else if ((rc = row_one(cat, k, st, out, e, &found)) == 0 && !found) {
+        rc = pgs_fail(e, PGS_ENOTFOUND, "no %s %s in the catalog", k->noun, id);
+    }
     sqlite3_finalize(st);
     return rc;
+}
+
+int catalog_backup_get(catalog *cat, const char *id, catalog_backup *out, pgs_error *e)
+{
+    return row_get(cat, &backup_kind, id, out, e);
 }
 
 struct backup_ctx {
@@ -1332,6 +1357,46 @@ static int backup_row(catalog *cat, sqlite3_stmt *st, void *ctx, pgs_error *e)
     return rc != 0 ? rc : c->cb(c->arg, &b);
 }
 
+/*
+ * catalog_backup_list and catalog_restore_list: sql selects k's rows with the filter's agent,
+ * database, environment, state and limit as ?1 to ?5 (each NULL or -1 for "any"); every row goes
+ * to row with ctx. have_cb is whether the caller gave a callback: checked once the catalog is
+ * known to be open, so that a closed catalog is the error reported first.
+ */
+static int row_list(catalog *cat, const row_kind *k, const char *sql, const catalog_filter *f,
+                    int have_cb, row_fn row, void *ctx, pgs_error *e)
+{
+    static const catalog_filter all = {0};
+    sqlite3_stmt *st = NULL;
+    char what[40];
+    int rc;
+    if ((rc = catalog_enter(cat, e)) != 0)
+        return rc;
+    if (f == NULL)
+        f = &all;
+    if (!have_cb)
+        return pgs_fail(e, PGS_EINVAL, "no callback");
+    if ((rc = check_opt_name("agent name", f->agent, e)) ||
+        (rc = check_opt_name("database name", f->database, e)) ||
+        (rc = check_opt_name("environment", f->environment, e)))
+        return rc;
+    if ((int)f->state < CATALOG_STATE_ANY || (int)f->state > CATALOG_FAILED)
+        return pgs_fail(e, PGS_EINVAL, "unknown %s state %d", k->noun, (int)f->state);
+    if ((rc = sql_prepare(cat, sql, &st, e)) != 0)
+        return rc;
+    if ((rc = bind_text(st, 1, f->agent)) || (rc = bind_text(st, 2, f->database)) ||
+        (rc = bind_text(st, 3, f->environment)) ||
+        (rc = bind_text(st, 4, f->state ? catalog_state_name(f->state) : NULL)) ||
+        (rc = sqlite3_bind_int64(st, 5, f->limit ? (sqlite3_int64)f->limit : -1))) {
+        snprintf(what, sizeof(what), "cannot list %ss", k->noun);
+        rc = sql_fail(cat, rc, e, what);
+    } else {
+        rc = run_list(cat, st, row, ctx, e);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int catalog_backup_list(catalog *cat, const catalog_filter *f,
                         int (*cb)(void *arg, const catalog_backup *b), void *arg, pgs_error *e)
 {
@@ -1341,33 +1406,8 @@ int catalog_backup_list(catalog *cat, const catalog_filter *f,
                               " WHERE (?1 IS NULL OR agent = ?1) AND (?2 IS NULL OR database = ?2)"
                               " AND (?3 IS NULL OR environment = ?3) AND (?4 IS NULL OR state = ?4)"
                               " ORDER BY created_at DESC, rowid DESC LIMIT ?5";
-    static const catalog_filter all = {0};
-    sqlite3_stmt *st = NULL;
     struct backup_ctx c = {cb, arg};
-    int rc;
-    if ((rc = catalog_enter(cat, e)) != 0)
-        return rc;
-    if (f == NULL)
-        f = &all;
-    if (cb == NULL)
-        return pgs_fail(e, PGS_EINVAL, "no callback");
-    if ((rc = check_opt_name("agent name", f->agent, e)) ||
-        (rc = check_opt_name("database name", f->database, e)) ||
-        (rc = check_opt_name("environment", f->environment, e)))
-        return rc;
-    if ((int)f->state < CATALOG_STATE_ANY || (int)f->state > CATALOG_FAILED)
-        return pgs_fail(e, PGS_EINVAL, "unknown backup state %d", (int)f->state);
-    if ((rc = sql_prepare(cat, sql, &st, e)) != 0)
-        return rc;
-    if ((rc = bind_text(st, 1, f->agent)) || (rc = bind_text(st, 2, f->database)) ||
-        (rc = bind_text(st, 3, f->environment)) ||
-        (rc = bind_text(st, 4, f->state ? catalog_state_name(f->state) : NULL)) ||
-        (rc = sqlite3_bind_int64(st, 5, f->limit ? (sqlite3_int64)f->limit : -1)))
-        rc = sql_fail(cat, rc, e, "cannot list backups");
-    else
-        rc = run_list(cat, st, backup_row, &c, e);
-    sqlite3_finalize(st);
-    return rc;
+    return row_list(cat, &backup_kind, sql, f, cb != NULL, backup_row, &c, e);
 }
 
 int catalog_latest_complete(catalog *cat, const char *agent, const char *db, catalog_backup *out,
@@ -1390,7 +1430,7 @@ int catalog_latest_complete(catalog *cat, const char *agent, const char *db, cat
         return rc;
     if ((rc = bind_text(st, 1, agent)) || (rc = bind_text(st, 2, db)))
         rc = sql_fail(cat, rc, e, "cannot find the latest backup");
-    else if ((rc = backup_one(cat, st, out, e, &found)) == 0 && !found)
+    else if ((rc = row_one(cat, &backup_kind, st, out, e, &found)) == 0 && !found)
         rc = pgs_fail(e, PGS_ENOTFOUND, "no complete backup of %s/%s in the catalog", agent, db);
     sqlite3_finalize(st);
     return rc;
@@ -1546,6 +1586,15 @@ static int row_to_restore(catalog *cat, sqlite3_stmt *st, catalog_restore *r, pg
     }
     return 0;
 }
+
+static int read_restore(catalog *cat, sqlite3_stmt *st, void *out, pgs_error *e)
+{
+    return row_to_restore(cat, st, out, e);
+}
+
+static const row_kind restore_kind = {"restore", "SELECT state FROM restores WHERE id = ?1",
+                                      "SELECT " RESTORE_COLUMNS " FROM restores WHERE id = ?1",
+                                      read_restore};
 
 int catalog_restore_new(catalog *cat, const catalog_restore_req *req, char id_out[CATALOG_ID_SIZE],
                         pgs_error *e)
@@ -1770,38 +1819,11 @@ out:
     return rc;
 }
 
-/* Runs a query that selects RESTORE_COLUMNS of at most one row into *out. */
-static int restore_one(catalog *cat, sqlite3_stmt *st, catalog_restore *out, pgs_error *e,
-                       int *found)
-{
-    int src = sqlite3_step(st);
-    *found = 0;
-    if (src == SQLITE_DONE)
-        return 0;
-    if (src != SQLITE_ROW)
-        return sql_fail(cat, src, e, "cannot read a restore");
-    *found = 1;
-    return row_to_restore(cat, st, out, e);
-}
-
 int catalog_restore_get(catalog *cat, const char *id, catalog_restore *out, pgs_error *e)
 {
-    sqlite3_stmt *st = NULL;
-    int rc, found;
     if (out != NULL)
         memset(out, 0, sizeof(*out));
-    if ((rc = catalog_enter(cat, e)) || (rc = check_id("restore id", id, e)))
-        return rc;
-    if (out == NULL)
-        return pgs_fail(e, PGS_EINVAL, "nowhere to put restore %s", id);
-    if ((rc = sql_prepare(cat, "SELECT " RESTORE_COLUMNS " FROM restores WHERE id = ?1", &st, e)))
-        return rc;
-    if ((rc = bind_text(st, 1, id)) != SQLITE_OK)
-        rc = sql_fail(cat, rc, e, "cannot read a restore");
-    else if ((rc = restore_one(cat, st, out, e, &found)) == 0 && !found)
-        rc = pgs_fail(e, PGS_ENOTFOUND, "no restore %s in the catalog", id);
-    sqlite3_finalize(st);
-    return rc;
+    return row_get(cat, &restore_kind, id, out, e);
 }
 
 struct restore_ctx {
@@ -1829,33 +1851,8 @@ int catalog_restore_list(catalog *cat, const catalog_filter *f,
         " WHERE (?1 IS NULL OR target_agent = ?1) AND (?2 IS NULL OR target_database = ?2)"
         " AND (?3 IS NULL OR target_environment = ?3) AND (?4 IS NULL OR state = ?4)"
         " ORDER BY created_at DESC, rowid DESC LIMIT ?5";
-    static const catalog_filter all = {0};
-    sqlite3_stmt *st = NULL;
     struct restore_ctx c = {cb, arg};
-    int rc;
-    if ((rc = catalog_enter(cat, e)) != 0)
-        return rc;
-    if (f == NULL)
-        f = &all;
-    if (cb == NULL)
-        return pgs_fail(e, PGS_EINVAL, "no callback");
-    if ((rc = check_opt_name("agent name", f->agent, e)) ||
-        (rc = check_opt_name("database name", f->database, e)) ||
-        (rc = check_opt_name("environment", f->environment, e)))
-        return rc;
-    if ((int)f->state < CATALOG_STATE_ANY || (int)f->state > CATALOG_FAILED)
-        return pgs_fail(e, PGS_EINVAL, "unknown restore state %d", (int)f->state);
-    if ((rc = sql_prepare(cat, sql, &st, e)) != 0)
-        return rc;
-    if ((rc = bind_text(st, 1, f->agent)) || (rc = bind_text(st, 2, f->database)) ||
-        (rc = bind_text(st, 3, f->environment)) ||
-        (rc = bind_text(st, 4, f->state ? catalog_state_name(f->state) : NULL)) ||
-        (rc = sqlite3_bind_int64(st, 5, f->limit ? (sqlite3_int64)f->limit : -1)))
-        rc = sql_fail(cat, rc, e, "cannot list restores");
-    else
-        rc = run_list(cat, st, restore_row, &c, e);
-    sqlite3_finalize(st);
-    return rc;
+    return row_list(cat, &restore_kind, sql, f, cb != NULL, restore_row, &c, e);
 }
 
 /* ---- crash recovery ---- */

@@ -827,9 +827,12 @@ static int parse_list_query(const char *query, list_query *q, pgs_error *e)
     return 0;
 }
 
+/* What a list callback gathers: the JSON rows, whether there are more than limit, and a
+ * PGS_ENOMEM met on the way. */
 typedef struct list_acc {
     json_t *arr;
     unsigned limit;
+    size_t report_bytes; /* restores: the size of the reports listed so far */
     int more;
     int bad;
 } list_acc;
@@ -846,7 +849,12 @@ static int backups_cb(void *arg, const catalog_backup *b)
     return 0;
 }
 
-static void get_backups(api *a, nng_aio *aio, const char *query)
+/* A catalog list (backups or restores) with a filter, feeding acc through its callback. */
+typedef int (*list_fn)(catalog *cat, const catalog_filter *f, list_acc *acc, pgs_error *e);
+
+/* GET /v1/backups and GET /v1/restores: the query's filter, at most limit rows under key, and
+ * "more" when the catalog has another. */
+static void get_list(api *a, nng_aio *aio, const char *query, const char *key, list_fn list)
 {
     pgs_error e = {0};
     list_query q;
@@ -861,13 +869,13 @@ static void get_backups(api *a, nng_aio *aio, const char *query)
         .state = q.state,
         .limit = q.limit + 1, /* one more tells whether there are more */
     };
-    list_acc acc = {json_array(), q.limit, 0, 0};
+    list_acc acc = {json_array(), q.limit, 0, 0, 0};
     if (acc.arr == NULL) {
         reply_error(aio, 500, "internal", "out of memory");
         return;
     }
     cat_lock(a);
-    int rc = catalog_backup_list(a->cat, &f, backups_cb, &acc, &e);
+    int rc = list(a->cat, &f, &acc, &e);
     cat_unlock(a);
     if (rc == 0 && acc.bad != 0)
         rc = pgs_fail(&e, acc.bad, "out of memory");
@@ -878,12 +886,22 @@ static void get_backups(api *a, nng_aio *aio, const char *query)
     }
     json_t *res = json_object();
     if (res != NULL) {
-        json_object_set_new(res, "backups", acc.arr);
+        json_object_set_new(res, key, acc.arr);
         json_object_set_new(res, "more", json_boolean(acc.more));
     } else {
         json_decref(acc.arr);
     }
     reply_json(aio, 200, res);
+}
+
+static int list_backups(catalog *cat, const catalog_filter *f, list_acc *acc, pgs_error *e)
+{
+    return catalog_backup_list(cat, f, backups_cb, acc, e);
+}
+
+static void get_backups(api *a, nng_aio *aio, const char *query)
+{
+    get_list(a, aio, query, "backups", list_backups);
 }
 
 /* ---- GET /v1/backups/ID ---- */
@@ -1160,17 +1178,9 @@ out:
     free(in);
 }
 
-typedef struct restores_acc {
-    json_t *arr;
-    unsigned limit;
-    size_t report_bytes;
-    int more;
-    int bad;
-} restores_acc;
-
 static int restores_cb(void *arg, const catalog_restore *r)
 {
-    restores_acc *acc = arg;
+    list_acc *acc = arg;
     size_t n = json_array_size(acc->arr);
     if (n >= acc->limit || (n > 0 && acc->report_bytes > API_RESTORES_REPORT_BUDGET)) {
         acc->more = 1;
@@ -1182,44 +1192,14 @@ static int restores_cb(void *arg, const catalog_restore *r)
     return 0;
 }
 
+static int list_restores(catalog *cat, const catalog_filter *f, list_acc *acc, pgs_error *e)
+{
+    return catalog_restore_list(cat, f, restores_cb, acc, e);
+}
+
 static void get_restores(api *a, nng_aio *aio, const char *query)
 {
-    pgs_error e = {0};
-    list_query q;
-    if (parse_list_query(query, &q, &e) != 0) {
-        reply_error(aio, 400, "bad_request", "%s", e.msg);
-        return;
-    }
-    catalog_filter f = {
-        .agent = q.agent[0] ? q.agent : NULL,
-        .database = q.database[0] ? q.database : NULL,
-        .environment = q.environment[0] ? q.environment : NULL,
-        .state = q.state,
-        .limit = q.limit + 1, /* one more tells whether there are more */
-    };
-    restores_acc acc = {json_array(), q.limit, 0, 0, 0};
-    if (acc.arr == NULL) {
-        reply_error(aio, 500, "internal", "out of memory");
-        return;
-    }
-    cat_lock(a);
-    int rc = catalog_restore_list(a->cat, &f, restores_cb, &acc, &e);
-    cat_unlock(a);
-    if (rc == 0 && acc.bad != 0)
-        rc = pgs_fail(&e, acc.bad, "out of memory");
-    if (rc != 0) {
-        json_decref(acc.arr);
-        reply_pgs(aio, &e);
-        return;
-    }
-    json_t *res = json_object();
-    if (res != NULL) {
-        json_object_set_new(res, "restores", acc.arr);
-        json_object_set_new(res, "more", json_boolean(acc.more));
-    } else {
-        json_decref(acc.arr);
-    }
-    reply_json(aio, 200, res);
+    get_list(a, aio, query, "restores", list_restores);
 }
 
 static void get_restore(api *a, nng_aio *aio, const char *id)

@@ -967,19 +967,37 @@ static void msleep(int ms)
     nanosleep(&ts, NULL); /* a signal cuts it short: the caller checks */
 }
 
-/* Polls backup id until it is final. Returns the exit status; *last is the final answer. */
-static int wait_backup(remote *r, const char *id, unsigned long timeout_s, json_t **last)
+/* What --wait keeps between polls of one job, for its progress lines on standard error. */
+typedef struct wait_view {
+    int tty;
+    int drawn;        /* a line is on the terminal: end it before anything else is written */
+    double last_line; /* without a terminal: when the last line was printed */
+    char prev[96];    /* what the last poll showed (a backup's phase, a restore's step) */
+} wait_view;
+
+/* A kind of job --wait polls: a backup or a restore. */
+typedef struct wait_kind {
+    const char *noun;     /* in messages */
+    const char *show_cmd; /* the command that shows it later */
+    /* what ends a drawn line: a backup's one line is erased, a restore's steps stay */
+    const char *end_line;
+    int (*get)(remote *r, const char *id, json_t **out);
+    void (*draw)(wait_view *v, const char *id, json_t *j, const char *state, double now);
+} wait_kind;
+
+/* Polls job id of kind k until it is final. Returns the exit status; *last is the final
+ * answer. */
+static int wait_final(remote *r, const wait_kind *k, const char *id, unsigned long timeout_s,
+                      json_t **last)
 {
-    int tty = isatty(STDERR_FILENO);
-    double start = progress_now(), last_line = 0, failing_since = 0;
-    char prev_phase[64] = "";
-    int drawn = 0;
+    wait_view v = {isatty(STDERR_FILENO), 0, 0, ""};
+    double start = progress_now(), failing_since = 0;
     for (;;) {
         if (sig_stop_requested())
             break;
         json_t *j = NULL;
         r->quiet = 1;
-        int rc = get_backup(r, id, &j);
+        int rc = k->get(r, id, &j);
         r->quiet = 0;
         double now = progress_now();
         if (rc == REMOTE_EXIT_REACH && r->last_status == 0 && !sig_stop_requested()) {
@@ -990,60 +1008,70 @@ static int wait_backup(remote *r, const char *id, unsigned long timeout_s, json_
                 msleep(WAIT_POLL_MS * 2);
                 continue;
             }
-            if (drawn)
-                fprintf(stderr, "\r\033[K");
+            if (v.drawn)
+                fputs(k->end_line, stderr);
             log_error("%s (for %d s)", r->last_err, WAIT_RETRY_S);
             return REMOTE_EXIT_REACH;
         }
         if (rc != 0) {
-            if (drawn)
-                fprintf(stderr, "\r\033[K");
+            if (v.drawn)
+                fputs(k->end_line, stderr);
             return sig_stop_requested() ? 128 + sig_stop_requested() : rc;
         }
         failing_since = 0;
         const char *state = jstr(j, "state");
         if (strcmp(state, "complete") == 0 || strcmp(state, "failed") == 0) {
-            if (drawn)
-                fprintf(stderr, "\r\033[K");
+            if (v.drawn)
+                fputs(k->end_line, stderr);
             json_decref(*last);
             *last = j;
             return strcmp(state, "complete") == 0 ? REMOTE_EXIT_OK : REMOTE_EXIT_FAILED;
         }
-        char line[256];
-        json_t *p = json_object_get(j, "progress");
-        if (json_is_object(p)) {
-            char pt[200];
-            progress_text(p, pt, sizeof(pt));
-            snprintf(line, sizeof(line), "backup %s: %s", id, pt);
-        } else {
-            char *s = clean_text(state);
-            snprintf(line, sizeof(line), "backup %s: %s", id, s);
-            free(s);
-        }
-        const char *phase = json_is_object(p) && jstr(p, "phase") ? jstr(p, "phase") : state;
-        if (tty) {
-            fprintf(stderr, "\r\033[K%s", line);
-            fflush(stderr);
-            drawn = 1;
-        } else if (now - last_line >= WAIT_LINE_S || strcmp(phase, prev_phase) != 0) {
-            fprintf(stderr, "pgship: %s\n", line);
-            last_line = now;
-        }
-        snprintf(prev_phase, sizeof(prev_phase), "%s", phase);
+        k->draw(&v, id, j, state, now);
         json_decref(j);
         if (timeout_s > 0 && now - start >= (double)timeout_s) {
-            if (drawn)
-                fprintf(stderr, "\r\033[K");
-            log_error("gave up waiting after %lu s; backup %s goes on (pgship show %s)", timeout_s,
-                      id, id);
+            if (v.drawn)
+                fputs(k->end_line, stderr);
+            log_error("gave up waiting after %lu s; %s %s goes on (pgship %s %s)", timeout_s,
+                      k->noun, id, k->show_cmd, id);
             return REMOTE_EXIT_FAILED;
         }
         msleep(now - start < WAIT_FAST_S ? WAIT_POLL_FAST_MS : WAIT_POLL_MS);
     }
-    if (drawn)
-        fprintf(stderr, "\r\033[K");
+    if (v.drawn)
+        fputs(k->end_line, stderr);
     return 128 + sig_stop_requested();
 }
+
+/* A backup's --wait line: its progress, or its state before there is any; redrawn in place. */
+static void wait_draw_backup(wait_view *v, const char *id, json_t *j, const char *state,
+                             double now)
+{
+    char line[256];
+    json_t *p = json_object_get(j, "progress");
+    if (json_is_object(p)) {
+        char pt[200];
+        progress_text(p, pt, sizeof(pt));
+        snprintf(line, sizeof(line), "backup %s: %s", id, pt);
+    } else {
+        char *s = clean_text(state);
+        snprintf(line, sizeof(line), "backup %s: %s", id, s);
+        free(s);
+    }
+    const char *phase = json_is_object(p) && jstr(p, "phase") ? jstr(p, "phase") : state;
+    if (v->tty) {
+        fprintf(stderr, "\r\033[K%s", line);
+        fflush(stderr);
+        v->drawn = 1;
+    } else if (now - v->last_line >= WAIT_LINE_S || strcmp(phase, v->prev) != 0) {
+        fprintf(stderr, "pgship: %s\n", line);
+        v->last_line = now;
+    }
+    snprintf(v->prev, sizeof(v->prev), "%s", phase);
+}
+
+static const wait_kind wait_backup_kind = {"backup", "show", "\r\033[K", get_backup,
+                                           wait_draw_backup};
 
 typedef struct backup_opts {
     const char *label;
@@ -1133,7 +1161,7 @@ int cmd_backup(int argc, char **argv)
     snprintf(id, sizeof(id), "%s", idp);
     fprintf(stderr, "pgship: backup %s of %s/%s is queued\n", id, agent, db);
     if (wait) {
-        rc = wait_backup(&r, id, timeout_s, &j);
+        rc = wait_final(&r, &wait_backup_kind, id, timeout_s, &j);
         if (rc > 128) {
             log_error("stopped waiting; backup %s goes on (pgship show %s)", id, id);
         } else if (rc == REMOTE_EXIT_OK) {
@@ -1974,78 +2002,31 @@ static void restore_where(json_t *j, char *line, size_t cap, char *key, size_t k
     free(c);
 }
 
-/* Polls restore id until it is final, showing each step as it starts. Returns the exit status;
- * *last is the final answer. */
-static int wait_restore(remote *r, const char *id, unsigned long timeout_s, json_t **last)
+/* A restore's --wait line: each step as it starts; a finished step keeps its line. */
+static void wait_draw_restore(wait_view *v, const char *id, json_t *j, const char *state,
+                              double now)
 {
-    int tty = isatty(STDERR_FILENO);
-    double start = progress_now(), last_line = 0, failing_since = 0;
-    char prev_key[96] = "";
-    int drawn = 0;
-    for (;;) {
-        if (sig_stop_requested())
-            break;
-        json_t *j = NULL;
-        r->quiet = 1;
-        int rc = get_restore_json(r, id, &j);
-        r->quiet = 0;
-        double now = progress_now();
-        if (rc == REMOTE_EXIT_REACH && r->last_status == 0 && !sig_stop_requested()) {
-            if (failing_since == 0)
-                failing_since = now;
-            if (now - failing_since < WAIT_RETRY_S) {
-                msleep(WAIT_POLL_MS * 2);
-                continue;
-            }
-            if (drawn)
-                fprintf(stderr, "\n");
-            log_error("%s (for %d s)", r->last_err, WAIT_RETRY_S);
-            return REMOTE_EXIT_REACH;
-        }
-        if (rc != 0) {
-            if (drawn)
-                fprintf(stderr, "\n");
-            return sig_stop_requested() ? 128 + sig_stop_requested() : rc;
-        }
-        failing_since = 0;
-        const char *state = jstr(j, "state");
-        if (strcmp(state, "complete") == 0 || strcmp(state, "failed") == 0) {
-            if (drawn)
-                fprintf(stderr, "\n");
-            json_decref(*last);
-            *last = j;
-            return strcmp(state, "complete") == 0 ? REMOTE_EXIT_OK : REMOTE_EXIT_FAILED;
-        }
-        char line[400], key[96];
-        int fetching;
-        restore_where(j, line, sizeof(line), key, sizeof(key), &fetching);
-        int changed = strcmp(key, prev_key) != 0;
-        if (tty) {
-            /* a finished step keeps its line; the current one is redrawn in place */
-            if (changed && drawn)
-                fprintf(stderr, "\n");
-            fprintf(stderr, "\r\033[Kpgship: restore %s: %s", id, line);
-            fflush(stderr);
-            drawn = 1;
-        } else if (changed || (fetching && now - last_line >= WAIT_LINE_S)) {
-            fprintf(stderr, "pgship: restore %s: %s\n", id, line);
-            last_line = now;
-        }
-        snprintf(prev_key, sizeof(prev_key), "%s", key);
-        json_decref(j);
-        if (timeout_s > 0 && now - start >= (double)timeout_s) {
-            if (drawn)
-                fprintf(stderr, "\n");
-            log_error("gave up waiting after %lu s; restore %s goes on (pgship restores %s)",
-                      timeout_s, id, id);
-            return REMOTE_EXIT_FAILED;
-        }
-        msleep(now - start < WAIT_FAST_S ? WAIT_POLL_FAST_MS : WAIT_POLL_MS);
+    (void)state;
+    char line[400], key[96];
+    int fetching;
+    restore_where(j, line, sizeof(line), key, sizeof(key), &fetching);
+    int changed = strcmp(key, v->prev) != 0;
+    if (v->tty) {
+        /* a finished step keeps its line; the current one is redrawn in place */
+        if (changed && v->drawn)
+            fprintf(stderr, "\n");
+        fprintf(stderr, "\r\033[Kpgship: restore %s: %s", id, line);
+        fflush(stderr);
+        v->drawn = 1;
+    } else if (changed || (fetching && now - v->last_line >= WAIT_LINE_S)) {
+        fprintf(stderr, "pgship: restore %s: %s\n", id, line);
+        v->last_line = now;
     }
-    if (drawn)
-        fprintf(stderr, "\n");
-    return 128 + sig_stop_requested();
+    snprintf(v->prev, sizeof(v->prev), "%s", key);
 }
+
+static const wait_kind wait_restore_kind = {"restore", "restores", "\n", get_restore_json,
+                                            wait_draw_restore};
 
 /* restore and sync: the options are parsed; source is what the API takes. */
 static int restore_submit(const common *c, const restore_opts *o, const char *source, int fresh)
@@ -2091,7 +2072,7 @@ static int restore_submit(const common *c, const restore_opts *o, const char *so
             printf("%s\n", id);
         goto out;
     }
-    rc = wait_restore(&r, id, o->timeout_s, &j);
+    rc = wait_final(&r, &wait_restore_kind, id, o->timeout_s, &j);
     if (rc > 128) {
         log_error("stopped waiting; restore %s goes on (pgship restores %s)", id, id);
         goto out;

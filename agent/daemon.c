@@ -1053,10 +1053,11 @@ static ssize_t fetch_source(void *arg, void *buf, size_t len)
 
 /* ---- a restore or sanitize job ---- */
 
-/* restore_run's on_step: logs the step and tells the coordinator (STEP -> ACK). A lost connection
- * is noted; restore_run goes on (a step cannot be interrupted from here) and the job ends
+/* restore_run's on_step: logs the step and tells the coordinator (STEP -> ACK). Anything but the
+ * ACK (a lost connection, a stop, a coordinator that no longer knows the job) stops the restore
+ * before the step: nothing is swapped in that the coordinator would not record, and the job ends
  * without a REPORT. */
-static void job_step(void *arg, const char *step, const char *detail)
+static int job_step(void *arg, const char *step, const char *detail)
 {
     job *j = arg;
     session *s = j->s;
@@ -1068,22 +1069,29 @@ static void job_step(void *arg, const char *step, const char *detail)
     log_info("job %s: %s: step %s%s%s", j->id, j->what, m.u.step.step,
              m.u.step.detail[0] ? ": " : "", m.u.step.detail);
     if (j->end != SESS_OK)
-        return;
+        return -1;
     sess_rc rc = request(s, &m, AGENT_STEP_TIMEOUT_MS, 0, &rep);
     if (rc == SESS_STOP) {
         job_break(j, SESS_STOP, "agent stopping");
-        return;
+        return -1;
     }
     if (rc != SESS_OK) {
         job_break(j, rc, "connection to the coordinator lost");
-        return;
+        return -1;
     }
-    if (rep.type == WIRE_ERROR)
+    int ok = 0;
+    if (rep.type == WIRE_ERROR) {
         log_warn("job %s: the coordinator refused STEP %s: %s (%s)", j->id, m.u.step.step,
                  rep.u.error.message, rep.u.error.code);
-    else if (rep.type != WIRE_ACK || strcmp(rep.u.ack.job, j->id) != 0)
+        job_break(j, SESS_LOST, "the coordinator refused STEP %s: %s", m.u.step.step,
+                  rep.u.error.message);
+    } else if (rep.type != WIRE_ACK || strcmp(rep.u.ack.job, j->id) != 0) {
         job_break(j, SESS_LOST, "protocol error: %s reply to STEP", wire_type_name(rep.type));
+    } else {
+        ok = 1;
+    }
     wire_msg_clear(&rep);
+    return ok ? 0 : -1;
 }
 
 /* Cuts a report to fit REPORT (WIRE_REPORT_MAX with room for the other fields): the per-table

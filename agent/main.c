@@ -369,10 +369,11 @@ static char *read_text(const char *path, size_t max, pgs_error *e)
     return text;
 }
 
-static void restore_step_log(void *arg, const char *step, const char *detail)
+static int restore_step_log(void *arg, const char *step, const char *detail)
 {
     (void)arg;
     log_info("step %s%s%s", step, detail[0] ? ": " : "", detail);
+    return 0;
 }
 
 static void print_report(FILE *f, const json_t *rep, int ok, const char *step, const char *err)

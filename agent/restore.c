@@ -446,8 +446,9 @@ static int step_begin(restore_ctx *c, const char *name, const char *detail)
     c->step_t0 = progress_now();
     if (sig_stop_requested())
         return fail_stop(c->e);
-    if (c->o->on_step != NULL)
-        c->o->on_step(c->o->step_arg, name, detail ? detail : "");
+    if (c->o->on_step != NULL && c->o->on_step(c->o->step_arg, name, detail ? detail : "") != 0)
+        return pgs_fail(c->e, PGS_EINTR, "the connection to the coordinator was lost before step %s",
+                        name);
     return 0;
 }
 

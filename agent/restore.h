@@ -43,8 +43,10 @@
 #define RESTORE_TMP_MARK "__pgship_tmp_"
 #define RESTORE_OLD_MARK "__pgship_old_"
 
-/* Called as each step starts (step is one of the names above; detail may be ""). */
-typedef void (*restore_step_fn)(void *arg, const char *step, const char *detail);
+/* Called as each step starts (step is one of the names above; detail may be ""). A non-zero
+ * return stops the restore there, as a failure of that step (the agent daemon returns one when
+ * its coordinator is gone, so that nothing is swapped in that the coordinator will not record). */
+typedef int (*restore_step_fn)(void *arg, const char *step, const char *detail);
 
 typedef struct restore_opts {
     const char *id;             /* the restore's id (names the temporary database) */

@@ -8,6 +8,8 @@
 
 #include "coordinator/profile.h"
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     profile p;

@@ -1416,8 +1416,8 @@ static void test_catalog_restore_schema_enforces_rules(void **state)
         "UPDATE restores SET source = '' WHERE id = '%s'",
         /* references (a connection enforces them when it turns foreign keys on, as ours do) */
         "PRAGMA foreign_keys = ON; UPDATE restores SET target_agent = 'nobody' WHERE id = '%s'",
-        "PRAGMA foreign_keys = ON;"
-        " UPDATE restores SET source_backup_id = '20200101T000000Z-00000000' WHERE id = '%s'",
+        ("PRAGMA foreign_keys = ON; UPDATE restores SET source_backup_id = "
+         "'20200101T000000Z-00000000' WHERE id = '%s'"),
     };
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
         snprintf(sql, sizeof(sql), refused[i], q);

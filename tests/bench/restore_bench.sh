@@ -9,9 +9,10 @@
 #      not timed): the floor, what a DBA with the dump already on the host would do
 #   b) pgship restore ID --to AGENT/DB --wait through a real coordinator and agent (TLS between
 #      them, S3 storage on s3rver): the backup made once with pgship backup, then each run fetches
-#      the object from the bucket through the coordinator, decrypts, restores with -j2 into a
-#      temporary database, analyzes it and swaps it for the target. Skipped, with the reason,
-#      until the daemons and the client can do it.
+#      the object from the bucket through the coordinator, decrypts and streams the schema and
+#      data into a temporary database while it arrives, builds indexes and constraints with -j2,
+#      analyzes it and swaps it for the target. Skipped, with the reason, when the daemons or
+#      the client cannot do it.
 # and prints the median wall times side by side with the goal: b within 1.3x of a. It is a
 # benchmark, not a test: the exit status is 0 unless something errored.
 #

@@ -1857,6 +1857,27 @@ int catalog_restore_list(catalog *cat, const catalog_filter *f,
 
 /* ---- crash recovery ---- */
 
+/* Recovery's UPDATE of rows in flight (fail_sql binds the time and the reason): it must fail
+ * exactly the n rows the SELECT before it found. Both ran in one write transaction, so a
+ * difference means a broken invariant somewhere, which is no reason to commit half of it. */
+static int fail_in_flight(catalog *cat, const char *fail_sql, const char *now, const char *why,
+                          size_t n, const char *what, pgs_error *e)
+{
+    sqlite3_stmt *st = NULL;
+    char msg[64];
+    snprintf(msg, sizeof(msg), "cannot fail %s in flight", what);
+    int rc = sql_prepare(cat, fail_sql, &st, e);
+    if (rc == 0 && ((rc = bind_text(st, 1, now)) || (rc = bind_text(st, 2, why))))
+        rc = sql_fail(cat, rc, e, msg);
+    if (rc == 0)
+        rc = sql_step_done(cat, st, e, msg);
+    if (rc == 0 && (size_t)sqlite3_changes(cat->db) != n)
+        rc = pgs_fail(e, PGS_EIO, "catalog %s: recovery found %zu %s in flight but failed %d",
+                      cat->path, n, what, sqlite3_changes(cat->db));
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /*
  * Recovery's part for restores, inside its transaction: a restore's thread died with the process,
  * so every queued or running one is failed with the reason. The step stays, so the record says
@@ -1893,19 +1914,8 @@ static int recover_restores(catalog *cat, const char *now, const char *why, size
     }
     sqlite3_finalize(st);
     st = NULL;
-    if ((rc = sql_prepare(cat, fail_sql, &st, e)) != 0)
+    if ((rc = fail_in_flight(cat, fail_sql, now, why, n, "restores", e)) != 0)
         goto out;
-    if ((rc = bind_text(st, 1, now)) || (rc = bind_text(st, 2, why))) {
-        rc = sql_fail(cat, rc, e, "cannot fail restores in flight");
-        goto out;
-    }
-    if ((rc = sql_step_done(cat, st, e, "cannot fail restores in flight")) != 0)
-        goto out;
-    if ((size_t)sqlite3_changes(cat->db) != n) {
-        rc = pgs_fail(e, PGS_EIO, "catalog %s: recovery found %zu restores in flight but failed %d",
-                      cat->path, n, sqlite3_changes(cat->db));
-        goto out;
-    }
     *count = n;
 out:
     sqlite3_finalize(st);
@@ -1968,21 +1978,8 @@ int catalog_recover(catalog *cat, const char *reason, catalog_recovered **out, s
     }
     sqlite3_finalize(st);
     st = NULL;
-    if ((rc = sql_prepare(cat, fail_sql, &st, e)) != 0)
+    if ((rc = fail_in_flight(cat, fail_sql, now, why, n, "backups", e)) != 0)
         goto out;
-    if ((rc = bind_text(st, 1, now)) || (rc = bind_text(st, 2, why))) {
-        rc = sql_fail(cat, rc, e, "cannot fail backups in flight");
-        goto out;
-    }
-    if ((rc = sql_step_done(cat, st, e, "cannot fail backups in flight")) != 0)
-        goto out;
-    if ((size_t)sqlite3_changes(cat->db) != n) {
-        /* Both statements ran in one write transaction; a difference means a broken invariant
-         * somewhere, which is no reason to commit half of it. */
-        rc = pgs_fail(e, PGS_EIO, "catalog %s: recovery found %zu backups in flight but failed %d",
-                      cat->path, n, sqlite3_changes(cat->db));
-        goto out;
-    }
     if ((rc = recover_restores(cat, now, why, &nrestores, e)) != 0)
         goto out;
     if ((rc = sql_exec(cat, "UPDATE agents SET connected = 0 WHERE connected = 1", e,

@@ -263,6 +263,9 @@ static int agent_step(run *u, catalog *cat, json_t *steps, const char *step,
     *report = NULL;
     set_step(u, cat, step, j->id);
     int rc = fleet_restore_request(u->r->o.fleet, j, e);
+    if (rc != 0 && j->output_backup_id != NULL)
+        /* never handed to the fleet, which would otherwise settle the new backup's row */
+        catalog_backup_fail(cat, j->output_backup_id, e->msg, &(pgs_error){0});
     if (rc == 0) {
         log_info("restore %s: %s job %s on %s/%s", u->id, step, j->id, j->agent, j->database);
         if (wait_job(u) != 0) {
@@ -361,8 +364,6 @@ static void *run_main(void *arg)
                                    .done = job_done,
                                    .done_arg = r};
             rc = agent_step(u, cat, steps, "sanitizer", &j, &sanitizer_report, &e);
-            if (rc != 0 && strstr(e.msg, "is not connected") != NULL)
-                catalog_backup_fail(cat, out_id, e.msg, &(pgs_error){0});
         }
         free(rcpts);
         if (rc == 0)

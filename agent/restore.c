@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/loader.h"
 #include "agent/pgbin.h"
 #include "agent/pgconn.h"
 #include "common/fsutil.h"
@@ -80,7 +81,14 @@ typedef struct restore_ctx {
     int streamed;     /* create and pg_restore's first part ran inside the unpack */
     spawn_proc *feed; /* that pg_restore, reading the FIFO */
     int feed_fd;      /* the FIFO's write end, -1 when closed */
+    /* or the schema's pg_restore and the parallel loader (agent/loader.h) */
+    int mode;               /* STREAM_* */
+    loader *ld;             /* NULL unless mode is UNDECIDED or PARALLEL */
+    uint64_t dump_written;  /* bytes of the dump in the spool file */
+    int own_error;          /* the unpack stopped on the load's error, not the archive's */
 } restore_ctx;
+
+enum { STREAM_SERIAL = 0, STREAM_UNDECIDED, STREAM_PARALLEL };
 
 /* ---- names ---- */
 
@@ -555,10 +563,16 @@ enum pgr_part {
     PGR_ALL,  /* the whole archive, -j N, from the spool file */
     PGR_FEED, /* pre-data and data, serially, from the FIFO the unpack writes: started, not waited
                */
+    PGR_PRE,  /* pre-data from the spool file while the data is still arriving: started, not
+                 waited for (the loader's schema) */
+    PGR_REST, /* the data the loader left (sequence values, large objects), listed in REST_LIST */
+    PGR_PRE_DATA, /* pre-data and data from the complete spool file, serially */
     PGR_POST  /* post-data (indexes, constraints, ...), -j N, from the spool file */
 };
 
 #define FEED_FIFO "feed.fifo"
+#define REST_LIST "rest.list"
+#define TOC_MAX (256u << 20) /* header and TOC of a dump held by the loader */
 
 static int do_create(restore_ctx *c, pgs_error *e);
 static int do_pg_restore(restore_ctx *c, int part, pgs_error *e);
@@ -580,30 +594,15 @@ static int stream_wanted(const restore_ctx *c, const extract_info *info)
     return strcmp(info->man.format, "custom") == 0 && !o->data_only && !o->schema_only;
 }
 
-/* extract_hooks.on_manifest: the unpack step ends here; create, then start pg_restore's feed. */
-static int stream_on_manifest(void *arg, const extract_info *info, pgs_error *e)
+/* The FIFO's pg_restore (pre-data and data, serially) and its write end. */
+static int feed_start(restore_ctx *c, pgs_error *e)
 {
-    restore_ctx *c = arg;
-    if (!stream_wanted(c, info))
-        return 0;
-    c->streamed = 1;
-    step_end(c, 1);
-    int rc = step_begin(c, "create", c->tmp);
-    if (rc == 0)
-        rc = do_create(c, e);
-    if (rc != 0)
-        return rc;
-    step_end(c, 1);
-    char detail[64];
-    snprintf(detail, sizeof(detail), "jobs %d, data streamed", c->o->jobs);
-    if ((rc = step_begin(c, "pg_restore", detail)) != 0)
-        return rc;
-    snprintf(c->dump_path, sizeof(c->dump_path), "%s/%s", c->spool, extract_dump_name(info));
     char fifo[4200];
     snprintf(fifo, sizeof(fifo), "%s/" FEED_FIFO, c->spool);
     if (mkfifo(fifo, 0600) != 0)
         return pgs_fail(e, PGS_EIO, "%s: %s", fifo, strerror(errno));
-    if ((rc = do_pg_restore(c, PGR_FEED, e)) != 0)
+    int rc = do_pg_restore(c, PGR_FEED, e);
+    if (rc != 0)
         return rc;
     /* Non-blocking, so that a stop is seen while pg_restore is slow to read; the open succeeds
      * once pg_restore has opened its end. */
@@ -621,10 +620,9 @@ static int stream_on_manifest(void *arg, const extract_info *info, pgs_error *e)
     }
 }
 
-/* extract_hooks.on_dump: the dump's bytes to pg_restore, with backpressure. */
-static int stream_on_dump(void *arg, const char *buf, size_t len, pgs_error *e)
+/* The dump's bytes to the FIFO's pg_restore, with backpressure. */
+static int feed_write(restore_ctx *c, const char *buf, size_t len, pgs_error *e)
 {
-    restore_ctx *c = arg;
     size_t off = 0;
     while (c->feed_fd >= 0 && off < len) {
         ssize_t n = write(c->feed_fd, buf + off, len - off);
@@ -650,28 +648,177 @@ static int stream_on_dump(void *arg, const char *buf, size_t len, pgs_error *e)
     return 0;
 }
 
-/* After the unpack (rc its result): ends the feed, then the post-data part. */
+/* The loader declined the dump: pg_restore gets all of it through the FIFO, starting with what
+ * the spool file already holds. */
+static int feed_catch_up(restore_ctx *c, pgs_error *e)
+{
+    int rc = feed_start(c, e);
+    int fd = rc == 0 ? open(c->dump_path, O_RDONLY | O_CLOEXEC) : -1;
+    if (rc == 0 && fd < 0)
+        rc = pgs_fail(e, PGS_EIO, "%s: %s", c->dump_path, strerror(errno));
+    char *buf = rc == 0 ? malloc(1u << 20) : NULL;
+    if (rc == 0 && buf == NULL)
+        rc = pgs_fail(e, PGS_ENOMEM, "out of memory");
+    for (uint64_t pos = 0; rc == 0 && pos < c->dump_written;) {
+        uint64_t want = c->dump_written - pos;
+        ssize_t n = pread(fd, buf, want > (1u << 20) ? (1u << 20) : (size_t)want, (off_t)pos);
+        if (n <= 0)
+            rc = pgs_fail(e, PGS_EIO, "%s: %s", c->dump_path, n < 0 ? strerror(errno) : "short");
+        else if ((rc = feed_write(c, buf, (size_t)n, e)) == 0)
+            pos += (uint64_t)n;
+    }
+    free(buf);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* extract_hooks.on_manifest: the unpack step ends here; create, then get ready for the dump. */
+static int stream_on_manifest(void *arg, const extract_info *info, pgs_error *e)
+{
+    restore_ctx *c = arg;
+    if (!stream_wanted(c, info))
+        return 0;
+    c->streamed = 1;
+    step_end(c, 1);
+    int rc = step_begin(c, "create", c->tmp);
+    if (rc == 0)
+        rc = do_create(c, e);
+    if (rc != 0)
+        return rc;
+    step_end(c, 1);
+    char detail[64];
+    snprintf(detail, sizeof(detail), "jobs %d, data streamed", c->o->jobs);
+    if ((rc = step_begin(c, "pg_restore", detail)) != 0)
+        return rc;
+    snprintf(c->dump_path, sizeof(c->dump_path), "%s/%s", c->spool, extract_dump_name(info));
+    if (c->o->nschemas > 0 || c->o->ntables > 0) {
+        /* pg_restore's own selection decides what is loaded: it reads everything in order. */
+        c->mode = STREAM_SERIAL;
+        return feed_start(c, e);
+    }
+    loader_opts lo = {.conninfo = c->o->conninfo,
+                      .dbname = c->tmp,
+                      .path = c->dump_path,
+                      .role = c->o->role,
+                      .id = c->o->id,
+                      .jobs = c->o->jobs,
+                      .toc_max = TOC_MAX};
+    c->mode = STREAM_UNDECIDED;
+    return loader_new(&c->ld, &lo, e);
+}
+
+static int stream_dump(restore_ctx *c, const char *buf, size_t len, pgs_error *e);
+
+/* extract_hooks.on_dump: the dump's bytes, just appended to the spool file. */
+static int stream_on_dump(void *arg, const char *buf, size_t len, pgs_error *e)
+{
+    restore_ctx *c = arg;
+    int rc = stream_dump(c, buf, len, e);
+    if (rc != 0 && rc != PGS_EINTR)
+        c->own_error = 1;
+    return rc;
+}
+
+static int stream_dump(restore_ctx *c, const char *buf, size_t len, pgs_error *e)
+{
+    c->dump_written += len;
+    if (c->mode == STREAM_SERIAL)
+        return feed_write(c, buf, len, e);
+    int state, rc = loader_feed(c->ld, buf, len, &state, e);
+    if (rc != 0)
+        return rc;
+    if (state == LOADER_DECLINED) {
+        log_info("restore %s: pg_restore loads the data alone, in one session: %s", c->o->id,
+                 loader_why(c->ld));
+        loader_free(c->ld);
+        c->ld = NULL;
+        c->mode = STREAM_SERIAL;
+        return feed_catch_up(c, e);
+    }
+    if (state == LOADER_PARALLEL && c->mode == STREAM_UNDECIDED) {
+        /* The TOC is in the spool file: the schema goes in while the data keeps arriving. */
+        c->mode = STREAM_PARALLEL;
+        return do_pg_restore(c, PGR_PRE, e);
+    }
+    if (c->mode == STREAM_PARALLEL && c->feed != NULL && !spawn_running(c->feed)) {
+        spawn_proc *p = c->feed;
+        c->feed = NULL;
+        if ((rc = wait_child(p, "pg_restore of the schema", e)) != 0)
+            return rc;
+        return loader_go(c->ld, e);
+    }
+    return 0;
+}
+
+/* The parallel load's end: the schema's pg_restore, the loader, then what it left. */
+static int stream_end_parallel(restore_ctx *c, pgs_error *e)
+{
+    int rc = 0;
+    if (c->feed != NULL) {
+        spawn_proc *p = c->feed;
+        c->feed = NULL;
+        rc = wait_child(p, "pg_restore of the schema", e);
+    }
+    if (rc == 0)
+        rc = loader_go(c->ld, e);
+    int ld = loader_finish(c->ld, rc == 0, e);
+    if (rc == 0)
+        rc = ld;
+    if (rc != 0)
+        return rc;
+    json_object_set_new(c->report, "load", loader_report(c->ld));
+    char list[4200];
+    size_t n = 0;
+    snprintf(list, sizeof(list), "%s/" REST_LIST, c->spool);
+    if ((rc = loader_rest_list(c->ld, list, &n, e)) == 0 && n > 0)
+        rc = do_pg_restore(c, PGR_REST, e);
+    return rc;
+}
+
+/* After the unpack (rc its result): ends the feed or the loader, then the post-data part. */
 static int stream_end(restore_ctx *c, int rc, pgs_error *e)
 {
+    if (!c->streamed)
+        return rc;
     if (c->feed_fd >= 0)
         close(c->feed_fd);
     c->feed_fd = -1;
-    if (c->feed == NULL)
-        return rc;
-    spawn_proc *p = c->feed;
-    c->feed = NULL;
     if (rc != 0) {
-        /* The archive failed (or a stop): what pg_restore loaded dies with the temporary
-         * database on the undo path. The failure is the unpack's. */
-        spawn_kill(p, SIGTERM);
-        pgs_error ignored;
-        spawn_wait(p, &ignored);
-        spawn_free(p);
-        if (rc != PGS_EINTR && strcmp(c->step, "pg_restore") == 0)
+        /* The archive failed (or a stop): what was loaded dies with the temporary database on
+         * the undo path. The failure is the unpack's. */
+        if (c->feed != NULL) {
+            spawn_kill(c->feed, SIGTERM);
+            pgs_error ignored;
+            spawn_wait(c->feed, &ignored);
+            spawn_free(c->feed);
+            c->feed = NULL;
+        }
+        if (c->ld != NULL) {
+            pgs_error ignored;
+            loader_finish(c->ld, 0, &ignored);
+        }
+        if (rc != PGS_EINTR && strcmp(c->step, "pg_restore") == 0 && c->own_error == 0)
             snprintf(c->step, sizeof(c->step), "unpack");
         return rc;
     }
-    if ((rc = wait_child(p, "pg_restore", e)) != 0)
+    switch (c->mode) {
+    case STREAM_PARALLEL:
+        rc = stream_end_parallel(c, e);
+        break;
+    case STREAM_UNDECIDED:
+        /* The whole dump is shorter than its TOC could be read ahead: pg_restore reads it. */
+        rc = do_pg_restore(c, PGR_PRE_DATA, e);
+        break;
+    default:
+        if (c->feed != NULL) {
+            spawn_proc *p = c->feed;
+            c->feed = NULL;
+            rc = wait_child(p, "pg_restore", e);
+        }
+        break;
+    }
+    if (rc != 0)
         return rc;
     return do_pg_restore(c, PGR_POST, e);
 }
@@ -699,7 +846,7 @@ static int do_unpack(restore_ctx *c, pgs_error *e)
     if (rc == 0) {
         extract_hooks h = {.on_manifest = stream_on_manifest, .on_dump = stream_on_dump, .arg = c};
         rc = extract_archive_hooks(env, c->spool, 0, &h, &c->info, e);
-        ours = rc != 0 && strcmp(c->step, "create") == 0;
+        ours = (rc != 0 && strcmp(c->step, "create") == 0) || c->own_error;
         if (rc == 0)
             ours = 1;
         rc = stream_end(c, rc, e);
@@ -1094,12 +1241,20 @@ static int do_pg_restore(restore_ctx *c, int part, pgs_error *e)
     argv[n++] = child.dbname_arg;
     argv[n++] = "--no-password";
     argv[n++] = "--exit-on-error";
-    if (part == PGR_FEED) {
+    char rest_list[4200];
+    snprintf(rest_list, sizeof(rest_list), "%s/" REST_LIST, c->spool);
+    if (part == PGR_FEED || part == PGR_PRE || part == PGR_PRE_DATA) {
         /* Named, else pg_restore opens the input once to guess its format, closes it and opens
          * it again: a FIFO would lose the bytes that first look consumed. */
         argv[n++] = "--format=custom";
         argv[n++] = "--section=pre-data";
+        if (part != PGR_PRE)
+            argv[n++] = "--section=data";
+    } else if (part == PGR_REST) {
+        argv[n++] = "--format=custom";
         argv[n++] = "--section=data";
+        argv[n++] = "--use-list";
+        argv[n++] = rest_list;
     } else {
         argv[n++] = jobs;
         if (part == PGR_POST)
@@ -1125,15 +1280,23 @@ static int do_pg_restore(restore_ctx *c, int part, pgs_error *e)
     snprintf(fifo, sizeof(fifo), "%s/" FEED_FIFO, c->spool);
     argv[n++] = part == PGR_FEED ? fifo : c->dump_path;
     argv[n] = NULL;
-    if (part == PGR_FEED) {
-        log_info("restore %s: %s (%s) pre-data and data into %s, fed as the archive is unpacked",
-                 o->id, bin.path, bin.version, c->tmp);
+    if (part == PGR_FEED || part == PGR_PRE) {
+        log_info("restore %s: %s (%s) %s into %s, %s", o->id, bin.path, bin.version,
+                 part == PGR_FEED ? "pre-data and data" : "pre-data", c->tmp,
+                 part == PGR_FEED ? "fed as the archive is unpacked"
+                                  : "while the data is still arriving");
         spawn_opts so = {.argv = argv, .envp = child.env, .stdout_mode = SPAWN_OUT_NULL};
         rc = spawn_start(&c->feed, &so, e);
         goto out;
     }
-    log_info("restore %s: %s (%s) -j %d%s into %s", o->id, bin.path, bin.version, o->jobs,
-             part == PGR_POST ? " post-data" : "", c->tmp);
+    if (part == PGR_REST || part == PGR_PRE_DATA)
+        log_info("restore %s: %s (%s) %s into %s", o->id, bin.path, bin.version,
+                 part == PGR_REST ? "the data the loader left (sequences, large objects)"
+                                  : "pre-data and data",
+                 c->tmp);
+    else
+        log_info("restore %s: %s (%s) -j %d%s into %s", o->id, bin.path, bin.version, o->jobs,
+                 part == PGR_POST ? " post-data" : "", c->tmp);
     if ((rc = run_child(c, argv, child.env, "pg_restore", e)) != 0)
         goto out;
     if (o->data_only && part == PGR_ALL) {
@@ -1698,6 +1861,8 @@ out:
         snprintf(failed_step, 32, "%s", c->step);
     if (rc != 0)
         log_info("restore %s: %s failed: %s", o->id, c->step[0] ? c->step : "restore", e->msg);
+    loader_free(c->ld); /* its sessions end before the undo drops their database */
+    c->ld = NULL;
     undo(c);
     PQfinish(c->admin);
     if (c->spool[0] != '\0' && fs_rm_rf(c->spool) != 0)

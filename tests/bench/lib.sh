@@ -25,9 +25,10 @@
 #   read_hwm PID                HWM_KB = VmHWM of PID in KiB (0 when gone)
 #   alive PID                   PID exists and is not a zombie
 #   measure KEY OUTPATH RSSFILE CMD...   run and measure CMD (see below)
-#   aggregate KEY N             median wall and largest RSS of KEY#1..KEY#N
+#   aggregate KEY N             median wall, median CPU and largest RSS of KEY#1..KEY#N
+#   cpu_busy                    busy CPU time of the whole machine so far (/proc/stat), in ticks
 
-declare -A R_WALL R_BYTES R_RSS R_SELF R_ERR R_CMD
+declare -A R_WALL R_BYTES R_RSS R_SELF R_ERR R_CMD R_CPU
 ERRORS=0
 COMMANDS=() # everything we ran, for the "commands used" section
 
@@ -140,6 +141,16 @@ alive() {
 # replaces both RSS figures (used for zstd in the pipeline).
 # A failed CMD sets R_ERR[KEY], counts in ERRORS and shows the end of its log; measure itself
 # still returns 0 so that one failed row does not end the benchmark.
+# The whole machine's busy time (user, nice, system, irq, softirq, steal of every CPU), in
+# CLK_TCK ticks: measure's R_CPU, the CPU a command cost with everything it set in motion
+# (PostgreSQL's backends, the daemons, s3rver), not only its own process tree.
+cpu_busy() {
+    local _ u n s i w q sq st
+    read -r _ u n s i w q sq st _ </proc/stat
+    echo $((u + n + s + q + sq + st))
+}
+CLK_TCK=$(getconf CLK_TCK)
+
 measure() {
     local key=$1 outpath=$2 rssfile=$3; shift 3
     local tf=$LOGS/time.$key log=$LOGS/run.$key.log
@@ -153,6 +164,8 @@ measure() {
     local pidf=$LOGS/pid.$key
     rm -f -- "$pidf"
     # shellcheck disable=SC2016  # $$ and $@ are for the inner shell
+    local busy0 busy1
+    busy0=$(cpu_busy)
     "$GNUTIME" -f '%e %M' -o "$tf" bash -c 'echo $$ >"$0"; exec "$@"' "$pidf" "$@" >"$log" 2>&1 &
     local tpid=$! cpid="" self=0 rc=0
     while alive "$tpid"; do
@@ -167,6 +180,8 @@ measure() {
         nap 0.05
     done
     wait "$tpid" || rc=$?
+    busy1=$(cpu_busy)
+    R_CPU[$key]=$(awk -v a="$busy0" -v b="$busy1" -v t="$CLK_TCK" 'BEGIN { printf "%.2f", (b - a) / t }')
     sync
     local wall rss
     read -r wall rss < <(grep -E '^[0-9.]+ [0-9]+$' "$tf" | tail -n 1) || true
@@ -194,17 +209,19 @@ measure() {
 
 # aggregate KEY N: R_*[KEY] from runs KEY#1..KEY#N: median wall, largest RSS, last size.
 aggregate() {
-    local key=$1 n=$2 i walls=() rss=0 self=0
+    local key=$1 n=$2 i walls=() cpus=() rss=0 self=0
     for ((i = 1; i <= n; i++)); do
         local k=$key#$i
         if [[ -n ${R_ERR[$k]:-} ]]; then R_ERR[$key]=${R_ERR[$k]}; return; fi
         walls+=("${R_WALL[$k]}")
+        cpus+=("${R_CPU[$k]:-0}")
         rss=$(awk -v a="$rss" -v b="${R_RSS[$k]}" 'BEGIN { print (b > a ? b : a) }')
         self=$(awk -v a="$self" -v b="${R_SELF[$k]}" 'BEGIN { print (b > a ? b : a) }')
         R_BYTES[$key]=${R_BYTES[$k]}
         R_CMD[$key]=${R_CMD[$k]}
     done
     R_WALL[$key]=$(printf '%s\n' "${walls[@]}" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+    R_CPU[$key]=$(printf '%s\n' "${cpus[@]}" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
     R_RSS[$key]=$rss
     R_SELF[$key]=$self
 }

@@ -52,7 +52,9 @@ restore_keys) and `pgship restore --help` works; otherwise it says why it was
 skipped. A restore that runs but fails is an error of row (b), shown with the
 restore's step and error.
 
-Columns: wall_s = median wall-clock seconds (runs_s lists every run);
+Columns: wall_s = median wall-clock seconds (runs_s lists every run); cpu_s =
+median busy CPU seconds of the whole machine while the row ran (every core,
+every process: PostgreSQL's backends, the daemons, s3rver; from /proc/stat);
 size_MB = what the row restores from / 1e6 (a: the local dump file; b: the
 archive object in the bucket, compressed and encrypted); peak_rss_MiB = GNU
 time %M, the largest process of the command's tree (a: pg_restore; b: the
@@ -387,9 +389,9 @@ fmt_row() { # KEY LABEL
         return
     fi
     awk -v l="$label" -v w="${R_WALL[$key]}" -v b="${R_BYTES[$key]}" -v r="${R_RSS[$key]}" \
-        -v a="${R_WALL[pgr]:-}" -v runs="$(runs_list "$key")" 'BEGIN {
+        -v a="${R_WALL[pgr]:-}" -v runs="$(runs_list "$key")" -v c="${R_CPU[$key]:-0}" 'BEGIN {
         va = (a != "" && a > 0) ? sprintf("%.2fx", w / a) : "-"
-        printf "  %-52s %8.2f %9s %13.1f %8s   %s\n", l, w, (b > 0 ? sprintf("%.1f", b / 1e6) : "-"), r, va, runs
+        printf "  %-52s %8.2f %7.2f %9s %13.1f %8s   %s\n", l, w, c, (b > 0 ? sprintf("%.1f", b / 1e6) : "-"), r, va, runs
     }'
 }
 fmt_part() { # KEY LABEL: wall only
@@ -400,7 +402,7 @@ fmt_part() { # KEY LABEL: wall only
     fi
     awk -v l="$label" -v w="${R_WALL[$key]}" -v a="${R_WALL[pgr]:-}" -v runs="$(runs_list "$key")" 'BEGIN {
         va = (a != "" && a > 0) ? sprintf("%.2fx", w / a) : "-"
-        printf "    %-50s %8.2f %9s %13s %8s   %s\n", l, w, "", "", va, runs
+        printf "    %-50s %8.2f %7s %9s %13s %8s   %s\n", l, w, "", "", "", va, runs
     }'
 }
 
@@ -409,7 +411,7 @@ echo "==========================================================================
 echo "results: PostgreSQL $("$PG_RESTORE" --version | awk '{ print $3 }'), $(nproc) CPUs, pg_restore -j $JOBS in both rows; median of $RUNS run(s)"
 echo "dataset $DB: $(mb "$DB_BYTES") MiB (pg_database_size); pg_dump -Fc -Z0: $(mb "$DUMP_BYTES") MiB in $DUMP_S s$([[ $ARCHIVE_BYTES -gt 0 ]] && echo "; pgship archive: $(mb "$ARCHIVE_BYTES") MiB")"
 echo
-printf '  %-52s %8s %9s %13s %8s   %s\n' tool wall_s size_MB peak_rss_MiB vs_a runs_s
+printf '  %-52s %8s %7s %9s %13s %8s   %s\n' tool wall_s cpu_s size_MB peak_rss_MiB vs_a runs_s
 fmt_row pgr "a) pg_restore -j$JOBS from a local pg_dump -Fc -Z0 file"
 fmt_part an "(reference, not in a: ANALYZE afterwards, as b does)"
 echo "    restored: $VERIFY_A"

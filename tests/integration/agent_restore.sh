@@ -141,6 +141,20 @@ restore --database part --from small.pgship --schema public --no-owner --role ap
 check "--schema public --no-owner --role app: both tables, owned by app" \
     test "$(q part "SELECT string_agg(tableowner, ',') FROM pg_tables WHERE schemaname = 'public'")" = "app,app"
 
+# The parallel loader (docs/restore.md, "Streamed restore"): both tables loaded by the agent's own
+# sessions, with TRUNCATE + COPY FREEZE as a superuser, and without them under a non-superuser role.
+restore --database part --from small.pgship -j 2 --json >par.json 2>par.err || true
+check "parallel load: 2 tables, both frozen, 120 rows as COPY counted them" \
+    bash -c "grep -A6 '\"load\"' par.json | tr -d ' \n' | grep -q '\"tables\":2,\"frozen\":2,\"rows\":120'"
+check "parallel load: every row is there" \
+    test "$(q part "SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM b)")" = "120"
+restore --database part --from small.pgship -j 2 --no-owner --role app --json >par2.json 2>par2.err || true
+check "parallel load as a non-superuser role: loaded, not frozen" \
+    bash -c "grep -A6 '\"load\"' par2.json | tr -d ' \n' | grep -q '\"tables\":2,\"frozen\":0,\"rows\":120'"
+restore --database part --from small.pgship --table b --json >par3.json 2>par3.err || true
+check "--table b (pg_restore's own selection): restored, with no parallel load in the report" \
+    bash -c "grep -q '\"swap\"' par3.json && ! grep -q '\"load\"' par3.json"
+
 # From here on dst differs from every archive, so that a swap would show in its fingerprint.
 q dst "CREATE TABLE public.marker (x int); INSERT INTO marker VALUES (1); UPDATE shop.customers SET name = 'changed' WHERE id = 1"
 FP0=$WORK/fp0

@@ -155,6 +155,17 @@ restore --database part --from small.pgship --table b --json >par3.json 2>par3.e
 check "--table b (pg_restore's own selection): restored, with no parallel load in the report" \
     bash -c "grep -q '\"swap\"' par3.json && ! grep -q '\"load\"' par3.json"
 
+# A dump without table data: the loader declines it and pg_restore gets all of it through the
+# FIFO, from the first byte (the part the loader had read is fed first).
+q postgres "CREATE DATABASE nodata"
+q nodata "CREATE SEQUENCE s; SELECT setval('s', 42); CREATE VIEW v AS SELECT 1 AS one"
+"$BIN/pgship-agent" dump -d "$(pgc_conninfo "$PORT" nodata)" -r ops.pub -o nodata.pgship 2>/dev/null
+restore --database part --from nodata.pgship --json >nodata.json 2>nodata.err || true
+check "no table data: restored by pg_restore alone (no parallel load in the report)" \
+    bash -c "grep -q '\"swap\"' nodata.json && ! grep -q '\"load\"' nodata.json"
+check "no table data: the sequence's value and the view are there" \
+    test "$(q part "SELECT (SELECT last_value FROM s) || '|' || (SELECT one FROM v)")" = "42|1"
+
 # From here on dst differs from every archive, so that a swap would show in its fingerprint.
 q dst "CREATE TABLE public.marker (x int); INSERT INTO marker VALUES (1); UPDATE shop.customers SET name = 'changed' WHERE id = 1"
 FP0=$WORK/fp0

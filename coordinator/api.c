@@ -93,6 +93,7 @@ struct api {
     fleet *fleet;
     restorer *restorer;
     storage *storage;
+    metrics *metrics;
     pthread_mutex_t cat_mu; /* one catalog call at a time */
     catalog *cat;
 };
@@ -1466,6 +1467,34 @@ static void get_object(api *a, api_job *job, const char *id, int head)
     nng_aio_finish(aio, 0);
 }
 
+/* ---- GET /metrics ---- */
+
+static void get_metrics(api *a, nng_aio *aio, int head)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (a->metrics == NULL) {
+        reply_error(aio, 404, "not_found", "metrics are off");
+        return;
+    }
+    if (metrics_render(a->metrics, &text, &len) != 0) {
+        reply_error(aio, 500, "internal", "cannot render the metrics");
+        return;
+    }
+    nng_http_res *res = NULL;
+    if (nng_http_res_alloc(&res) != 0 ||
+        nng_http_res_set_header(res, "Content-Type", METRICS_CONTENT_TYPE) != 0 ||
+        nng_http_res_set_header(res, "Cache-Control", "no-store") != 0 ||
+        (head ? nng_http_res_set_header(res, "Content-Length", "0")
+              : nng_http_res_copy_data(res, text, len)) != 0) {
+        if (res != NULL)
+            nng_http_res_free(res);
+        res = NULL;
+    }
+    free(text);
+    finish_res(aio, res);
+}
+
 /* ---- routing (workers) ---- */
 
 static void method_not_allowed(nng_aio *aio, const char *allow)
@@ -1509,6 +1538,13 @@ static void dispatch(api *a, api_job *job)
     }
 
     const char *rest;
+    if (strcmp(path, "/metrics") == 0) {
+        if (!is_get(method))
+            method_not_allowed(aio, "GET, HEAD");
+        else
+            get_metrics(a, aio, strcmp(method, "HEAD") == 0);
+        return;
+    }
     if (strcmp(path, "/v1/agents") == 0) {
         if (!is_get(method))
             method_not_allowed(aio, "GET, HEAD");
@@ -1634,6 +1670,7 @@ int api_start(const api_opts *o, api **out, pgs_error *e)
     a->fleet = o->fleet;
     a->restorer = o->restorer;
     a->storage = o->storage;
+    a->metrics = o->metrics;
     token_hash(o->token, tlen, a->token_hash);
 
     nng_url *url = NULL;

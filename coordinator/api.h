@@ -19,6 +19,7 @@
 #include "common/error.h"
 #include "coordinator/catalog.h"
 #include "coordinator/fleet.h"
+#include "coordinator/metrics.h"
 #include "coordinator/restore.h"
 #include "coordinator/storage.h"
 
@@ -31,6 +32,7 @@ typedef struct api_opts {
     restorer *restorer;       /* restores and syncs; NULL: none (POST /v1/restores -> 409) */
     storage *storage;         /* where GET /v1/backups/ID/object reads from; NULL: 500 there */
     const char *catalog_path; /* the API opens its own handle on this file */
+    metrics *metrics;         /* what GET /metrics renders (borrowed); NULL: 404 there */
 } api_opts;
 
 /* Request bodies larger than this are refused. */

@@ -16,6 +16,7 @@
 #include "coordinator/catalog.h"
 #include "coordinator/config.h"
 #include "coordinator/fleet.h"
+#include "coordinator/monitor.h"
 #include "coordinator/restore.h"
 #include "coordinator/storage.h"
 #ifdef PGSHIP_HAVE_API
@@ -109,6 +110,7 @@ static int run(coordinator_config *cfg)
     storage *st = NULL;
     fleet *fl = NULL;
     restorer *rs = NULL;
+    monitor *mon = NULL;
 #ifdef PGSHIP_HAVE_API
     api *ap = NULL;
 #endif
@@ -159,9 +161,14 @@ static int run(coordinator_config *cfg)
         log_error("%s", e.msg);
         goto out;
     }
+    if (monitor_new(&mon, cfg->coordinator.catalog, fl, &e) != 0) {
+        log_error("%s", e.msg);
+        goto out;
+    }
 #ifdef PGSHIP_HAVE_API
     if (cfg->api_token != NULL) {
         api_opts ao = {.url = cfg->coordinator.api_listen,
+                       .metrics = monitor_metrics(mon),
                        .token = cfg->api_token,
                        .fleet = fl,
                        .restorer = rs,
@@ -189,6 +196,7 @@ out:
     restorer_stop(rs); /* restores in flight fail */
     fleet_stop(fl);    /* which tells the restorer how their agents' jobs ended */
     restorer_free(rs);
+    monitor_free(mon); /* after the API, which renders its metrics */
     storage_close(st);
     catalog_close(cat);
     if (status == 0)

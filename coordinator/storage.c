@@ -6,6 +6,7 @@
  */
 #include "coordinator/storage.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +150,39 @@ void storage_close(storage *s)
     free(s);
 }
 
+/* ---- counters (GET /metrics) ---- */
+
+static atomic_ullong storage_errors_n[STORAGE_OPS], storage_retries_n[STORAGE_OPS];
+static const char *const storage_op_names[STORAGE_OPS] = {"upload", "put",    "get",
+                                                           "list",   "delete", "forget"};
+
+const char *storage_op_name(int op)
+{
+    return op >= 0 && op < STORAGE_OPS ? storage_op_names[op] : "other";
+}
+
+void storage_note_retry(int op)
+{
+    if (op >= 0 && op < STORAGE_OPS)
+        atomic_fetch_add(&storage_retries_n[op], 1);
+}
+
+/* A failure the caller sees (a stop or a missing object is not an error of the storage). */
+static int counted(int op, int rc)
+{
+    if (rc != 0 && rc != PGS_EINTR && rc != PGS_ENOTFOUND && op >= 0 && op < STORAGE_OPS)
+        atomic_fetch_add(&storage_errors_n[op], 1);
+    return rc;
+}
+
+void storage_counts_get(storage_counts *out)
+{
+    for (int i = 0; i < STORAGE_OPS; i++) {
+        out->errors[i] = atomic_load(&storage_errors_n[i]);
+        out->retries[i] = atomic_load(&storage_retries_n[i]);
+    }
+}
+
 int storage_upload_begin(storage *s, const char *key, storage_upload **out, pgs_error *e)
 {
     storage_upload *u = NULL;
@@ -160,7 +194,7 @@ int storage_upload_begin(storage *s, const char *key, storage_upload **out, pgs_
         return pgs_fail(e, PGS_ENOMEM, "out of memory");
     u->s = s;
     if ((rc = storage_full_key(s, key, 0, u->key, e)) != 0 ||
-        (rc = s->be->upload_begin(s->impl, u->key, &u->impl, e)) != 0) {
+        (rc = counted(STORAGE_OP_UPLOAD, s->be->upload_begin(s->impl, u->key, &u->impl, e))) != 0) {
         free(u);
         return rc;
     }
@@ -175,7 +209,7 @@ int storage_upload_write(storage_upload *u, const void *buf, size_t len, pgs_err
                         u->key);
     if (len == 0)
         return 0;
-    int rc = u->s->be->upload_write(u->impl, buf, len, e);
+    int rc = counted(STORAGE_OP_UPLOAD, u->s->be->upload_write(u->impl, buf, len, e));
     if (rc != 0)
         u->failed = 1;
     return rc;
@@ -192,7 +226,7 @@ int storage_upload_commit(storage_upload *u, uint8_t sha256[32], uint64_t *size,
         rc = pgs_fail(e, PGS_EINVAL, "upload of %s failed earlier; nothing was stored", u->key);
         goto out;
     }
-    rc = u->s->be->upload_commit(u->impl, digest, &n, e);
+    rc = counted(STORAGE_OP_UPLOAD, u->s->be->upload_commit(u->impl, digest, &n, e));
     if (rc == 0) {
         if (sha256 != NULL)
             memcpy(sha256, digest, sizeof(digest));
@@ -220,7 +254,7 @@ int storage_put(storage *s, const char *key, const void *buf, size_t len, pgs_er
     if (rc != 0)
         return rc;
     if (s->be->put != NULL)
-        return s->be->put(s->impl, full, buf, len, e);
+        return counted(STORAGE_OP_PUT, s->be->put(s->impl, full, buf, len, e));
 
     storage_upload *u = NULL;
     if ((rc = storage_upload_begin(s, key, &u, e)) != 0)
@@ -238,7 +272,7 @@ int storage_get(storage *s, const char *key, storage_sink_fn sink, void *arg, pg
     int rc = storage_full_key(s, key, 0, full, e);
     if (rc != 0)
         return rc;
-    return s->be->get(s->impl, full, sink, arg, e);
+    return counted(STORAGE_OP_GET, s->be->get(s->impl, full, sink, arg, e));
 }
 
 typedef struct list_strip {
@@ -269,7 +303,7 @@ int storage_list(storage *s, const char *prefix, storage_list_fn cb, void *arg, 
     if (rc != 0)
         return rc;
     list_strip ls = {s, cb, arg};
-    return s->be->list(s->impl, full, storage_list_strip, &ls, e);
+    return counted(STORAGE_OP_LIST, s->be->list(s->impl, full, storage_list_strip, &ls, e));
 }
 
 int storage_delete(storage *s, const char *key, pgs_error *e)
@@ -278,7 +312,7 @@ int storage_delete(storage *s, const char *key, pgs_error *e)
     int rc = storage_full_key(s, key, 0, full, e);
     if (rc != 0)
         return rc;
-    return s->be->del(s->impl, full, e);
+    return counted(STORAGE_OP_DELETE, s->be->del(s->impl, full, e));
 }
 
 int storage_forget_uploads(storage *s, const char *key, pgs_error *e)
@@ -287,5 +321,5 @@ int storage_forget_uploads(storage *s, const char *key, pgs_error *e)
     int rc = storage_full_key(s, key, 0, full, e);
     if (rc != 0)
         return rc;
-    return s->be->forget != NULL ? s->be->forget(s->impl, full, e) : 0;
+    return s->be->forget != NULL ? counted(STORAGE_OP_FORGET, s->be->forget(s->impl, full, e)) : 0;
 }

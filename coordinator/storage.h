@@ -129,6 +129,17 @@ int storage_forget_uploads(storage *s, const char *key, pgs_error *e);
 /* Releases the handle; every upload must have been committed or aborted. NULL is allowed. */
 void storage_close(storage *s);
 
+/* Counters of the process's storage operations, for GET /metrics: failures the callers saw (not
+ * a stop, not a missing object) and retries the S3 backend made, per operation. */
+enum { STORAGE_OP_UPLOAD, STORAGE_OP_PUT, STORAGE_OP_GET, STORAGE_OP_LIST, STORAGE_OP_DELETE,
+       STORAGE_OP_FORGET, STORAGE_OPS };
+typedef struct storage_counts {
+    unsigned long long errors[STORAGE_OPS], retries[STORAGE_OPS];
+} storage_counts;
+void storage_counts_get(storage_counts *out);
+/* "upload", "put", "get", "list", "delete", "forget" */
+const char *storage_op_name(int op);
+
 /* Checks a key (or, with is_prefix, a listing prefix, which may be empty or end with "/")
  * against the rules above. 0 or PGS_EINVAL with a message naming what is wrong. */
 int storage_key_check(const char *key, int is_prefix, pgs_error *e);

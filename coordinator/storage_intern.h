@@ -39,6 +39,9 @@ typedef struct storage_backend {
 extern const storage_backend storage_backend_fs;
 extern const storage_backend storage_backend_s3;
 
+/* A backend's retry of a request made for operation op (STORAGE_OP_*), counted for metrics. */
+void storage_note_retry(int op);
+
 /* The message a stopped read or listing leaves in e: a callback's own code is passed through. */
 int storage_stopped(pgs_error *e, int code, const char *what, const char *key);
 

@@ -426,6 +426,18 @@ static int s3_status_retryable(long status, const char *code)
            strcmp(code, "SlowDown") == 0 || strcmp(code, "ServiceUnavailable") == 0;
 }
 
+/* The storage operation a request serves, for the retry counters. */
+static int s3_req_op(const s3_req *r)
+{
+    if (strcmp(r->method, "GET") == 0)
+        return r->key != NULL ? STORAGE_OP_GET : STORAGE_OP_LIST;
+    if (strcmp(r->method, "DELETE") == 0)
+        return STORAGE_OP_DELETE;
+    if (strcmp(r->method, "PUT") == 0 && r->query == NULL)
+        return STORAGE_OP_PUT;
+    return STORAGE_OP_UPLOAD;
+}
+
 /*
  * Runs r with retries. Returns 0 for a 2xx answer (r->resp, r->etag filled), or a negative code
  * with e naming the request, the last answer or failure, and how many attempts were made.
@@ -513,6 +525,7 @@ static int s3_perform(s3_store *s, CURL *h, s3_req *r, pgs_error *e)
         delay = delay / 2 + (delay > 1 ? jitter % (delay / 2 + 1) : 0);
         log_warn("%s: %s; retrying in %u ms (attempt %u of %u)", what, reason, delay, attempt + 1,
                  s->max_attempts);
+        storage_note_retry(s3_req_op(r));
         s3_sleep_ms(delay, r->cancel);
     }
     if (rc != 0)

@@ -248,6 +248,19 @@ for i in $(seq 1 $NAGENTS); do
 done
 check "all 8 are complete, match their checksums and decrypt ($opened of $NAGENTS)" test "$opened" -eq $NAGENTS
 check "s3: one of them restores equal to the source" restore_compare m5.pgship r_m5
+# GET /metrics (docs/monitoring.md): Prometheus text computed from the catalog and the fleet.
+TOKEN=$(cat "$FLEET_TOKEN_FILE")
+curl -s -H "Authorization: Bearer $TOKEN" "$FLEET_API_URL/metrics" >metrics.txt
+check "metrics: every agent connected" grep -q -x "pgship_agents_connected $NAGENTS" metrics.txt
+check "metrics: a1/appdb's last good backup time" grep -q -E \
+    '^pgship_backup_last_success_timestamp_seconds[{]agent="a1",database="appdb",environment="prod"[}] [0-9][0-9.e+]*$' metrics.txt
+check "metrics: a1/appdb's complete backups counted" grep -q -E \
+    '^pgship_backups_total[{]agent="a1",database="appdb",result="complete"[}] [1-9][0-9]*$' metrics.txt
+check "metrics: nothing queued or running" \
+    bash -c "grep -q -x 'pgship_jobs_queued 0' metrics.txt && grep -q -x 'pgship_jobs_running 0' metrics.txt"
+check "metrics: typed for Prometheus" grep -q -x "# TYPE pgship_backups_total counter" metrics.txt
+check "metrics: refused without the token" \
+    test "$(curl -s -o /dev/null -w '%{http_code}' "$FLEET_API_URL/metrics")" = 401
 hwm=$(fleet_hwm_kb "$FLEET_COORD_PID")
 echo "coordinator peak RSS after 8 concurrent streams: $((hwm / 1024)) MiB"
 if ldd "$BIN/pgship-coordinator" | grep -q libasan; then

@@ -54,6 +54,8 @@ typedef struct api_job {
     nng_aio *aio; /* the server's: finished with the response */
     nng_http_req *req;
     nng_http_conn *conn;
+    int role;                    /* API_ROLE_* of the token presented */
+    char who[API_WHO_MAX + 1];   /* its name: requested_by of what it starts */
 } api_job;
 
 typedef struct api_fetch {
@@ -94,6 +96,8 @@ struct api {
     restorer *restorer;
     storage *storage;
     metrics *metrics;
+    api_token_lookup lookup;
+    void *lookup_arg;
     pthread_mutex_t cat_mu; /* one catalog call at a time */
     catalog *cat;
 };
@@ -245,8 +249,9 @@ static void token_hash(const char *token, size_t len, uint8_t out[API_TOKEN_HASH
     crypto_generichash(out, API_TOKEN_HASH_LEN, (const unsigned char *)token, len, NULL, 0);
 }
 
-/* 1 when req carries "Authorization: Bearer <our token>". Called under a->mu. */
-static int authorized(const api *a, nng_http_req *req)
+/* The role of the token req carries in "Authorization: Bearer <token>" (its name into who), or 0.
+ * Called under a->mu. */
+static int authorized(const api *a, nng_http_req *req, char who[API_WHO_MAX + 1])
 {
     const char *h = nng_http_req_get_header(req, "Authorization");
     if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
@@ -259,11 +264,38 @@ static int authorized(const api *a, nng_http_req *req)
         n--;
     if (n == 0 || n > API_TOKEN_MAX)
         return 0;
+    if (a->lookup != NULL) {
+        char tok[API_TOKEN_MAX + 1];
+        memcpy(tok, h, n);
+        tok[n] = '\0';
+        int role = a->lookup(a->lookup_arg, tok, who, API_WHO_MAX + 1);
+        sodium_memzero(tok, sizeof(tok));
+        return role >= API_ROLE_READ && role <= API_ROLE_ADMIN ? role : 0;
+    }
     uint8_t got[API_TOKEN_HASH_LEN];
     token_hash(h, n, got);
     int ok = sodium_memcmp(got, a->token_hash, API_TOKEN_HASH_LEN) == 0;
     sodium_memzero(got, sizeof(got));
-    return ok;
+    if (ok)
+        snprintf(who, API_WHO_MAX + 1, "api");
+    return ok ? API_ROLE_ADMIN : 0;
+}
+
+static const char *role_name(int role)
+{
+    return role == API_ROLE_ADMIN ? "admin" : role == API_ROLE_OPERATE ? "operate" : "read";
+}
+
+/* 1 when job's token has at least role need; else answers 403 naming what is missing. */
+static int allowed(api_job *job, int need, const char *what)
+{
+    if (job->role >= need)
+        return 1;
+    log_warn("api: refused %s to %s (role %s): it needs role %s", what, job->who,
+             role_name(job->role), role_name(need));
+    reply_error(job->aio, 403, "forbidden", "%s needs a token with role %s; %s has role %s", what,
+                role_name(need), job->who, role_name(job->role));
+    return 0;
 }
 
 /* ---- the handler (nng's threads) ---- */
@@ -283,7 +315,9 @@ static void api_handle(nng_aio *aio)
         reply_error(aio, 503, "unavailable", "the coordinator is shutting down");
         return;
     }
-    if (!authorized(a, req)) {
+    char who[API_WHO_MAX + 1] = "";
+    int role = authorized(a, req, who);
+    if (role == 0) {
         pthread_mutex_unlock(&a->mu);
         free(job);
         char path[128];
@@ -298,6 +332,8 @@ static void api_handle(nng_aio *aio)
         reply_error(aio, 429, "busy", "too many requests in progress; try again");
         return;
     }
+    job->role = role;
+    memcpy(job->who, who, sizeof(job->who));
     job->aio = aio;
     job->req = req;
     job->conn = conn;
@@ -1006,8 +1042,10 @@ static int json_content_type(nng_http_req *req)
            (ct[16] == '\0' || ct[16] == ';' || ct[16] == ' ');
 }
 
-static void post_backup(api *a, nng_aio *aio, nng_http_req *req)
+static void post_backup(api *a, api_job *job)
 {
+    nng_aio *aio = job->aio;
+    nng_http_req *req = job->req;
     pgs_error e = {0};
     if (!json_content_type(req)) {
         reply_error(aio, 415, "unsupported_media_type",
@@ -1036,7 +1074,7 @@ static void post_backup(api *a, nng_aio *aio, nng_http_req *req)
     catalog_backup b;
     cat_lock(a);
     int rc = fleet_backup_request(a->fleet, a->cat, in.agent, in.database,
-                                  in.label[0] ? in.label : NULL, "api", id, &e);
+                                  in.label[0] ? in.label : NULL, job->who, id, &e);
     if (rc == 0)
         rc = catalog_backup_get(a->cat, id, &b, &e);
     cat_unlock(a);
@@ -1117,8 +1155,10 @@ static uint16_t restore_status(int code, const char **name)
     }
 }
 
-static void post_restore(api *a, nng_aio *aio, nng_http_req *req)
+static void post_restore(api *a, api_job *job)
 {
+    nng_aio *aio = job->aio;
+    nng_http_req *req = job->req;
     pgs_error e = {0};
     if (!json_content_type(req)) {
         reply_error(aio, 415, "unsupported_media_type",
@@ -1140,13 +1180,17 @@ static void post_restore(api *a, nng_aio *aio, nng_http_req *req)
         reply_error(aio, 400, "bad_request", "%s", e.msg);
         goto out;
     }
+    /* Writing over a prod database is an admin's decision (the policy asks for overwrite_prod
+     * on top of it). */
+    if (in->overwrite_prod && !allowed(job, API_ROLE_ADMIN, "a restore with overwrite_prod"))
+        goto out;
     if (a->restorer == NULL) {
         reply_error(aio, 409, "not_connected",
                     "this coordinator runs no restores (its API serves without agents)");
         goto out;
     }
     cat_lock(a);
-    int rc = restorer_request(a->restorer, a->cat, in, "api", id, &e);
+    int rc = restorer_request(a->restorer, a->cat, in, job->who, id, &e);
     int got = rc == 0 ? catalog_restore_get(a->cat, id, &r, &e) : rc;
     cat_unlock(a);
     if (rc != 0) {
@@ -1558,8 +1602,8 @@ static void dispatch(api *a, api_job *job)
         if (strcmp(method, "POST") == 0) {
             if (query != NULL && query[0] != '\0')
                 reply_error(aio, 400, "bad_request", "POST /v1/backups takes no query");
-            else
-                post_backup(a, aio, job->req);
+            else if (allowed(job, API_ROLE_OPERATE, "POST /v1/backups"))
+                post_backup(a, job);
         } else if (is_get(method)) {
             get_backups(a, aio, query);
         } else {
@@ -1594,8 +1638,8 @@ static void dispatch(api *a, api_job *job)
         if (strcmp(method, "POST") == 0) {
             if (query != NULL && query[0] != '\0')
                 reply_error(aio, 400, "bad_request", "POST /v1/restores takes no query");
-            else
-                post_restore(a, aio, job->req);
+            else if (allowed(job, API_ROLE_OPERATE, "POST /v1/restores"))
+                post_restore(a, job);
         } else if (is_get(method)) {
             get_restores(a, aio, query);
         } else {
@@ -1671,6 +1715,8 @@ int api_start(const api_opts *o, api **out, pgs_error *e)
     a->restorer = o->restorer;
     a->storage = o->storage;
     a->metrics = o->metrics;
+    a->lookup = o->lookup;
+    a->lookup_arg = o->lookup_arg;
     token_hash(o->token, tlen, a->token_hash);
 
     nng_url *url = NULL;

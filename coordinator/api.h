@@ -25,9 +25,20 @@
 
 typedef struct api api;
 
+/* Token roles (docs/api.md, "Authentication"): read looks, operate also starts backups and
+ * restores, admin may also overwrite a prod database. */
+enum { API_ROLE_READ = 1, API_ROLE_OPERATE = 2, API_ROLE_ADMIN = 3 };
+#define API_WHO_MAX 63
+/* The role (API_ROLE_*) of a presented token, its name into name (recorded as requested_by of
+ * what it starts), or 0 for no such token. Called from nng's threads, under the API's lock. */
+typedef int (*api_token_lookup)(void *arg, const char *presented, char *name, size_t cap);
+
 typedef struct api_opts {
     const char *url;          /* http://host:port (port 0: any free port; see api_port) */
-    const char *token;        /* the bearer token; copied, never logged, wiped at api_stop */
+    const char *token;        /* the bearer token (role admin, named "api"); copied, never
+                                 logged, wiped at api_stop; not used when lookup is set */
+    api_token_lookup lookup;  /* the tokens of [token NAME] sections, with their roles */
+    void *lookup_arg;
     fleet *fleet;             /* live agents and jobs; NULL: none (POST /v1/backups -> 409) */
     restorer *restorer;       /* restores and syncs; NULL: none (POST /v1/restores -> 409) */
     storage *storage;         /* where GET /v1/backups/ID/object reads from; NULL: 500 there */

@@ -103,6 +103,24 @@ static int recover(catalog *cat, storage *st, pgs_error *e)
     return 0;
 }
 
+#ifdef PGSHIP_HAVE_API
+/* api_token_lookup over the configuration's tokens: [token NAME] sections, and api_token_file's
+ * (role admin, named "api" as before there were roles). */
+static int token_lookup(void *arg, const char *presented, char *name, size_t cap)
+{
+    const coordinator_token_config *t = coordinator_config_token(arg, presented);
+    if (t == NULL)
+        return 0;
+    snprintf(name, cap, "%s", t->file == NULL ? "api" : t->name);
+    switch (t->role) {
+    case ROLE_READ: return API_ROLE_READ;
+    case ROLE_OPERATE: return API_ROLE_OPERATE;
+    case ROLE_ADMIN: return API_ROLE_ADMIN;
+    default: return 0;
+    }
+}
+#endif
+
 static int run(coordinator_config *cfg)
 {
     pgs_error e = {0};
@@ -169,6 +187,8 @@ static int run(coordinator_config *cfg)
     if (cfg->api_token != NULL) {
         api_opts ao = {.url = cfg->coordinator.api_listen,
                        .metrics = monitor_metrics(mon),
+                       .lookup = token_lookup,
+                       .lookup_arg = cfg,
                        .token = cfg->api_token,
                        .fleet = fl,
                        .restorer = rs,

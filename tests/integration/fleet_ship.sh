@@ -98,6 +98,15 @@ start_agent() { # start_agent N
 # ===================== local directory storage =====================
 fleet_coordinator_conf coordinator.conf tls state "${AGENT_OPTS[@]}" \
     --storage-fs "$WORK/archive"
+# API tokens with roles ([token NAME], docs/api.md "Authentication").
+for t in read operate; do
+    (umask 077 && openssl rand -hex 32 >"tok-$t")
+done
+add_tokens() { # add_tokens CONF
+    printf '\n[token grafana]\nfile = %s\nrole = read\n\n[token ci]\nfile = %s\nrole = operate\n' \
+        "$WORK/tok-read" "$WORK/tok-operate" >>"$1"
+}
+add_tokens coordinator.conf
 for i in $(seq 1 $NAGENTS); do
     fleet_agent_conf "agent$i.conf" "a$i" tls "keys/a$i.key" --recipient keys/ops.pub \
         --db appdb prod "$(pgc_conninfo "$PORT" appdb)" --db big dev "$(pgc_conninfo "$PORT" big)"
@@ -186,6 +195,7 @@ check "SIGTERM stops the fleet cleanly" test $? -eq 0
 fleet_coordinator_conf coordinator-s3.conf tls state "${AGENT_OPTS[@]}" \
     --storage-s3 "http://127.0.0.1:$S3PORT" pgship --storage-set part_size_mib=5 \
     --storage-set prefix=fleet
+add_tokens coordinator-s3.conf
 fleet_start_coordinator coordinator-s3.conf coord-s3.log
 for i in $(seq 1 $NAGENTS); do
     sed -i "s|^coordinator = .*|coordinator = $FLEET_LISTEN|" "agent$i.conf"
@@ -248,6 +258,22 @@ for i in $(seq 1 $NAGENTS); do
 done
 check "all 8 are complete, match their checksums and decrypt ($opened of $NAGENTS)" test "$opened" -eq $NAGENTS
 check "s3: one of them restores equal to the source" restore_compare m5.pgship r_m5
+# Roles: a read token lists and scrapes but cannot start a backup; an operate token can, and the
+# backup is recorded as its.
+as_token() { local t=$1; shift; PGSHIP_URL=$FLEET_API_URL PGSHIP_TOKEN=$(cat "tok-$t") "$BIN/pgship" "$@"; }
+check "a read token lists the agents" as_token read agents --json
+rc=0; as_token read backup a1/appdb >ro.out 2>ro.err || rc=$?
+check "a read token cannot trigger a backup (exit 1, the role named)" \
+    bash -c "test $rc -eq 1 && grep -q 'needs a token with role operate; grafana has role read' ro.err"
+check "... the coordinator answers 403" test "$(curl -s -o /dev/null -w '%{http_code}' \
+    -H "Authorization: Bearer $(cat tok-read)" -H 'Content-Type: application/json' \
+    -d '{"agent":"a1","database":"appdb"}' "$FLEET_API_URL/v1/backups")" = 403
+as_token operate backup a1/appdb --label by-ci --wait --json >ci.json 2>/dev/null
+check "an operate token triggers a backup, recorded as requested by it" \
+    test "$(json '(d["state"], d["requested_by"])' <ci.json)" = "('complete', 'ci')"
+check "metrics: a read token may scrape" test "$(curl -s -o /dev/null -w '%{http_code}' \
+    -H "Authorization: Bearer $(cat tok-read)" "$FLEET_API_URL/metrics")" = 200
+
 # GET /metrics (docs/monitoring.md): Prometheus text computed from the catalog and the fleet.
 TOKEN=$(cat "$FLEET_TOKEN_FILE")
 curl -s -H "Authorization: Bearer $TOKEN" "$FLEET_API_URL/metrics" >metrics.txt

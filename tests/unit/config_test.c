@@ -1,7 +1,10 @@
 /*
  * Tests of the two daemons' configuration files (coordinator/config.c, agent/config.c): defaults,
  * named sections in order, the transport and TLS rules, secret file modes, S3 credentials and
- * their precedence, identity and recipient keys, the printers' redaction, and two checks that
+ * their precedence, identity and recipient keys, the coordinator's fleet-operations sections
+ * (scheduler, schedules with their cron expressions, selectors and jitter durations, retention
+ * policies, API tokens with roles and their constant-time lookup, webhooks), the printers'
+ * redaction, and two checks that
  * keep the documentation honest: the example files in deploy/examples load (with the key files
  * they name made by the test), and docs/configuration.md lists exactly the keys of the spec
  * tables with their types and defaults. Every test gets its own temporary directory.
@@ -608,6 +611,775 @@ static void test_coordinator_parse_needs_no_files(void **state)
     assert_null(cfg.path);
 }
 
+/* ---- coordinator: scheduler, schedules, retention, tokens, webhooks ---- */
+
+#define TOKEN_B "tokB-0123456789abcdef0123456789abcdef"
+#define TOKEN_C "tokC-0123456789abcdef0123456789abcdef"
+#define HOOK_SECRET "hook-secret-0123456789abcdef"
+
+/* Writes text to D/name with mode. */
+static void fx_file(const fx *f, const char *name, const char *text, mode_t mode)
+{
+    char p[700];
+    snprintf(p, sizeof(p), "%s/%s", f->dir, name);
+    write_file(p, text, mode);
+}
+
+static int have_zone(const char *zone)
+{
+    char p[256];
+    snprintf(p, sizeof(p), "/usr/share/zoneinfo/%s", zone);
+    return access(p, R_OK) == 0;
+}
+
+static void test_coordinator_duration_parse(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        int64_t want;
+    } ok[] = {{"0", 0},       {"0s", 0},         {"30s", 30},         {"5m", 300},    {"90m", 5400},
+              {"1h", 3600},   {"1h30m", 5400},   {"2h0m15s", 7215},   {"24h", 86400}, {"1m30s", 90},
+              {"000001s", 1}, {"86400s", 86400}, {"23h59m60s", 86400}};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        int64_t v = -1;
+        pgs_error e = {0};
+        if (coordinator_duration_parse(ok[i].text, 86400, &v, &e) != 0)
+            fail_msg("%s: %s", ok[i].text, e.msg);
+        assert_int_equal(v, ok[i].want);
+    }
+    static const struct {
+        const char *text;
+        const char *msg;
+    } bad[] = {
+        {"", "empty duration (write e.g. 30s, 5m or 1h30m)"},
+        {"24h1s", "\"24h1s\" is more than 24h"},
+        {"1440m1s", "\"1440m1s\" is more than 24h"},
+        {"999999h", "\"999999h\" is more than 24h"},
+        {"1234567s", "\"1234567s\": a number of more than 6 digits"},
+        {"5", "\"5\": a number without a unit (use h, m or s; 0 alone is zero)"},
+        {"00", "\"00\": a number without a unit (use h, m or s; 0 alone is zero)"},
+        {"1h5", "\"1h5\": a number without a unit (use h, m or s; 0 alone is zero)"},
+        {"1d", "\"1d\": unknown unit 'd' (use h, m or s)"},
+        {"1.5h", "\"1.5h\": unknown unit '.' (use h, m or s)"},
+        {"5s ", "\"5s \" is not a duration (write e.g. 30s, 5m or 1h30m, or 0)"},
+        {"1h30", "\"1h30\": a number without a unit (use h, m or s; 0 alone is zero)"},
+        {"1hm", "\"1hm\": unexpected 'm' after \"1h\" (write e.g. 30s, 5m or 1h30m: whole "
+                "seconds at most)"},
+        {" 5s", "\" 5s\" is not a duration (write e.g. 30s, 5m or 1h30m, or 0)"},
+        {"-5s", "\"-5s\" is not a duration (write e.g. 30s, 5m or 1h30m, or 0)"},
+        {"h", "\"h\" is not a duration (write e.g. 30s, 5m or 1h30m, or 0)"},
+        {"30s5m", "\"30s5m\": the units go in the order h, m, s, each at most once"},
+        {"1h1h", "\"1h1h\": the units go in the order h, m, s, each at most once"},
+        {"1m2m", "\"1m2m\": the units go in the order h, m, s, each at most once"},
+        {"1h\t", "\"1h\t\" is not a duration (write e.g. 30s, 5m or 1h30m, or 0)"},
+        {"1s1s1s1s1s1s1s1s1s1s1s1s1s1s1s1s1", "a duration is at most 32 characters"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int64_t v = -7;
+        pgs_error e = {0};
+        int rc = coordinator_duration_parse(bad[i].text, 86400, &v, &e);
+        if (rc != PGS_EINVAL || strcmp(e.msg, bad[i].msg) != 0)
+            fail_msg("%s: expected \"%s\", got %d \"%s\"", bad[i].text, bad[i].msg, rc, e.msg);
+        assert_int_equal(v, -7);
+    }
+    pgs_error e = {0};
+    int64_t v;
+    assert_int_equal(coordinator_duration_parse(NULL, 10, &v, &e), PGS_EINVAL);
+    assert_int_equal(coordinator_duration_parse("11s", 10, &v, &e), PGS_EINVAL);
+    assert_string_equal(e.msg, "\"11s\" is more than 10s");
+    assert_int_equal(coordinator_duration_parse("10m1s", 600, &v, &e), PGS_EINVAL);
+    assert_string_equal(e.msg, "\"10m1s\" is more than 10m");
+    assert_int_equal(coordinator_duration_parse("2h", 5400, &v, &e), PGS_EINVAL);
+    assert_string_equal(e.msg, "\"2h\" is more than 1h30m");
+}
+
+static void test_coordinator_scheduler_section(void **state)
+{
+    fx f;
+    fx_make(state, &f);
+    coordinator_config cfg;
+    pgs_error e;
+    if (coord_load(&f, COORD_TLS, &cfg, &e) != 0)
+        fail_msg("%s", e.msg);
+    assert_int_equal(cfg.scheduler.max_concurrent, 4);
+    assert_int_equal(cfg.scheduler.max_per_agent, 1);
+    assert_int_equal(cfg.scheduler.catch_up, 1);
+    assert_true(cfg.scheduler.overdue_factor == 2.0);
+    assert_int_equal(cfg.scheduler.src.line, 0);
+    assert_int_equal(cfg.nschedules, 0);
+    assert_int_equal(cfg.nretentions, 0);
+    assert_int_equal(cfg.ntokens, 0);
+    assert_int_equal(cfg.nwebhooks, 0);
+    char *out = print_coord(&cfg);
+    assert_non_null(strstr(out, "\n[scheduler]\nmax_concurrent           = 4  (default)\n"
+                                "max_per_agent            = 1  (default)\n"
+                                "catch_up                 = true  (default)\n"
+                                "overdue_factor           = 2.0  (default)\n"));
+    assert_non_null(strstr(out, "# no [schedule NAME] sections: backups run only when asked for"));
+    free(out);
+    coordinator_config_free(&cfg);
+
+    if (coord_load(&f,
+                   COORD_TLS "[scheduler]\nmax_concurrent = 1000\nmax_per_agent = 64\n"
+                             "catch_up = no\noverdue_factor = 1.5\n",
+                   &cfg, &e) != 0)
+        fail_msg("%s", e.msg);
+    assert_int_equal(cfg.scheduler.max_concurrent, 1000);
+    assert_int_equal(cfg.scheduler.max_per_agent, 64);
+    assert_int_equal(cfg.scheduler.catch_up, 0);
+    assert_true(cfg.scheduler.overdue_factor == 1.5);
+    out = print_coord(&cfg);
+    assert_non_null(strstr(out, "overdue_factor           = 1.5\n"));
+    free(out);
+    coordinator_config_free(&cfg);
+
+    static const struct {
+        const char *factor;
+        double want;
+    } factors[] = {
+        {"1", 1.0}, {"100", 100.0}, {"2.25", 2.25}, {"99.999999", 99.999999}, {"001.0", 1.0}};
+    for (size_t i = 0; i < sizeof(factors) / sizeof(factors[0]); i++) {
+        char tmpl[512];
+        snprintf(tmpl, sizeof(tmpl), COORD_TLS "[scheduler]\noverdue_factor = %s\n",
+                 factors[i].factor);
+        if (coord_load(&f, tmpl, &cfg, &e) != 0)
+            fail_msg("%s: %s", factors[i].factor, e.msg);
+        assert_true(cfg.scheduler.overdue_factor > factors[i].want - 1e-9 &&
+                    cfg.scheduler.overdue_factor < factors[i].want + 1e-9);
+        coordinator_config_free(&cfg);
+    }
+    static const char *const bad_factors[] = {"0.5", "0.999999", "100.000001", "101",  "1e2",
+                                              "inf", "nan",      "2.",         ".5",   "-2",
+                                              "2,5", "1000",     "1.1234567",  "0x10", "2 "};
+    for (size_t i = 0; i < sizeof(bad_factors) / sizeof(bad_factors[0]); i++) {
+        char tmpl[512], msg[256];
+        snprintf(tmpl, sizeof(tmpl), COORD_TLS "[scheduler]\n\noverdue_factor = %s\n",
+                 bad_factors[i]);
+        /* the INI layer trims the value as written */
+        char trimmed[32];
+        snprintf(trimmed, sizeof(trimmed), "%s", bad_factors[i]);
+        trimmed[strcspn(trimmed, " ")] = '\0';
+        snprintf(msg, sizeof(msg),
+                 "coord.conf:7: [scheduler] overdue_factor: \"%s\" is not a number from 1.0 to "
+                 "100 (e.g. 2, 1.5 or 3.25)",
+                 trimmed);
+        if (strcmp(bad_factors[i], "2 ") == 0)
+            continue; /* trailing spaces are trimmed by the INI layer: "2" is fine */
+        coord_expect(&f, tmpl, PGS_EINVAL, msg);
+    }
+    coord_expect(&f, COORD_TLS "[scheduler]\nmax_concurrent = 0\n", PGS_EINVAL,
+                 "coord.conf:6: [scheduler] max_concurrent: 0 is out of range (1..1000)");
+    coord_expect(&f, COORD_TLS "[scheduler]\nmax_concurrent = 1001\n", PGS_EINVAL,
+                 "coord.conf:6: [scheduler] max_concurrent: 1001 is out of range (1..1000)");
+    coord_expect(&f, COORD_TLS "[scheduler]\nmax_per_agent = 65\n", PGS_EINVAL,
+                 "coord.conf:6: [scheduler] max_per_agent: 65 is out of range (1..64)");
+    coord_expect(&f, COORD_TLS "[scheduler]\ncatch_up = sometimes\n", PGS_EINVAL,
+                 "coord.conf:6: [scheduler] catch_up: \"sometimes\" is not a boolean (use true or "
+                 "false)");
+    coord_expect(&f, COORD_TLS "[scheduler NAME]\n", PGS_EINVAL,
+                 "coord.conf:5: section [scheduler] takes no name");
+    coord_expect(&f, COORD_TLS "[scheduler]\n[scheduler]\n", PGS_EINVAL,
+                 "coord.conf:6: section [scheduler] appears twice (first on line 5); merge them");
+}
+
+#define RET_STD "[retention std]\nkeep_last = 3\nkeep_daily = 7\n"
+
+static void test_coordinator_schedules(void **state)
+{
+    fx f;
+    fx_make(state, &f);
+    coordinator_config cfg;
+    pgs_error e;
+    if (coord_load(&f,
+                   COORD_TLS "[schedule nightly]\ncron = 30 2 * * *\nselect = env=prod agent=db-*\n"
+                             "jitter = 1h30m\nretention = STD\n\n" RET_STD
+                             "[schedule hourly]\ncron = @HOURLY\nselect = *\n",
+                   &cfg, &e) != 0)
+        fail_msg("%s", e.msg);
+    assert_int_equal(cfg.nschedules, 2);
+    assert_int_equal(cfg.nretentions, 1);
+    coordinator_schedule_config *s = &cfg.schedules[0];
+    assert_string_equal(s->name, "nightly");
+    assert_int_equal(s->src.line, 5);
+    assert_string_equal(s->cron_text, "30 2 * * *");
+    assert_string_equal(cron_text(s->cron), "30 2 * * *");
+    assert_string_equal(cron_zone(s->cron), "UTC");
+    int64_t next = 0;
+    assert_int_equal(cron_next(s->cron, 0, &next, &e), 0);
+    assert_int_equal(next, 2 * 3600 + 30 * 60);
+    assert_string_equal(select_text(s->select), "agent=db-* environment=prod");
+    assert_int_equal(select_match(s->select, "db-1", "app", "prod"), 1);
+    assert_int_equal(select_match(s->select, "db-1", "app", "staging"), 0);
+    assert_int_equal(s->jitter_s, 5400);
+    assert_string_equal(s->retention, "STD");
+    assert_ptr_equal(s->retention_ref, &cfg.retentions[0]);
+    s = &cfg.schedules[1];
+    assert_string_equal(s->name, "hourly");
+    assert_string_equal(cron_text(s->cron), "@hourly");
+    assert_string_equal(s->jitter_text, "0");
+    assert_false(ini_key_set(&coordinator_config_spec(&(size_t){0})[5], s, "jitter"));
+    assert_int_equal(s->jitter_s, 0);
+    assert_null(s->retention);
+    assert_null(s->retention_ref);
+    char *out = print_coord(&cfg);
+    assert_non_null(strstr(out, "\n[schedule nightly]\ncron                     = 30 2 * * *\n"
+                                "select                   = env=prod agent=db-*\n"
+                                "jitter                   = 1h30m\n"
+                                "retention                = STD\n"
+                                "# runs at \"30 2 * * *\" (time zone UTC) for the databases "
+                                "agent=db-* environment=prod\n"));
+    assert_non_null(strstr(out, "jitter                   = 0  (default)\n"
+                                "retention                = (not set)\n"));
+    assert_null(strstr(out, "no [schedule NAME] sections"));
+    free(out);
+    coordinator_config_free(&cfg);
+    assert_null(cfg.schedules);
+    assert_int_equal(cfg.nschedules, 0);
+
+    if (have_zone("Europe/Berlin")) {
+        if (coord_load(&f,
+                       COORD_TLS "[schedule b]\ncron = CRON_TZ=Europe/Berlin  0 3 * * MON-FRI\n"
+                                 "select = all\n",
+                       &cfg, &e) != 0)
+            fail_msg("%s", e.msg);
+        assert_string_equal(cron_zone(cfg.schedules[0].cron), "Europe/Berlin");
+        assert_string_equal(cron_text(cfg.schedules[0].cron),
+                            "CRON_TZ=Europe/Berlin 0 3 * * MON-FRI");
+        coordinator_config_free(&cfg);
+    } else {
+        print_message("no /usr/share/zoneinfo/Europe/Berlin: zone case skipped\n");
+    }
+
+    /* Errors, each with the line of the key. */
+    coord_expect(&f, COORD_TLS "[schedule s]\nselect = *\n", PGS_EINVAL,
+                 "coord.conf:5: [schedule s]: missing required key cron");
+    coord_expect(&f, COORD_TLS "[schedule s]\ncron = @daily\n", PGS_EINVAL,
+                 "coord.conf:5: [schedule s]: missing required key select");
+    coord_expect(&f, COORD_TLS "[schedule s]\nselect = *\ncron = 61 * * * *\n", PGS_EINVAL,
+                 "coord.conf:7: [schedule s] cron: minute: 61 is out of range 0-59");
+    coord_expect(&f, COORD_TLS "[schedule s]\nselect = *\ncron = 0 0 30 2 *\n", PGS_EINVAL,
+                 "coord.conf:7: [schedule s] cron: day-of-month: never runs*");
+    coord_expect(&f, COORD_TLS "[schedule s]\nselect = *\ncron = @reboot\n", PGS_EINVAL,
+                 "coord.conf:7: [schedule s] cron: *");
+    coord_expect(&f, COORD_TLS "[schedule s]\nselect = *\ncron = 0 0 * * * *\n", PGS_EINVAL,
+                 "coord.conf:7: [schedule s] cron: *");
+    coord_expect(&f,
+                 COORD_TLS "[schedule s]\nselect = *\ncron = CRON_TZ=Nowhere/Atlantis 0 0 * * *\n",
+                 PGS_ENOTFOUND, "coord.conf:7: [schedule s] cron: time zone Nowhere/Atlantis*");
+    coord_expect(&f,
+                 COORD_TLS "[schedule s]\nselect = *\ncron = CRON_TZ=../../etc/passwd 0 0 * * *\n",
+                 PGS_EINVAL, "coord.conf:7: [schedule s] cron: *");
+    coord_expect(&f, COORD_TLS "[schedule s]\ncron = @daily\nselect = colour=blue\n", PGS_EINVAL,
+                 "coord.conf:7: [schedule s] select: unknown key \"colour\" (use agent, database, "
+                 "environment)");
+    coord_expect(&f, COORD_TLS "[schedule s]\ncron = @daily\nselect = * env=prod\n", PGS_EINVAL,
+                 "coord.conf:7: [schedule s] select: * (or all) selects every database and must "
+                 "stand alone");
+    coord_expect(&f, COORD_TLS "[schedule s]\ncron = @daily\nselect = env=prod\njitter = 25h\n",
+                 PGS_EINVAL, "coord.conf:8: [schedule s] jitter: \"25h\" is more than 24h");
+    coord_expect(&f, COORD_TLS "[schedule s]\ncron = @daily\nselect = env=prod\njitter = 2d\n",
+                 PGS_EINVAL,
+                 "coord.conf:8: [schedule s] jitter: \"2d\": unknown unit 'd' (use h, m or s)");
+    coord_expect(&f, COORD_TLS "[schedule s]\ncron = @daily\nselect = env=prod\njitter = 10\n",
+                 PGS_EINVAL,
+                 "coord.conf:8: [schedule s] jitter: \"10\": a number without a unit (use h, m or "
+                 "s; 0 alone is zero)");
+    coord_expect(
+        &f, COORD_TLS "[schedule s]\ncron = @daily\nselect = env=prod\nretention = nope\n" RET_STD,
+        PGS_EINVAL,
+        "coord.conf:8: [schedule s] retention: there is no [retention nope] section in "
+        "this file");
+    coord_expect(&f, COORD_TLS "[schedule s]\ncron = @daily\nselect = *\nretention = std\n",
+                 PGS_EINVAL,
+                 "coord.conf:8: [schedule s] retention: there is no [retention std] section in "
+                 "this file");
+    coord_expect(&f, COORD_TLS "[schedule s]\ncron = @daily\nselect = *\nkeep_daily = 7\n",
+                 PGS_EINVAL, "coord.conf:8: unknown key \"keep_daily\" in [schedule s]*");
+    coord_expect(&f,
+                 COORD_TLS "[schedule a]\ncron = @daily\nselect = *\n[schedule A]\ncron = @daily\n"
+                           "select = *\n",
+                 PGS_EINVAL, "coord.conf:8: duplicate section [schedule A] (first on line 5*");
+}
+
+static void test_coordinator_retentions(void **state)
+{
+    fx f;
+    fx_make(state, &f);
+    coordinator_config cfg;
+    pgs_error e;
+    if (coord_load(&f,
+                   COORD_TLS "[retention full]\nkeep_last = 1\nkeep_within = 1y6m\n"
+                             "keep_hourly = 24\nkeep_daily = 7\nkeep_weekly = 4\n"
+                             "keep_monthly = 12\nkeep_yearly = unlimited\nselect = env=prod\n"
+                             "[retention unused]\nkeep_last = 2\n",
+                   &cfg, &e) != 0)
+        fail_msg("%s", e.msg);
+    assert_int_equal(cfg.nretentions, 2);
+    const coordinator_retention_config *r = &cfg.retentions[0];
+    assert_string_equal(r->name, "full");
+    assert_int_equal(r->policy.keep_last, 1);
+    assert_int_equal(r->policy.keep_within.years, 1);
+    assert_int_equal(r->policy.keep_within.months, 6);
+    assert_int_equal(r->policy.keep_within.days, 0);
+    assert_int_equal(r->policy.keep_hourly, 24);
+    assert_int_equal(r->policy.keep_daily, 7);
+    assert_int_equal(r->policy.keep_weekly, 4);
+    assert_int_equal(r->policy.keep_monthly, 12);
+    assert_int_equal(r->policy.keep_yearly, RETENTION_UNLIMITED);
+    assert_non_null(r->select);
+    assert_int_equal(select_match(r->select, "a", "b", "prod"), 1);
+    r = &cfg.retentions[1];
+    assert_int_equal(r->policy.keep_last, 2);
+    assert_int_equal(r->policy.keep_daily, 0);
+    assert_null(r->select_text);
+    assert_null(r->select);
+    char *out = print_coord(&cfg);
+    assert_non_null(strstr(out, "\n[retention full]\nkeep_last                = 1\n"
+                                "keep_within              = 1y6m\n"));
+    assert_non_null(strstr(out, "# applies to the databases it selects: environment=prod\n"));
+    assert_non_null(strstr(out, "\n[retention unused]\nkeep_last                = 2\n"
+                                "keep_within              = (not set)\n"));
+    assert_non_null(
+        strstr(out, "# no schedule names it and it has no select: it applies to nothing\n"));
+    free(out);
+    coordinator_config_free(&cfg);
+
+    coord_expect(&f, COORD_TLS "\n[retention r]\n", PGS_EINVAL,
+                 "coord.conf:6: [retention r]: no keep_* rule (give at least one of keep_last, "
+                 "keep_within, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, "
+                 "above 0)");
+    coord_expect(&f, COORD_TLS "[retention r]\nkeep_daily = 0\nselect = *\n", PGS_EINVAL,
+                 "coord.conf:5: [retention r]: no keep_* rule*");
+    coord_expect(&f, COORD_TLS "[retention r]\nkeep_daily = seven\n", PGS_EINVAL,
+                 "coord.conf:6: [retention r] keep_daily: \"seven\" is not a count (0..1000000 or "
+                 "unlimited)");
+    coord_expect(&f, COORD_TLS "[retention r]\nkeep_last = 1000001\n", PGS_ELIMIT,
+                 "coord.conf:6: [retention r] keep_last: more than 1000000");
+    coord_expect(&f, COORD_TLS "[retention r]\nkeep_last = -1\n", PGS_EINVAL,
+                 "coord.conf:6: [retention r] keep_last: \"-1\" is not a count*");
+    coord_expect(&f, COORD_TLS "[retention r]\nkeep_last = 1\nkeep_within = 2w\n", PGS_EINVAL,
+                 "coord.conf:7: [retention r] keep_within: duration \"2w\": no unit w (write "
+                 "weeks as days: 7d)");
+    coord_expect(&f, COORD_TLS "[retention r]\nkeep_within = 30m0d\nkeep_within = 1d\n", PGS_EINVAL,
+                 "coord.conf:7: duplicate key keep_within in [retention r] (first set on line 6)");
+    coord_expect(&f, COORD_TLS "[retention r]\nkeep_last = 1\nselect = env\n", PGS_EINVAL,
+                 "coord.conf:7: [retention r] select: \"env\" is not KEY=GLOB[,GLOB...]*");
+    coord_expect(&f, COORD_TLS "[retention r]\nkeep_last = 1\nkeep_forever = 1\n", PGS_EINVAL,
+                 "coord.conf:7: unknown key \"keep_forever\" in [retention r]*");
+}
+
+/* The fixture's coordinator with tokens: D/tok-b (TOKEN_B, read), D/tok-c (TOKEN_C, operate). */
+#define TOKENS_BC                                                                                  \
+    "[token dash]\nfile = @D@/tok-b\nrole = read\n"                                                \
+    "[token ci]\nrole = operate\nfile = @D@/tok-c\n"
+
+static void test_coordinator_tokens(void **state)
+{
+    fx f;
+    fx_make(state, &f);
+    fx_file(&f, "tok-b", TOKEN_B "\n", 0600);
+    fx_file(&f, "tok-c", TOKEN_C "\r\n", 0400);
+    coordinator_config cfg;
+    pgs_error e;
+    if (coord_load(&f, COORD_TLS TOKENS_BC "[token boss]\nfile = @D@/tok-d\nrole = admin\n", &cfg,
+                   &e) == 0)
+        fail_msg("a missing token file loaded");
+    fx_file(&f, "tok-d", "tokD-" TOKEN, 0600); /* no newline at all is fine too */
+    if (coord_load(&f, COORD_TLS TOKENS_BC "[token boss]\nfile = @D@/tok-d\nrole = admin\n", &cfg,
+                   &e) != 0)
+        fail_msg("%s", e.msg);
+    assert_int_equal(cfg.ntokens, 3);
+    assert_string_equal(cfg.tokens[0].name, "dash");
+    assert_int_equal(cfg.tokens[0].role, ROLE_READ);
+    assert_string_equal(cfg.tokens[0].token, TOKEN_B);
+    assert_int_equal(cfg.tokens[1].role, ROLE_OPERATE);
+    assert_string_equal(cfg.tokens[1].token, TOKEN_C);
+    assert_int_equal(cfg.tokens[2].role, ROLE_ADMIN);
+    assert_string_equal(cfg.tokens[2].token, "tokD-" TOKEN);
+
+    /* The lookup. */
+    const coordinator_token_config *t = coordinator_config_token(&cfg, TOKEN);
+    assert_non_null(t);
+    assert_string_equal(t->name, "(api_token_file)");
+    assert_int_equal(t->role, ROLE_ADMIN);
+    assert_null(t->token);
+    assert_ptr_equal(coordinator_config_token(&cfg, TOKEN_B), &cfg.tokens[0]);
+    assert_ptr_equal(coordinator_config_token(&cfg, TOKEN_C), &cfg.tokens[1]);
+    assert_ptr_equal(coordinator_config_token(&cfg, "tokD-" TOKEN), &cfg.tokens[2]);
+    static const char *const wrong[] = {"",
+                                        "x",
+                                        TOKEN "x",
+                                        "0123456789abcdef0123456789abcdeF",
+                                        TOKEN_B " ",
+                                        " " TOKEN_B,
+                                        "tokB-0123456789abcdef0123456789abcde",
+                                        TOKEN "\n"};
+    for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++)
+        if (coordinator_config_token(&cfg, wrong[i]) != NULL)
+            fail_msg("\"%s\" was taken for a token", wrong[i]);
+    assert_null(coordinator_config_token(&cfg, NULL));
+    assert_null(coordinator_config_token(NULL, TOKEN));
+    char *huge = malloc(COORDINATOR_SECRET_MAX + 10);
+    assert_non_null(huge);
+    memset(huge, 'a', COORDINATOR_SECRET_MAX + 9);
+    huge[COORDINATOR_SECRET_MAX + 9] = '\0';
+    assert_null(coordinator_config_token(&cfg, huge));
+    free(huge);
+
+    /* --check-config shows files and roles, never a token. */
+    char *out = print_coord(&cfg);
+    assert_null(strstr(out, TOKEN));
+    assert_null(strstr(out, "tokB-"));
+    assert_null(strstr(out, "tokC-"));
+    assert_null(strstr(out, "tokD-"));
+    char want[1024];
+    snprintf(want, sizeof(want),
+             "\n[token dash]\nfile                     = %s/tok-b\nrole                     = "
+             "read\n",
+             f.dir);
+    assert_non_null(strstr(out, want));
+    assert_non_null(strstr(out, "role                     = operate\n"));
+    assert_non_null(strstr(out, "# api_token_file's token has role admin, beside the [token NAME] "
+                                "sections\n"));
+    free(out);
+    coordinator_config_free(&cfg);
+    assert_null(cfg.tokens);
+
+    /* coordinator_config_parse reads no token: nothing to find. */
+    static const char text[] = "[coordinator]\ntls_cert = /x/c\ntls_key = /x/k\n"
+                               "api_token_file = /x/t\n[token a]\nfile = /x/a\nrole = read\n";
+    if (coordinator_config_parse("mem", text, sizeof(text) - 1, &cfg, &e) != 0)
+        fail_msg("%s", e.msg);
+    assert_int_equal(cfg.ntokens, 1);
+    assert_int_equal(cfg.tokens[0].role, ROLE_READ);
+    assert_null(cfg.tokens[0].token);
+    assert_null(coordinator_config_token(&cfg, TOKEN));
+    assert_null(coordinator_config_token(&cfg, ""));
+    coordinator_config_free(&cfg);
+}
+
+static void test_coordinator_token_errors(void **state)
+{
+    fx f;
+    fx_make(state, &f);
+    fx_file(&f, "tok-b", TOKEN_B "\n", 0600);
+    fx_file(&f, "tok-c", TOKEN_C "\n", 0600);
+    coord_expect(&f, COORD_TLS "[token t]\nrole = read\n", PGS_EINVAL,
+                 "coord.conf:5: [token t]: missing required key file");
+    coord_expect(&f, COORD_TLS "[token t]\nfile = @D@/tok-b\n", PGS_EINVAL,
+                 "coord.conf:5: [token t]: missing required key role");
+    coord_expect(&f, COORD_TLS "[token t]\nfile = @D@/tok-b\nrole = root\n", PGS_EINVAL,
+                 "coord.conf:7: [token t] role: \"root\" is not one of: read, operate, admin");
+    coord_expect(&f, COORD_TLS "[token t]\nfile = @D@/tok-b\nrole = Admin\n", PGS_EINVAL,
+                 "coord.conf:7: [token t] role: \"Admin\" is not one of: read, operate, admin");
+    coord_expect(&f, COORD_TLS "[token t]\nfile = tok-b\nrole = read\n", PGS_EINVAL,
+                 "coord.conf:6: [token t] file: \"tok-b\" is not an absolute path");
+    coord_expect(&f, COORD_TLS "[token t]\nfile = @D@/nope\nrole = read\n", PGS_EIO,
+                 "coord.conf:6: [token t] file: @D@/nope: No such file or directory");
+    coord_expect(&f,
+                 "[coordinator]\ntls_cert = @D@/server.crt\ntls_key = @D@/server.key\n"
+                 "api_listen = off\n[token t]\nfile = @D@/tok-b\nrole = read\n",
+                 PGS_EINVAL,
+                 "coord.conf:5: [token t]: a token for the HTTP API, but api_listen = off");
+
+    /* The file's mode, length and contents. */
+    fx_file(&f, "tok-x", TOKEN_B "\n", 0640);
+    coord_expect(&f, COORD_TLS "[token t]\nfile = @D@/tok-x\nrole = read\n", PGS_EINVAL,
+                 "coord.conf:6: [token t] file: @D@/tok-x holds a secret but is accessible by "
+                 "group or others (mode 0640); chmod 600 it");
+    fx_file(&f, "tok-x", TOKEN_B "\n", 0604);
+    coord_expect(&f, COORD_TLS "[token t]\nfile = @D@/tok-x\nrole = read\n", PGS_EINVAL,
+                 "coord.conf:6: [token t] file: @D@/tok-x holds a secret but is accessible by "
+                 "group or others (mode 0604); chmod 600 it");
+    /* 31 characters: one short of the minimum (api_token_file's 16 do not apply). */
+    fx_file(&f, "tok-x", "0123456789abcdef0123456789abcde\n", 0600);
+    coord_expect(&f, COORD_TLS "[token t]\nfile = @D@/tok-x\nrole = read\n", PGS_EINVAL,
+                 "coord.conf:6: [token t] file: @D@/tok-x: shorter than 32 characters (make one "
+                 "with: openssl rand -hex 32)");
+    fx_file(&f, "tok-x", "", 0600);
+    coord_expect(&f, COORD_TLS "[token t]\nfile = @D@/tok-x\nrole = read\n", PGS_EFORMAT,
+                 "coord.conf:6: [token t] file: @D@/tok-x: must hold one line of printable "
+                 "characters without spaces");
+    char big[600];
+    memset(big, 'z', 513);
+    strcpy(big + 513, "\n");
+    fx_file(&f, "tok-x", big, 0600);
+    coord_expect(&f, COORD_TLS "[token t]\nfile = @D@/tok-x\nrole = read\n", PGS_EINVAL,
+                 "coord.conf:6: [token t] file: @D@/tok-x: longer than 512 characters");
+    big[512] = '\0'; /* exactly 512 is fine */
+    fx_file(&f, "tok-x", big, 0600);
+    coordinator_config cfg;
+    pgs_error e;
+    if (coord_load(&f, COORD_TLS "[token t]\nfile = @D@/tok-x\nrole = read\n", &cfg, &e) != 0)
+        fail_msg("%s", e.msg);
+    assert_int_equal(strlen(cfg.tokens[0].token), 512);
+    coordinator_config_free(&cfg);
+    fx_file(&f, "tok-x", "tok-0123456789abcdef 0123456789abcdef\n", 0600);
+    coord_expect(&f, COORD_TLS "[token t]\nfile = @D@/tok-x\nrole = read\n", PGS_EFORMAT,
+                 "coord.conf:6: [token t] file: @D@/tok-x: must hold one line of printable "
+                 "characters without spaces");
+    fx_file(&f, "tok-x", TOKEN_B "\n" TOKEN_C "\n", 0600);
+    coord_expect(&f, COORD_TLS "[token t]\nfile = @D@/tok-x\nrole = read\n", PGS_EFORMAT,
+                 "coord.conf:6: [token t] file: @D@/tok-x: must hold one line of printable "
+                 "characters without spaces");
+    fx_file(&f, "tok-x", "tok-0123456789abcdef\t0123456789abcdef\n", 0600);
+    coord_expect(&f, COORD_TLS "[token t]\nfile = @D@/tok-x\nrole = read\n", PGS_EFORMAT,
+                 "coord.conf:6: [token t] file: @D@/tok-x: must hold one line of printable "
+                 "characters without spaces");
+    fx_file(&f, "tok-x",
+            "tok-0123456789abcdef\xc3\xa9"
+            "0123456789abcdef\n",
+            0600);
+    coord_expect(&f, COORD_TLS "[token t]\nfile = @D@/tok-x\nrole = read\n", PGS_EFORMAT,
+                 "coord.conf:6: [token t] file: @D@/tok-x: must hold one line of printable "
+                 "characters without spaces");
+
+    /* No two tokens alike: not two sections, not a section and api_token_file, not one file
+     * named twice. The message never shows the token. */
+    fx_file(&f, "tok-x", TOKEN_B "\n", 0600);
+    coord_expect(&f,
+                 COORD_TLS "[token a]\nfile = @D@/tok-b\nrole = read\n\n[token b]\nrole = admin\n"
+                           "file = @D@/tok-x\n",
+                 PGS_EINVAL,
+                 "coord.conf:11: [token b] file: @D@/tok-x holds the same token as [token a] "
+                 "(line 5): each token needs its own");
+    coord_expect(&f,
+                 COORD_TLS "[token a]\nfile = @D@/tok-b\nrole = read\n[token b]\n"
+                           "file = @D@/tok-b\nrole = read\n",
+                 PGS_EINVAL,
+                 "coord.conf:9: [token b] file: @D@/tok-b holds the same token as [token a] "
+                 "(line 5): each token needs its own");
+    fx_file(&f, "tok-x", TOKEN "0\n", 0600); /* longer than api_token_file's: differs */
+    if (coord_load(&f, COORD_TLS "[token a]\nfile = @D@/tok-x\nrole = read\n", &cfg, &e) != 0)
+        fail_msg("%s", e.msg);
+    coordinator_config_free(&cfg);
+    fx_file(&f, "tok-x", TOKEN "\n", 0600);
+    coord_expect(&f, COORD_TLS "[token a]\nfile = @D@/tok-x\nrole = read\n", PGS_EINVAL,
+                 "coord.conf:6: [token a] file: @D@/tok-x holds the same token as [coordinator] "
+                 "api_token_file (line 4): each token needs its own");
+    pgs_error pe;
+    memset(&pe, 0, sizeof(pe));
+    int rc = coord_load(&f, COORD_TLS "[token a]\nfile = @D@/tok-x\nrole = read\n", &cfg, &pe);
+    assert_int_equal(rc, PGS_EINVAL);
+    assert_null(strstr(pe.msg, TOKEN));
+}
+
+#define HOOK                                                                                       \
+    "[webhook chat]\nurl = https://hooks.example.com:8443/services/T00/B00/SeCrEtPaTh?x=1\n"
+
+static void test_coordinator_webhooks(void **state)
+{
+    fx f;
+    fx_make(state, &f);
+    fx_file(&f, "hook-secret", HOOK_SECRET "\n", 0600);
+    coordinator_config cfg;
+    pgs_error e;
+    if (coord_load(&f,
+                   COORD_TLS HOOK "[webhook pager]\nurl = http://127.0.0.1\n"
+                                  "secret_file = @D@/hook-secret\n"
+                                  "events = backup.overdue ,backup.failed\ntimeout = 1m30s\n"
+                                  "max_attempts = 20\n",
+                   &cfg, &e) != 0)
+        fail_msg("%s", e.msg);
+    assert_int_equal(cfg.nwebhooks, 2);
+    coordinator_webhook_config *w = &cfg.webhooks[0];
+    assert_string_equal(w->name, "chat");
+    assert_string_equal(w->url, "https://hooks.example.com:8443/services/T00/B00/SeCrEtPaTh?x=1");
+    assert_int_equal(w->events, COORDINATOR_EVENTS_ALL);
+    assert_int_equal(w->timeout_ms, 10000);
+    assert_int_equal(w->max_attempts, 5);
+    assert_null(w->secret_file);
+    assert_null(w->secret);
+    assert_int_equal(w->secret_len, 0);
+    w = &cfg.webhooks[1];
+    assert_int_equal(w->events, COORDINATOR_EVENT_BACKUP_OVERDUE | COORDINATOR_EVENT_BACKUP_FAILED);
+    assert_int_equal(w->timeout_ms, 90000);
+    assert_int_equal(w->max_attempts, 20);
+    assert_int_equal(w->secret_len, strlen(HOOK_SECRET));
+    assert_memory_equal(w->secret, HOOK_SECRET, strlen(HOOK_SECRET));
+
+    char *out = print_coord(&cfg);
+    assert_null(strstr(out, "SeCrEtPaTh"));
+    assert_null(strstr(out, "/services"));
+    assert_null(strstr(out, HOOK_SECRET));
+    assert_non_null(strstr(out, "\n[webhook chat]\nurl                      = (set)\n"));
+    assert_non_null(strstr(out, "events                   = backup.failed, restore.failed, "
+                                "verify.failed, backup.overdue  (default)\n"
+                                "timeout                  = 10s  (default)\n"
+                                "max_attempts             = 5  (default)\n"
+                                "# url: https://hooks.example.com:8443 (its path and query are "
+                                "not shown: they may hold a token)\n"));
+    assert_non_null(strstr(out, "# url: http://127.0.0.1 (its path"));
+    free(out);
+    coordinator_config_free(&cfg);
+    assert_null(cfg.webhooks);
+
+    /* The secret: bytes as written, less one LF or CRLF; binary is fine. */
+    fx_file(&f, "hook-secret", HOOK_SECRET "\r\n", 0600);
+    if (coord_load(&f, COORD_TLS HOOK "secret_file = @D@/hook-secret\n", &cfg, &e) != 0)
+        fail_msg("%s", e.msg);
+    assert_int_equal(cfg.webhooks[0].secret_len, strlen(HOOK_SECRET));
+    coordinator_config_free(&cfg);
+    char p[700];
+    snprintf(p, sizeof(p), "%s/hook-secret", f.dir);
+    {
+        uint8_t bin[1024 + 1];
+        for (size_t i = 0; i < sizeof(bin); i++)
+            bin[i] = (uint8_t)(i * 7 + 1);
+        bin[5] = 0;
+        bin[1024] = '\n';
+        FILE *fp = fopen(p, "w");
+        assert_non_null(fp);
+        assert_int_equal(fwrite(bin, 1, sizeof(bin), fp), sizeof(bin));
+        fclose(fp);
+        if (coord_load(&f, COORD_TLS HOOK "secret_file = @D@/hook-secret\n", &cfg, &e) != 0)
+            fail_msg("%s", e.msg);
+        assert_int_equal(cfg.webhooks[0].secret_len, 1024);
+        assert_memory_equal(cfg.webhooks[0].secret, bin, 1024);
+        coordinator_config_free(&cfg);
+        fp = fopen(p, "w");
+        assert_non_null(fp);
+        bin[1024] = 'x';
+        assert_int_equal(fwrite(bin, 1, sizeof(bin), fp), sizeof(bin));
+        fclose(fp);
+        coord_expect(&f, COORD_TLS HOOK "secret_file = @D@/hook-secret\n", PGS_EINVAL,
+                     "coord.conf:7: [webhook chat] secret_file: @D@/hook-secret: longer than 1024 "
+                     "bytes");
+    }
+    fx_file(&f, "hook-secret", "0123456789abcde\n", 0600);
+    coord_expect(&f, COORD_TLS HOOK "secret_file = @D@/hook-secret\n", PGS_EINVAL,
+                 "coord.conf:7: [webhook chat] secret_file: @D@/hook-secret: shorter than 16 bytes "
+                 "(make one with: openssl rand -hex 32)");
+    fx_file(&f, "hook-secret", "\n", 0600);
+    coord_expect(&f, COORD_TLS HOOK "secret_file = @D@/hook-secret\n", PGS_EINVAL,
+                 "coord.conf:7: [webhook chat] secret_file: @D@/hook-secret: shorter than 16 bytes "
+                 "(make one with: openssl rand -hex 32)");
+    fx_file(&f, "hook-secret", HOOK_SECRET "\n", 0660);
+    coord_expect(&f, COORD_TLS HOOK "secret_file = @D@/hook-secret\n", PGS_EINVAL,
+                 "coord.conf:7: [webhook chat] secret_file: @D@/hook-secret holds a secret but is "
+                 "accessible by group or others (mode 0660); chmod 600 it");
+
+    /* URLs: the messages never quote past the host. */
+    static const struct {
+        const char *url;
+        const char *msg;
+    } bad_urls[] = {
+        {"ftp://h/x", "scheme \"ftp\" is not allowed here (expected one of https://, http://)"},
+        {"hooks.example.com/x", "not a URL (expected one of https://, http://)"},
+        {"https:///SeCrEt", "URL has no host"},
+        {"https://user:SeCrEt@h/x",
+         "user names and passwords do not belong in the URL (put a token in its path, or sign "
+         "requests with secret_file)"},
+        {"https://h:0/SeCrEt", "port must be a number from 1 to 65535"},
+        {"https://h:99999/SeCrEt", "port must be a number from 1 to 65535"},
+        {"https://h/SeCrEt with space", "must be printable ASCII without spaces (percent-encode "
+                                        "the rest)"},
+        {"https://h/SeCr\xc3\xa9t", "must be printable ASCII without spaces (percent-encode the "
+                                    "rest)"},
+        {"https://h!x/SeCrEt", "unexpected \"!x\" after the host"},
+        {"https://[::1/SeCrEt", "*"},
+    };
+    for (size_t i = 0; i < sizeof(bad_urls) / sizeof(bad_urls[0]); i++) {
+        char tmpl[512], msg[512];
+        snprintf(tmpl, sizeof(tmpl), COORD_TLS "[webhook w]\nurl = %s\n", bad_urls[i].url);
+        snprintf(msg, sizeof(msg), "coord.conf:6: [webhook w] url: %s", bad_urls[i].msg);
+        coord_expect(&f, tmpl, PGS_EINVAL, msg);
+        memset(&e, 0, sizeof(e));
+        assert_int_not_equal(coord_load(&f, tmpl, &cfg, &e), 0);
+        if (strstr(e.msg, "SeCr") != NULL)
+            fail_msg("the message shows the URL's path: %s", e.msg);
+    }
+    {
+        char tmpl[2600];
+        char path[2100];
+        memset(path, 'p', 2048 - strlen("https://h/") + 1);
+        path[2048 - strlen("https://h/") + 1] = '\0';
+        snprintf(tmpl, sizeof(tmpl), COORD_TLS "[webhook w]\nurl = https://h/%s\n", path);
+        coord_expect(&f, tmpl, PGS_ELIMIT, "coord.conf:6: [webhook w] url: longer than 2048 bytes");
+        path[strlen(path) - 1] = '\0'; /* 2048 exactly */
+        snprintf(tmpl, sizeof(tmpl), COORD_TLS "[webhook w]\nurl = https://h/%s\n", path);
+        if (coord_load(&f, tmpl, &cfg, &e) != 0)
+            fail_msg("%s", e.msg);
+        coordinator_config_free(&cfg);
+    }
+    static const char *const ok_urls[] = {"https://h", "http://[::1]:8080/x?y=z&w=%20",
+                                          "https://hooks.slack.com/services/T/B/X",
+                                          "http://localhost:9/"};
+    for (size_t i = 0; i < sizeof(ok_urls) / sizeof(ok_urls[0]); i++) {
+        char tmpl[512];
+        snprintf(tmpl, sizeof(tmpl), COORD_TLS "[webhook w]\nurl = %s\n", ok_urls[i]);
+        if (coord_load(&f, tmpl, &cfg, &e) != 0)
+            fail_msg("%s: %s", ok_urls[i], e.msg);
+        coordinator_config_free(&cfg);
+    }
+
+    coord_expect(&f, COORD_TLS "[webhook w]\nevents = backup.failed\n", PGS_EINVAL,
+                 "coord.conf:5: [webhook w]: missing required key url");
+    coord_expect(&f, COORD_TLS HOOK "events = backup.failed, backup.exploded\n", PGS_EINVAL,
+                 "coord.conf:7: [webhook chat] events: \"backup.exploded\" is not an event (use a "
+                 "comma-separated list of backup.failed, restore.failed, verify.failed, "
+                 "backup.overdue)");
+    coord_expect(&f, COORD_TLS HOOK "events = test\n", PGS_EINVAL,
+                 "coord.conf:7: [webhook chat] events: \"test\" is not an event*");
+    coord_expect(&f, COORD_TLS HOOK "events = backup.failed,,verify.failed\n", PGS_EINVAL,
+                 "coord.conf:7: [webhook chat] events: \"\" is not an event*");
+    coord_expect(&f, COORD_TLS HOOK "events = Backup.Failed\n", PGS_EINVAL,
+                 "coord.conf:7: [webhook chat] events: \"Backup.Failed\" is not an event*");
+    coord_expect(&f, COORD_TLS HOOK "events = verify.failed, verify.failed\n", PGS_EINVAL,
+                 "coord.conf:7: [webhook chat] events: verify.failed is listed twice");
+    coord_expect(&f, COORD_TLS HOOK "timeout = 0\n", PGS_EINVAL,
+                 "coord.conf:7: [webhook chat] timeout: must be at least 1s");
+    coord_expect(&f, COORD_TLS HOOK "timeout = 10m1s\n", PGS_EINVAL,
+                 "coord.conf:7: [webhook chat] timeout: \"10m1s\" is more than 10m");
+    coord_expect(&f, COORD_TLS HOOK "timeout = 500ms\n", PGS_EINVAL,
+                 "coord.conf:7: [webhook chat] timeout: \"500ms\": unexpected 's' after \"500m\" "
+                 "(write e.g. 30s, 5m or 1h30m: whole seconds at most)");
+    coord_expect(&f, COORD_TLS HOOK "max_attempts = 0\n", PGS_EINVAL,
+                 "coord.conf:7: [webhook chat] max_attempts: 0 is out of range (1..20)");
+    coord_expect(&f, COORD_TLS HOOK "max_attempts = 21\n", PGS_EINVAL,
+                 "coord.conf:7: [webhook chat] max_attempts: 21 is out of range (1..20)");
+
+    assert_int_equal(coordinator_webhook_event_bit("backup.failed"),
+                     COORDINATOR_EVENT_BACKUP_FAILED);
+    assert_int_equal(coordinator_webhook_event_bit("restore.failed"),
+                     COORDINATOR_EVENT_RESTORE_FAILED);
+    assert_int_equal(coordinator_webhook_event_bit("verify.failed"),
+                     COORDINATOR_EVENT_VERIFY_FAILED);
+    assert_int_equal(coordinator_webhook_event_bit("backup.overdue"),
+                     COORDINATOR_EVENT_BACKUP_OVERDUE);
+    assert_int_equal(coordinator_webhook_event_bit("test"), 0);
+    assert_int_equal(coordinator_webhook_event_bit(NULL), 0);
+}
+
+/* Everything at once: --check-config shows no token, no webhook secret, no URL path. */
+static void test_coordinator_print_never_shows_secrets(void **state)
+{
+    fx f;
+    fx_make(state, &f);
+    fx_file(&f, "tok-b", TOKEN_B "\n", 0600);
+    fx_file(&f, "tok-c", TOKEN_C "\n", 0600);
+    fx_file(&f, "hook-secret", HOOK_SECRET "\n", 0600);
+    coordinator_config cfg;
+    pgs_error e;
+    if (coord_load(&f,
+                   COORD_TLS TOKENS_BC HOOK
+                   "secret_file = @D@/hook-secret\n" RET_STD
+                   "[schedule s]\ncron = @daily\nselect = *\nretention = std\n",
+                   &cfg, &e) != 0)
+        fail_msg("%s", e.msg);
+    char *out = print_coord(&cfg);
+    static const char *const secrets[] = {TOKEN,       TOKEN_B,      TOKEN_C,
+                                          HOOK_SECRET, "SeCrEtPaTh", "services/T00",
+                                          "tokB",      "tokC",       "0123456789abcdef"};
+    for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
+        if (strstr(out, secrets[i]) != NULL)
+            fail_msg("--check-config shows \"%s\":\n%s", secrets[i], out);
+    assert_non_null(strstr(out, "# the policy: keep_last 3, keep_daily 7\n"));
+    free(out);
+    coordinator_config_free(&cfg);
+}
+
 /* ---- agent ---- */
 
 #define AGENT_MIN                                                                                  \
@@ -877,8 +1649,8 @@ static void test_agent_restore_keys_loaded_in_order_and_never_printed(void **sta
     fx_make(state, &f);
     agent_config cfg;
     pgs_error e;
-    if (agent_load(&f, AGENT_MIN "restore_keys = @D@/rcpt-2.key, @D@/rcpt-1.key\n" DB1, &cfg,
-                   &e) != 0)
+    if (agent_load(&f, AGENT_MIN "restore_keys = @D@/rcpt-2.key, @D@/rcpt-1.key\n" DB1, &cfg, &e) !=
+        0)
         fail_msg("%s", e.msg);
     assert_int_equal(cfg.nrestore_keys, 2);
     assert_memory_equal(cfg.restore_keys[0].pk, f.rcpt2.pk, KEY_LEN);
@@ -956,8 +1728,7 @@ static void test_agent_restore_keys_checks(void **state)
              "agent.conf:7: [agent] restore_keys: @D@/rcpt-1.key and @D@/rcpt-1.key hold the "
              "same key (id %s)",
              id);
-    agent_expect(&f, AGENT_MIN "restore_keys = @D@/rcpt-1.key, @D@/rcpt-1.key\n", PGS_EINVAL,
-                 want);
+    agent_expect(&f, AGENT_MIN "restore_keys = @D@/rcpt-1.key, @D@/rcpt-1.key\n", PGS_EINVAL, want);
 }
 
 /* ---- the examples and the documentation ---- */
@@ -995,12 +1766,16 @@ static void make_named_files(const ini_section *spec, const void *inst)
                 *dot = '\0';
                 pgs_identity_pub pk;
                 rc = identity_generate_files(prefix, &pk, &e);
-            } else if (strcmp(k->name, "recipients") == 0 ||
-                       strcmp(k->name, "restore_keys") == 0) {
+            } else if (strcmp(k->name, "recipients") == 0 || strcmp(k->name, "restore_keys") == 0) {
                 assert_non_null(dot);
                 *dot = '\0';
                 pgs_pubkey pk;
                 rc = key_generate_files(prefix, &pk, &e);
+            } else if (strcmp(spec->name, "token") == 0 && strcmp(k->name, "file") == 0) {
+                /* [token NAME] file: each its own token, none api_token_file's */
+                char tok[1200];
+                snprintf(tok, sizeof(tok), "%s-" TOKEN "\n", strrchr(paths[i], '/') + 1);
+                write_file(paths[i], tok, 0600);
             } else if (strstr(k->name, "_file") != NULL) {
                 write_file(paths[i], TOKEN "\n", 0600);
             } else {
@@ -1060,12 +1835,22 @@ static void test_examples_load(void **state)
     const ini_section *specs;
 
     example_in(&f, "coordinator.conf", "coordinator.conf", path, sizeof(path), &text);
+    if (!have_zone("Europe/Berlin")) {
+        /* the example's zone: without tzdata, the example still loads in UTC */
+        print_message("no /usr/share/zoneinfo/Europe/Berlin: the example's schedule in UTC\n");
+        text = replace_all(text, "CRON_TZ=Europe/Berlin", "CRON_TZ=UTC");
+        write_file(path, text, 0644);
+    }
     coordinator_config cfg;
     if (coordinator_config_parse(path, text, strlen(text), &cfg, &e) != 0)
         fail_msg("%s", e.msg);
     specs = coordinator_config_spec(&nspecs);
     make_named_files(&specs[0], &cfg.coordinator);
     make_named_files(&specs[1], &cfg.storage);
+    for (size_t i = 0; i < cfg.ntokens; i++)
+        make_named_files(&specs[7], &cfg.tokens[i]);
+    for (size_t i = 0; i < cfg.nwebhooks; i++)
+        make_named_files(&specs[8], &cfg.webhooks[i]);
     for (size_t i = 0; i < nspecs; i++)
         example_has_every_key(text, &specs[i], "coordinator.conf");
     coordinator_config_free(&cfg);
@@ -1077,6 +1862,23 @@ static void test_examples_load(void **state)
     assert_string_equal(cfg.agents[0].name, "db-prod-1");
     assert_string_equal(cfg.agents[0].key.name, "db-prod-1");
     assert_string_equal(cfg.agents[1].name, "db-staging-1");
+    assert_int_equal(cfg.scheduler.src.line > 0, 1);
+    assert_int_equal(cfg.nretentions, 2);
+    assert_int_equal(cfg.nschedules, 2);
+    assert_ptr_equal(cfg.schedules[0].retention_ref, &cfg.retentions[0]);
+    assert_int_equal(cfg.schedules[0].jitter_s, 15 * 60);
+    assert_int_equal(cfg.ntokens, 2);
+    assert_int_equal(cfg.tokens[0].role, ROLE_READ);
+    assert_int_equal(cfg.tokens[1].role, ROLE_OPERATE);
+    assert_string_equal(coordinator_config_token(&cfg, "grafana-" TOKEN)->name, "grafana");
+    assert_string_equal(coordinator_config_token(&cfg, TOKEN)->name, "(api_token_file)");
+    assert_int_equal(cfg.nwebhooks, 1);
+    assert_int_equal(cfg.webhooks[0].secret_len, strlen(TOKEN));
+    assert_int_equal(cfg.webhooks[0].events, COORDINATOR_EVENTS_ALL);
+    char *out = print_coord(&cfg);
+    assert_null(strstr(out, "XXXXXXXX"));
+    assert_null(strstr(out, TOKEN));
+    free(out);
     coordinator_config_free(&cfg);
 
     example_in(&f, "agent.conf", "agent.conf", path, sizeof(path), &text);
@@ -1228,7 +2030,7 @@ static void test_docs_list_every_key(void **state)
     char *docs = read_whole(path);
     size_t n;
     const ini_section *c = coordinator_config_spec(&n);
-    assert_int_equal(n, 4);
+    assert_int_equal(n, 9);
     const char *coord_part = strstr(docs, "\n## The coordinator's file\n");
     const char *agent_part = strstr(docs, "\n## The agent's file\n");
     assert_non_null(coord_part);
@@ -1237,6 +2039,11 @@ static void test_docs_list_every_key(void **state)
     check_doc_table(coord_part, "\n### `[storage]`\n", &c[1]);
     check_doc_table(coord_part, "\n### `[policy]`\n", &c[2]);
     check_doc_table(coord_part, "\n### `[agent NAME]` (coordinator)\n", &c[3]);
+    check_doc_table(coord_part, "\n### `[scheduler]`\n", &c[4]);
+    check_doc_table(coord_part, "\n### `[schedule NAME]`\n", &c[5]);
+    check_doc_table(coord_part, "\n### `[retention NAME]`\n", &c[6]);
+    check_doc_table(coord_part, "\n### `[token NAME]`\n", &c[7]);
+    check_doc_table(coord_part, "\n### `[webhook NAME]`\n", &c[8]);
     const ini_section *a = agent_config_spec(&n);
     assert_int_equal(n, 2);
     check_doc_table(agent_part, "\n### `[agent]`\n", &a[0]);
@@ -1257,6 +2064,14 @@ int main(void)
         T(test_coordinator_storage_rules),
         T(test_coordinator_s3_credentials_precedence),
         cmocka_unit_test(test_coordinator_parse_needs_no_files),
+        cmocka_unit_test(test_coordinator_duration_parse),
+        T(test_coordinator_scheduler_section),
+        T(test_coordinator_schedules),
+        T(test_coordinator_retentions),
+        T(test_coordinator_tokens),
+        T(test_coordinator_token_errors),
+        T(test_coordinator_webhooks),
+        T(test_coordinator_print_never_shows_secrets),
         T(test_agent_minimal_file_gets_defaults),
         T(test_agent_databases_in_order_with_own_recipients),
         T(test_agent_insecure_transport_rules),

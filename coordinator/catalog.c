@@ -170,6 +170,169 @@ static const char *const migrations[] = {
     "CREATE TRIGGER restores_finished_are_final BEFORE UPDATE ON restores\n"
     "FOR EACH ROW WHEN OLD.state IN ('complete', 'failed')\n"
     "BEGIN SELECT RAISE(ABORT, 'a finished restore does not change'); END;\n",
+
+    /*
+     * 2 -> 3: fleet operations. Backups get a pin, the last verification's result and the
+     * schedule that asked; verifications, audit and schedule_runs are new.
+     *
+     * Restores are rebuilt without their foreign keys to backups: prune deletes backups, and a
+     * finished restore (which no UPDATE may touch) keeps naming the backup it restored as history.
+     * Triggers check instead that a restore names existing backups when it is written. The copy
+     * keeps every row and column in order; the indexes and triggers go with the old table and
+     * are made again.
+     */
+    "ALTER TABLE backups ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0 CHECK (pinned IN (0, 1));\n"
+    "ALTER TABLE backups ADD COLUMN verified_at TEXT;\n"
+    "ALTER TABLE backups ADD COLUMN verify_result TEXT\n"
+    "    CHECK (verify_result = 'ok' OR (verify_result GLOB 'failed: ?*'\n"
+    "           AND length(CAST(verify_result AS BLOB)) <= 1008));\n"
+    "ALTER TABLE backups ADD COLUMN scheduled TEXT\n"
+    "    CHECK (length(scheduled) BETWEEN 1 AND 63 AND scheduled NOT GLOB '*[^A-Za-z0-9._-]*');\n"
+    /* Finds derived copies of a backup (and serves the foreign key's check on delete). */
+    "CREATE INDEX backups_by_source ON backups (source_backup_id)\n"
+    "    WHERE source_backup_id IS NOT NULL;\n"
+    /* The rules of catalog_backup_delete that the row itself can show; the foreign key
+     * source_backup_id refuses deleting the source of a derived copy. */
+    "CREATE TRIGGER backups_delete_finished_unpinned BEFORE DELETE ON backups\n"
+    "FOR EACH ROW WHEN OLD.state NOT IN ('complete', 'failed') OR OLD.pinned <> 0\n"
+    "BEGIN SELECT RAISE(ABORT, 'only an unpinned complete or failed backup can be deleted'); END;\n"
+    "CREATE TABLE restores_v3 (\n"
+    "    id                  TEXT PRIMARY KEY NOT NULL CHECK (id GLOB\n"
+    "        '[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z-"
+    "[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'),\n"
+    "    kind                TEXT NOT NULL CHECK (kind IN ('restore', 'sync')),\n"
+    "    requested_by        TEXT NOT NULL DEFAULT '',\n"
+    "    source              TEXT NOT NULL\n"
+    "                        CHECK (length(CAST(source AS BLOB)) BETWEEN 1 AND 160),\n"
+    "    source_backup_id    TEXT,\n"
+    "    source_agent        TEXT,\n"
+    "    source_database     TEXT,\n"
+    "    source_environment  TEXT,\n"
+    "    target_agent        TEXT NOT NULL REFERENCES agents (name),\n"
+    "    target_database     TEXT NOT NULL,\n"
+    "    target_environment  TEXT NOT NULL,\n"
+    "    profile             TEXT,\n"
+    "    sanitizer_agent     TEXT,\n"
+    "    sanitized_backup_id TEXT,\n"
+    "    safety_backup_id    TEXT,\n"
+    "    state               TEXT NOT NULL DEFAULT 'queued'\n"
+    "                        CHECK (state IN ('queued', 'running', 'complete', 'failed')),\n"
+    "    step                TEXT NOT NULL DEFAULT ''\n"
+    "                        CHECK (length(step) <= 31 AND step NOT GLOB '*[^a-z_]*'),\n"
+    "    error               TEXT,\n"
+    "    created_at          TEXT NOT NULL,\n"
+    "    started_at          TEXT,\n"
+    "    finished_at         TEXT,\n"
+    "    options             TEXT NOT NULL DEFAULT '{}'\n"
+    "                        CHECK (options GLOB '{*}' AND length(CAST(options AS BLOB)) <= "
+    "16384),\n"
+    "    report              TEXT\n"
+    "                        CHECK (report GLOB '{*}' AND length(CAST(report AS BLOB)) <= "
+    "1048576),\n"
+    "    CHECK (state <> 'complete' OR (step = 'done' AND error IS NULL\n"
+    "           AND source_backup_id IS NOT NULL AND started_at IS NOT NULL\n"
+    "           AND finished_at IS NOT NULL)),\n"
+    "    CHECK (state <> 'failed' OR (error IS NOT NULL AND finished_at IS NOT NULL)),\n"
+    "    CHECK (state <> 'running' OR (started_at IS NOT NULL AND step <> ''))\n"
+    ") STRICT;\n"
+    "INSERT INTO restores_v3 SELECT * FROM restores;\n"
+    "DROP TABLE restores;\n"
+    "ALTER TABLE restores_v3 RENAME TO restores;\n"
+    "CREATE INDEX restores_by_target ON restores (target_agent, target_database, created_at);\n"
+    "CREATE INDEX restores_by_created ON restores (created_at);\n"
+    "CREATE INDEX restores_in_flight ON restores (state) WHERE state IN ('queued', 'running');\n"
+    "CREATE TRIGGER restores_state_transition BEFORE UPDATE OF state ON restores\n"
+    "FOR EACH ROW WHEN NOT ((OLD.state = 'queued' AND NEW.state IN ('running', 'failed'))\n"
+    "                    OR (OLD.state = 'running' AND NEW.state IN ('complete', 'failed')))\n"
+    "BEGIN SELECT RAISE(ABORT, 'illegal restore state transition'); END;\n"
+    "CREATE TRIGGER restores_finished_are_final BEFORE UPDATE ON restores\n"
+    "FOR EACH ROW WHEN OLD.state IN ('complete', 'failed')\n"
+    "BEGIN SELECT RAISE(ABORT, 'a finished restore does not change'); END;\n"
+    "CREATE TRIGGER restores_insert_names_backups BEFORE INSERT ON restores\n"
+    "FOR EACH ROW WHEN (NEW.source_backup_id IS NOT NULL\n"
+    "                   AND NOT EXISTS (SELECT 1 FROM backups WHERE id = NEW.source_backup_id))\n"
+    "               OR (NEW.sanitized_backup_id IS NOT NULL\n"
+    "                   AND NOT EXISTS (SELECT 1 FROM backups WHERE id = "
+    "NEW.sanitized_backup_id))\n"
+    "               OR (NEW.safety_backup_id IS NOT NULL\n"
+    "                   AND NOT EXISTS (SELECT 1 FROM backups WHERE id = NEW.safety_backup_id))\n"
+    "BEGIN SELECT RAISE(ABORT, 'a restore names a backup that is not in the catalog'); END;\n"
+    /* Only a reference that changes is checked: a running restore whose backup went keeps its
+     * record writable. */
+    "CREATE TRIGGER restores_update_names_backups\n"
+    "BEFORE UPDATE OF source_backup_id, sanitized_backup_id, safety_backup_id ON restores\n"
+    "FOR EACH ROW WHEN (NEW.source_backup_id IS NOT OLD.source_backup_id\n"
+    "                   AND NEW.source_backup_id IS NOT NULL\n"
+    "                   AND NOT EXISTS (SELECT 1 FROM backups WHERE id = NEW.source_backup_id))\n"
+    "               OR (NEW.sanitized_backup_id IS NOT OLD.sanitized_backup_id\n"
+    "                   AND NEW.sanitized_backup_id IS NOT NULL\n"
+    "                   AND NOT EXISTS (SELECT 1 FROM backups WHERE id = "
+    "NEW.sanitized_backup_id))\n"
+    "               OR (NEW.safety_backup_id IS NOT OLD.safety_backup_id\n"
+    "                   AND NEW.safety_backup_id IS NOT NULL\n"
+    "                   AND NOT EXISTS (SELECT 1 FROM backups WHERE id = NEW.safety_backup_id))\n"
+    "BEGIN SELECT RAISE(ABORT, 'a restore names a backup that is not in the catalog'); END;\n"
+    "CREATE TABLE verifications (\n"
+    "    id           TEXT PRIMARY KEY NOT NULL CHECK (id GLOB\n"
+    "        '[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z-"
+    "[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'),\n"
+    "    backup_id    TEXT NOT NULL CHECK (backup_id GLOB\n"
+    "        '[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z-"
+    "[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'),\n"
+    "    agent        TEXT NOT NULL\n"
+    "                 CHECK (length(agent) BETWEEN 1 AND 63 AND agent NOT GLOB "
+    "'*[^A-Za-z0-9._-]*'),\n"
+    "    restore_test INTEGER NOT NULL DEFAULT 0 CHECK (restore_test IN (0, 1)),\n"
+    "    state        TEXT NOT NULL DEFAULT 'queued'\n"
+    "                 CHECK (state IN ('queued', 'running', 'ok', 'failed')),\n"
+    "    error        TEXT,\n"
+    "    created_at   TEXT NOT NULL,\n"
+    "    started_at   TEXT,\n"
+    "    finished_at  TEXT,\n"
+    "    report       TEXT\n"
+    "                 CHECK (report GLOB '{*}' AND length(CAST(report AS BLOB)) <= 1048576),\n"
+    "    CHECK (state <> 'ok' OR (error IS NULL AND finished_at IS NOT NULL)),\n"
+    "    CHECK (state <> 'failed' OR (error IS NOT NULL AND finished_at IS NOT NULL)),\n"
+    "    CHECK (state <> 'running' OR started_at IS NOT NULL)\n"
+    ") STRICT;\n"
+    "CREATE INDEX verifications_by_backup ON verifications (backup_id, created_at);\n"
+    "CREATE INDEX verifications_by_created ON verifications (created_at);\n"
+    "CREATE INDEX verifications_in_flight ON verifications (state)\n"
+    "    WHERE state IN ('queued', 'running');\n"
+    "CREATE TRIGGER verifications_state_transition BEFORE UPDATE OF state ON verifications\n"
+    "FOR EACH ROW WHEN NOT ((OLD.state = 'queued' AND NEW.state IN ('running', 'ok', 'failed'))\n"
+    "                    OR (OLD.state = 'running' AND NEW.state IN ('ok', 'failed')))\n"
+    "BEGIN SELECT RAISE(ABORT, 'illegal verification state transition'); END;\n"
+    "CREATE TRIGGER verifications_finished_are_final BEFORE UPDATE ON verifications\n"
+    "FOR EACH ROW WHEN OLD.state IN ('ok', 'failed')\n"
+    "BEGIN SELECT RAISE(ABORT, 'a finished verification does not change'); END;\n"
+    "CREATE TRIGGER verifications_name_a_backup BEFORE INSERT ON verifications\n"
+    "FOR EACH ROW WHEN NOT EXISTS (SELECT 1 FROM backups WHERE id = NEW.backup_id)\n"
+    "BEGIN SELECT RAISE(ABORT, 'a verification names a backup that is not in the catalog'); END;\n"
+    "CREATE TABLE audit (\n"
+    "    id     INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "    at     TEXT NOT NULL,\n"
+    "    who    TEXT NOT NULL CHECK (length(CAST(who AS BLOB)) BETWEEN 1 AND 128),\n"
+    "    role   TEXT NOT NULL DEFAULT '' CHECK (length(CAST(role AS BLOB)) <= 31),\n"
+    "    action TEXT NOT NULL\n"
+    "           CHECK (length(action) BETWEEN 1 AND 31 AND action NOT GLOB '*[^a-z_]*'),\n"
+    "    target TEXT NOT NULL DEFAULT '' CHECK (length(CAST(target AS BLOB)) <= 255),\n"
+    "    result TEXT NOT NULL CHECK (length(CAST(result AS BLOB)) BETWEEN 1 AND 1000),\n"
+    "    detail TEXT CHECK (detail GLOB '{*}' AND length(CAST(detail AS BLOB)) <= 4096)\n"
+    ") STRICT;\n"
+    "CREATE TRIGGER audit_is_append_only BEFORE UPDATE ON audit\n"
+    "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;\n"
+    "CREATE TABLE schedule_runs (\n"
+    "    schedule       TEXT NOT NULL,\n"
+    "    agent          TEXT NOT NULL,\n"
+    "    database       TEXT NOT NULL,\n"
+    "    last_due       INTEGER NOT NULL CHECK (last_due >= 0),\n"
+    "    last_backup_id TEXT CHECK (last_backup_id GLOB\n"
+    "        '[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z-"
+    "[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'),\n"
+    "    updated_at     TEXT NOT NULL,\n"
+    "    PRIMARY KEY (schedule, agent, database)\n"
+    ") STRICT;\n",
 };
 
 #define CATALOG_NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -181,7 +344,7 @@ _Static_assert(CATALOG_APPLICATION_ID == 1346851656, "the migration spells the i
 #define BACKUP_COLUMNS                                                                             \
     "id, agent, database, environment, label, state, error, requested_by, created_at, "            \
     "started_at, finished_at, bytes, dump_bytes, storage_key, sha256, server_version, "            \
-    "pg_dump_version, recipients, source_backup_id"
+    "pg_dump_version, recipients, source_backup_id, pinned, verified_at, verify_result, scheduled"
 
 /* ---- states, names and checks ---- */
 
@@ -448,10 +611,10 @@ static int check_info(const catalog_backup_info *info, char *recipients, size_t 
 /*
  * Failure reasons are recorded whatever they hold (often the last lines of pg_dump's stderr): bytes
  * that are not UTF-8 become '?', control characters other than newline and tab become spaces,
- * trailing white space goes, and text past CATALOG_ERROR_MAX bytes is cut at a character boundary
- * and marked with "...".
+ * trailing white space goes, and text past max bytes (out holds max + 1) is cut at a character
+ * boundary and marked with "...". Empty text becomes empty_text (which may be "").
  */
-static void clean_reason(const char *in, char out[CATALOG_ERROR_MAX + 1])
+static void clean_text(const char *in, char *out, size_t max, const char *empty_text)
 {
     const unsigned char *s = (const unsigned char *)(in ? in : "");
     size_t j = 0, n = strlen((const char *)s);
@@ -473,7 +636,7 @@ static void clean_reason(const char *in, char out[CATALOG_ERROR_MAX + 1])
                 len = 1;
             }
         }
-        if (j + len > CATALOG_ERROR_MAX) {
+        if (j + len > max) {
             cut = 1;
             break;
         }
@@ -483,8 +646,8 @@ static void clean_reason(const char *in, char out[CATALOG_ERROR_MAX + 1])
     if (cut) {
         /* Make room for the marker, backing up to the first byte of a character (out[0..j) holds
          * whole characters only). */
-        if (j > CATALOG_ERROR_MAX - 3) {
-            j = CATALOG_ERROR_MAX - 3;
+        if (j > max - 3) {
+            j = max - 3;
             while (j > 0 && ((unsigned char)out[j] & 0xc0) == 0x80)
                 j--;
         }
@@ -495,7 +658,12 @@ static void clean_reason(const char *in, char out[CATALOG_ERROR_MAX + 1])
         j--;
     out[j] = '\0';
     if (j == 0)
-        snprintf(out, CATALOG_ERROR_MAX + 1, "no reason given");
+        snprintf(out, max + 1, "%s", empty_text);
+}
+
+static void clean_reason(const char *in, char out[CATALOG_ERROR_MAX + 1])
+{
+    clean_text(in, out, CATALOG_ERROR_MAX, "no reason given");
 }
 
 /* ---- time and ids ---- */
@@ -532,6 +700,48 @@ static void format_time(int64_t ms, char out[CATALOG_TIME_SIZE])
     split_time(ms, &tm, &millis);
     snprintf(out, CATALOG_TIME_SIZE, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+}
+
+void catalog_time_format(int64_t unix_ms, char out[CATALOG_TIME_SIZE])
+{
+    format_time(unix_ms, out);
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (no time zone, no libc). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int days_in_month(int y, int m)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 && leap ? 29 : days[m - 1];
+}
+
+int catalog_time_parse(const char *text, int64_t *unix_ms)
+{
+    /* "YYYY-MM-DDTHH:MM:SS.mmmZ": digits where the pattern has 'd'. */
+    static const char pattern[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+    if (text == NULL || strnlen(text, CATALOG_TIME_LEN + 1) != CATALOG_TIME_LEN)
+        return PGS_EINVAL;
+    for (int i = 0; i < CATALOG_TIME_LEN; i++)
+        if (pattern[i] == 'd' ? !is_digit(text[i]) : text[i] != pattern[i])
+            return PGS_EINVAL;
+    int y = digits(text, 4), mo = digits(text + 5, 2), d = digits(text + 8, 2);
+    int h = digits(text + 11, 2), mi = digits(text + 14, 2), sec = digits(text + 17, 2);
+    int ms = digits(text + 20, 3);
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 ||
+        sec > 59)
+        return PGS_EINVAL;
+    *unix_ms = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + sec * 1000 + ms;
+    return 0;
 }
 
 static void make_id(int64_t ms, char out[CATALOG_ID_SIZE])
@@ -649,11 +859,11 @@ static void rollback(catalog *cat)
 }
 
 /*
- * One step towards CATALOG_SCHEMA_VERSION: applies the next migration in its own transaction, or
- * sets *done when there is none left. The version is read inside the write transaction, so two
- * processes opening an old catalog at once migrate it once.
+ * One step towards target (CATALOG_SCHEMA_VERSION but in tests): applies the next migration in its
+ * own transaction, or sets *done when there is none left. The version is read inside the write
+ * transaction, so two processes opening an old catalog at once migrate it once.
  */
-static int catalog_migrate_step(catalog *cat, int *done, pgs_error *e)
+static int catalog_migrate_step(catalog *cat, int target, int *done, pgs_error *e)
 {
     int64_t version = 0, app = 0, nobjects = 0;
     char bump[64];
@@ -679,7 +889,7 @@ static int catalog_migrate_step(catalog *cat, int *done, pgs_error *e)
                       cat->path, (long long)app, (long long)version);
         goto out;
     }
-    if (version == CATALOG_SCHEMA_VERSION) {
+    if (version >= target) {
         *done = 1;
         rc = sql_exec(cat, "COMMIT", e, "cannot end the migration check");
         goto out;
@@ -700,15 +910,16 @@ out:
     return rc;
 }
 
-static int catalog_migrate(catalog *cat, pgs_error *e)
+static int catalog_migrate(catalog *cat, int target, pgs_error *e)
 {
     int done = 0, rc = 0;
     while (rc == 0 && !done)
-        rc = catalog_migrate_step(cat, &done, e);
+        rc = catalog_migrate_step(cat, target, &done, e);
     return rc;
 }
 
-int catalog_open(const char *path, catalog **out, pgs_error *e)
+/* catalog_open, migrating up to schema version target. */
+static int catalog_open_to(const char *path, int target, catalog **out, pgs_error *e)
 {
     catalog *cat = NULL;
     sqlite3_stmt *st = NULL;
@@ -777,12 +988,28 @@ int catalog_open(const char *path, catalog **out, pgs_error *e)
      */
     if ((rc = sql_exec(cat, "PRAGMA synchronous = FULL", e, "cannot set synchronous")) != 0)
         goto out;
-    if ((rc = catalog_migrate(cat, e)) != 0)
+    if ((rc = catalog_migrate(cat, target, e)) != 0)
         goto out;
     *out = cat;
     cat = NULL;
 out:
     sqlite3_finalize(st);
+    catalog_close(cat);
+    return rc;
+}
+
+int catalog_open(const char *path, catalog **out, pgs_error *e)
+{
+    return catalog_open_to(path, CATALOG_SCHEMA_VERSION, out, e);
+}
+
+int catalog_create_at_version(const char *path, int version, pgs_error *e)
+{
+    catalog *cat = NULL;
+    if (version < 1 || version > CATALOG_SCHEMA_VERSION)
+        return pgs_fail(e, PGS_EINVAL, "schema version %d is not one of 1..%d", version,
+                        CATALOG_SCHEMA_VERSION);
+    int rc = catalog_open_to(path, version, &cat, e);
     catalog_close(cat);
     return rc;
 }
@@ -1037,9 +1264,12 @@ static int row_to_backup(catalog *cat, sqlite3_stmt *st, catalog_backup *b, pgs_
         COL_TEXT(st, 8, b->created_at) || COL_TEXT(st, 9, b->started_at) ||
         COL_TEXT(st, 10, b->finished_at) || COL_TEXT(st, 13, b->storage_key) ||
         COL_TEXT(st, 14, b->sha256) || COL_TEXT(st, 15, b->server_version) ||
-        COL_TEXT(st, 16, b->pg_dump_version) || COL_TEXT(st, 18, b->source_backup_id))
+        COL_TEXT(st, 16, b->pg_dump_version) || COL_TEXT(st, 18, b->source_backup_id) ||
+        COL_TEXT(st, 20, b->verified_at) || COL_TEXT(st, 21, b->verify_result) ||
+        COL_TEXT(st, 22, b->scheduled))
         return pgs_fail(e, PGS_EFORMAT,
                         "catalog %s: a backup row has a value longer than its limit", cat->path);
+    b->pinned = sqlite3_column_int(st, 19) != 0;
     if (catalog_state_parse(state, &b->state) != 0)
         return pgs_fail(e, PGS_EFORMAT, "catalog %s: backup %s has an unknown state", cat->path,
                         b->id);
@@ -1053,14 +1283,13 @@ static int row_to_backup(catalog *cat, sqlite3_stmt *st, catalog_backup *b, pgs_
     return 0;
 }
 
-
 int catalog_backup_new(catalog *cat, const catalog_backup_req *req, char id_out[CATALOG_ID_SIZE],
                        pgs_error *e)
 {
     static const char sql[] =
         "INSERT INTO backups (id, agent, database, environment, label, state, requested_by,"
-        " created_at, source_backup_id)"
-        " VALUES (?1, ?2, ?3, ?4, coalesce(?5, ''), 'queued', coalesce(?6, ''), ?7, ?8)";
+        " created_at, source_backup_id, scheduled)"
+        " VALUES (?1, ?2, ?3, ?4, coalesce(?5, ''), 'queued', coalesce(?6, ''), ?7, ?8, ?9)";
     sqlite3_stmt *st = NULL;
     char id[CATALOG_ID_SIZE], now[CATALOG_TIME_SIZE];
     int rc, src = SQLITE_OK;
@@ -1073,7 +1302,8 @@ int catalog_backup_new(catalog *cat, const catalog_backup_req *req, char id_out[
         (rc = check_name("environment", req->environment, e)) ||
         (rc = check_text("label", req->label, CATALOG_LABEL_MAX, e)) ||
         (rc = check_text("requester", req->requested_by, CATALOG_REQUESTED_BY_MAX, e)) ||
-        (req->source_backup_id && (rc = check_id("source backup id", req->source_backup_id, e))))
+        (req->source_backup_id && (rc = check_id("source backup id", req->source_backup_id, e))) ||
+        (rc = check_opt_name("schedule name", req->scheduled, e)))
         return rc;
     if ((rc = sql_prepare(cat, sql, &st, e)) != 0)
         return rc;
@@ -1085,7 +1315,8 @@ int catalog_backup_new(catalog *cat, const catalog_backup_req *req, char id_out[
         if ((src = bind_text(st, 1, id)) || (src = bind_text(st, 2, req->agent)) ||
             (src = bind_text(st, 3, req->database)) || (src = bind_text(st, 4, req->environment)) ||
             (src = bind_text(st, 5, req->label)) || (src = bind_text(st, 6, req->requested_by)) ||
-            (src = bind_text(st, 7, now)) || (src = bind_text(st, 8, req->source_backup_id)))
+            (src = bind_text(st, 7, now)) || (src = bind_text(st, 8, req->source_backup_id)) ||
+            (src = bind_text(st, 9, req->scheduled)))
             break;
         src = sqlite3_step(st);
         if (src != SQLITE_CONSTRAINT_PRIMARYKEY && src != SQLITE_CONSTRAINT_UNIQUE)
@@ -1659,8 +1890,9 @@ int catalog_restore_new(catalog *cat, const catalog_restore_req *req, char id_ou
         memcpy(id_out, id, CATALOG_ID_SIZE);
         log_debug("catalog: restore %s queued into %s/%s", id, req->target_agent,
                   req->target_database);
-    } else if (src == SQLITE_CONSTRAINT_FOREIGNKEY) {
-        /* Which reference failed: the target agent, or the source backup. */
+    } else if (src == SQLITE_CONSTRAINT_FOREIGNKEY || src == SQLITE_CONSTRAINT_TRIGGER) {
+        /* Which reference failed: the target agent (a foreign key), or the source backup (a
+         * trigger since version 3). */
         sqlite3_finalize(st);
         st = NULL;
         int64_t n = 0;
@@ -1747,7 +1979,8 @@ int catalog_restore_update(catalog *cat, const char *id, const catalog_restore_c
         goto out;
     }
     src = sqlite3_step(st);
-    if (src == SQLITE_CONSTRAINT_FOREIGNKEY) {
+    if (src == SQLITE_CONSTRAINT_TRIGGER) {
+        /* The one trigger an update of a running restore can meet: a backup it names. */
         const char *ids[] = {opt(u->source_backup_id), opt(u->sanitized_backup_id),
                              opt(u->safety_backup_id)};
         rc = missing_backup(cat, ids, 3, e);
@@ -2046,6 +2279,10 @@ json_t *catalog_backup_to_json(const catalog_backup *b)
     bad |= json_object_set_new(o, "recipients", rcpts);
     bad |= json_set_text(o, "requested_by", b->requested_by);
     bad |= json_set_text(o, "source_backup_id", b->source_backup_id);
+    bad |= json_object_set_new(o, "pinned", json_boolean(b->pinned));
+    bad |= json_set_text(o, "verified_at", b->verified_at);
+    bad |= json_set_text(o, "verify_result", b->verify_result);
+    bad |= json_set_text(o, "scheduled", b->scheduled);
     if (bad) {
         json_decref(o);
         return NULL;
@@ -2096,4 +2333,815 @@ json_t *catalog_restore_to_json(const catalog_restore *r)
         return NULL;
     }
     return o;
+}
+
+/* ---- version 3: pins, deletion, import, statistics ---- */
+
+/* A catalog time from a caller (an import): required, in the catalog's own format. */
+static int check_time(const char *what, const char *s, pgs_error *e)
+{
+    int64_t ms;
+    if (s == NULL || s[0] == '\0')
+        return pgs_fail(e, PGS_EINVAL, "%s is missing", what);
+    if (catalog_time_parse(s, &ms) != 0)
+        return pgs_fail(e, PGS_EINVAL, "%s is not a catalog time (YYYY-MM-DDTHH:MM:SS.mmmZ)", what);
+    return 0;
+}
+
+int catalog_backup_pin(catalog *cat, const char *id, int pinned, pgs_error *e)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+    if ((rc = catalog_enter(cat, e)) || (rc = check_id("backup id", id, e)))
+        return rc;
+    if ((rc = sql_prepare(cat, "UPDATE backups SET pinned = ?2 WHERE id = ?1", &st, e)) != 0)
+        return rc;
+    if ((rc = bind_text(st, 1, id)) || (rc = sqlite3_bind_int(st, 2, pinned ? 1 : 0)))
+        rc = sql_fail(cat, rc, e, "cannot pin a backup");
+    else if ((rc = sql_step_done(cat, st, e, "cannot pin a backup")) == 0 &&
+             sqlite3_changes(cat->db) == 0)
+        rc = pgs_fail(e, PGS_ENOTFOUND, "no backup %s in the catalog", id);
+    if (rc == 0)
+        log_debug("catalog: backup %s %s", id, pinned ? "pinned" : "unpinned");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Runs sql (with id as ?1) and copies the first column of its first row into out (size bytes):
+ * *found says whether there was a row. */
+static int query_text(catalog *cat, const char *sql, const char *id, char *out, size_t size,
+                      int *found, pgs_error *e)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sql_prepare(cat, sql, &st, e), src;
+    *found = 0;
+    out[0] = '\0';
+    if (rc != 0)
+        return rc;
+    if ((rc = bind_text(st, 1, id)) != SQLITE_OK) {
+        rc = sql_fail(cat, rc, e, "cannot read the catalog");
+    } else if ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        *found = 1;
+        if (col_text(st, 0, out, size) != 0)
+            rc =
+                pgs_fail(e, PGS_EFORMAT, "catalog %s: a value is longer than its limit", cat->path);
+    } else if (src != SQLITE_DONE) {
+        rc = sql_fail(cat, src, e, "cannot read the catalog");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* catalog_backup_delete's rules, read inside the caller's transaction (or alone for the check). */
+static int delete_refused(catalog *cat, const char *id, pgs_error *e)
+{
+    char text[CATALOG_ID_SIZE + 16];
+    int found, rc;
+    if ((rc = query_text(cat,
+                         "SELECT CASE WHEN pinned <> 0 AND state IN ('complete', 'failed')"
+                         " THEN 'pinned' ELSE state END FROM backups WHERE id = ?1",
+                         id, text, sizeof(text), &found, e)) != 0)
+        return rc;
+    if (!found)
+        return pgs_fail(e, PGS_ENOTFOUND, "no backup %s in the catalog", id);
+    if (strcmp(text, "pinned") == 0)
+        return pgs_fail(e, PGS_EORDER, "cannot delete backup %s: it is pinned (unpin it first)",
+                        id);
+    if (strcmp(text, "complete") != 0 && strcmp(text, "failed") != 0)
+        return pgs_fail(e, PGS_EORDER,
+                        "cannot delete backup %s: it is %s, and only a complete or failed backup "
+                        "can be deleted",
+                        id, text);
+    if ((rc = query_text(cat,
+                         "SELECT id FROM backups WHERE source_backup_id = ?1"
+                         " ORDER BY created_at, rowid LIMIT 1",
+                         id, text, sizeof(text), &found, e)) != 0)
+        return rc;
+    if (found)
+        return pgs_fail(e, PGS_EORDER,
+                        "cannot delete backup %s: it is the source of derived backup %s (delete "
+                        "that first)",
+                        id, text);
+    if ((rc = query_text(cat,
+                         "SELECT id FROM restores WHERE state IN ('queued', 'running') AND"
+                         " (source_backup_id = ?1 OR sanitized_backup_id = ?1"
+                         " OR safety_backup_id = ?1) LIMIT 1",
+                         id, text, sizeof(text), &found, e)) != 0)
+        return rc;
+    if (found)
+        return pgs_fail(e, PGS_EORDER, "cannot delete backup %s: restore %s in flight uses it", id,
+                        text);
+    if ((rc = query_text(cat,
+                         "SELECT id FROM verifications WHERE state IN ('queued', 'running')"
+                         " AND backup_id = ?1 LIMIT 1",
+                         id, text, sizeof(text), &found, e)) != 0)
+        return rc;
+    if (found)
+        return pgs_fail(e, PGS_EORDER, "cannot delete backup %s: verification %s in flight uses it",
+                        id, text);
+    return 0;
+}
+
+int catalog_backup_delete_check(catalog *cat, const char *id, pgs_error *e)
+{
+    int rc;
+    if ((rc = catalog_enter(cat, e)) || (rc = check_id("backup id", id, e)))
+        return rc;
+    return delete_refused(cat, id, e);
+}
+
+int catalog_backup_delete(catalog *cat, const char *id, pgs_error *e)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+    if ((rc = catalog_enter(cat, e)) || (rc = check_id("backup id", id, e)))
+        return rc;
+    /* The checks and the delete in one write transaction: nothing can pin the backup or derive a
+     * copy from it in between. */
+    if ((rc = sql_exec(cat, "BEGIN IMMEDIATE", e, "cannot begin a delete")) != 0)
+        return rc;
+    if ((rc = delete_refused(cat, id, e)) != 0)
+        goto out;
+    if ((rc = sql_prepare(cat, "DELETE FROM backups WHERE id = ?1", &st, e)) != 0)
+        goto out;
+    if ((rc = bind_text(st, 1, id)) != SQLITE_OK) {
+        rc = sql_fail(cat, rc, e, "cannot delete a backup");
+        goto out;
+    }
+    if ((rc = sql_step_done(cat, st, e, "cannot delete a backup")) != 0 ||
+        (rc = sql_exec(cat, "COMMIT", e, "cannot commit a delete")) != 0)
+        goto out;
+    log_debug("catalog: backup %s deleted", id);
+out:
+    sqlite3_finalize(st);
+    if (rc != 0)
+        rollback(cat);
+    return rc;
+}
+
+/* Runs one statement of an import; its parameters are bound by the caller. */
+static int import_step(catalog *cat, sqlite3_stmt *st, const catalog_backup_import_req *r,
+                       pgs_error *e)
+{
+    int src = sqlite3_step(st);
+    if (src == SQLITE_DONE)
+        return 0;
+    if (src == SQLITE_CONSTRAINT_PRIMARYKEY)
+        return pgs_fail(e, PGS_EEXIST, "backup %s is already in the catalog", r->id);
+    if (src == SQLITE_CONSTRAINT_FOREIGNKEY)
+        return pgs_fail(e, PGS_ENOTFOUND, "backup %s: no source backup %s in the catalog", r->id,
+                        r->source_backup_id ? r->source_backup_id : "?");
+    return sql_fail(cat, src, e, "cannot import a backup");
+}
+
+int catalog_backup_import(catalog *cat, const catalog_backup_import_req *r, pgs_error *e)
+{
+    static const char agent_sql[] =
+        "INSERT INTO agents (name, version, first_seen, last_seen, connected)"
+        " VALUES (?1, '', ?2, ?2, 0) ON CONFLICT (name) DO NOTHING";
+    static const char db_sql[] =
+        "INSERT INTO databases (agent, name, environment, server_version, first_seen, last_seen)"
+        " VALUES (?1, ?2, ?3, coalesce(?4, ''), ?5, ?5) ON CONFLICT (agent, name) DO NOTHING";
+    static const char backup_sql[] =
+        "INSERT INTO backups (id, agent, database, environment, label, state, requested_by,"
+        " created_at, started_at, finished_at, bytes, dump_bytes, storage_key, sha256,"
+        " server_version, pg_dump_version, recipients, source_backup_id, scheduled)"
+        " VALUES (?1, ?2, ?3, ?4, coalesce(?5, ''), 'complete', coalesce(?6, ''), ?7, ?8, ?9,"
+        " ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+    sqlite3_stmt *st = NULL;
+    char now[CATALOG_TIME_SIZE], sha[CATALOG_SHA256_HEX_LEN + 1];
+    char recipients[CATALOG_RECIPIENTS_MAX * (CATALOG_RECIPIENT_ID_LEN + 3) + 3];
+    int rc;
+    if ((rc = catalog_enter(cat, e)) != 0)
+        return rc;
+    if (r == NULL)
+        return pgs_fail(e, PGS_EINVAL, "no backup to import");
+    catalog_backup_info info = {.server_version = r->server_version,
+                                .pg_dump_version = r->pg_dump_version,
+                                .recipients = r->recipients,
+                                .nrecipients = r->nrecipients,
+                                .storage_key = r->storage_key};
+    if ((rc = check_id("backup id", r->id, e)) != 0)
+        return rc;
+    if ((rc = check_name("agent name", r->agent, e)) ||
+        (rc = check_name("database name", r->database, e)) ||
+        (rc = check_name("environment", r->environment, e)) ||
+        (rc = check_text("label", r->label, CATALOG_LABEL_MAX, e)) ||
+        (rc = check_text("requester", r->requested_by, CATALOG_REQUESTED_BY_MAX, e)) ||
+        (rc = check_opt_name("schedule name", opt(r->scheduled), e)) ||
+        (rc = check_opt_id("source backup id", r->source_backup_id, e)) ||
+        (rc = check_time("created_at", r->created_at, e)) ||
+        (rc = check_time("started_at", r->started_at, e)) ||
+        (rc = check_time("finished_at", r->finished_at, e)) ||
+        (rc = check_sha256(r->sha256, sha, e)) ||
+        (r->storage_key == NULL && (rc = pgs_fail(e, PGS_EINVAL, "storage key is missing"))) ||
+        (rc = check_info(&info, recipients, sizeof(recipients), e)))
+        return pgs_wrap(e, "backup %s", r->id);
+    if (r->bytes == 0 || r->bytes > INT64_MAX || r->dump_bytes > INT64_MAX)
+        return pgs_fail(e, PGS_ELIMIT, "backup %s: size out of range", r->id);
+    format_time(cat->now_ms(cat->clock_arg), now);
+
+    if ((rc = sql_exec(cat, "BEGIN IMMEDIATE", e, "cannot begin an import")) != 0)
+        return rc;
+    if ((rc = sql_prepare(cat, agent_sql, &st, e)) != 0)
+        goto out;
+    if ((rc = bind_text(st, 1, r->agent)) || (rc = bind_text(st, 2, now))) {
+        rc = sql_fail(cat, rc, e, "cannot import an agent");
+        goto out;
+    }
+    if ((rc = import_step(cat, st, r, e)) != 0)
+        goto out;
+    sqlite3_finalize(st);
+    st = NULL;
+    /* A derived copy is stored under the source database's agent and name but in another
+     * environment: it does not say where that database lives. */
+    if (opt(r->source_backup_id) == NULL) {
+        if ((rc = sql_prepare(cat, db_sql, &st, e)) != 0)
+            goto out;
+        if ((rc = bind_text(st, 1, r->agent)) || (rc = bind_text(st, 2, r->database)) ||
+            (rc = bind_text(st, 3, r->environment)) || (rc = bind_text(st, 4, r->server_version)) ||
+            (rc = bind_text(st, 5, now))) {
+            rc = sql_fail(cat, rc, e, "cannot import a database");
+            goto out;
+        }
+        if ((rc = import_step(cat, st, r, e)) != 0)
+            goto out;
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    if ((rc = sql_prepare(cat, backup_sql, &st, e)) != 0)
+        goto out;
+    if ((rc = bind_text(st, 1, r->id)) || (rc = bind_text(st, 2, r->agent)) ||
+        (rc = bind_text(st, 3, r->database)) || (rc = bind_text(st, 4, r->environment)) ||
+        (rc = bind_text(st, 5, r->label)) || (rc = bind_text(st, 6, r->requested_by)) ||
+        (rc = bind_text(st, 7, r->created_at)) || (rc = bind_text(st, 8, r->started_at)) ||
+        (rc = bind_text(st, 9, r->finished_at)) ||
+        (rc = sqlite3_bind_int64(st, 10, (sqlite3_int64)r->bytes)) ||
+        (rc = sqlite3_bind_int64(st, 11, (sqlite3_int64)r->dump_bytes)) ||
+        (rc = bind_text(st, 12, r->storage_key)) || (rc = bind_text(st, 13, sha)) ||
+        (rc = bind_text(st, 14, r->server_version)) ||
+        (rc = bind_text(st, 15, r->pg_dump_version)) || (rc = bind_text(st, 16, recipients)) ||
+        (rc = bind_text(st, 17, opt(r->source_backup_id))) ||
+        (rc = bind_text(st, 18, opt(r->scheduled)))) {
+        rc = sql_fail(cat, rc, e, "cannot import a backup");
+        goto out;
+    }
+    if ((rc = import_step(cat, st, r, e)) != 0 ||
+        (rc = sql_exec(cat, "COMMIT", e, "cannot commit an import")) != 0)
+        goto out;
+    log_debug("catalog: backup %s imported for %s/%s", r->id, r->agent, r->database);
+out:
+    sqlite3_finalize(st);
+    if (rc != 0)
+        rollback(cat);
+    return rc;
+}
+
+struct stats_ctx {
+    int (*cb)(void *arg, const catalog_db_stats *s);
+    void *arg;
+};
+
+static int stats_row(catalog *cat, sqlite3_stmt *st, void *ctx, pgs_error *e)
+{
+    struct stats_ctx *c = ctx;
+    catalog_db_stats s;
+    memset(&s, 0, sizeof(s));
+    if (COL_TEXT(st, 0, s.agent) || COL_TEXT(st, 1, s.database) || COL_TEXT(st, 2, s.environment) ||
+        COL_TEXT(st, 5, s.newest_complete) || COL_TEXT(st, 6, s.oldest_complete) ||
+        COL_TEXT(st, 8, s.last_failure_at) || COL_TEXT(st, 9, s.last_failure))
+        return pgs_fail(e, PGS_EFORMAT,
+                        "catalog %s: a backup row has a value longer than its limit", cat->path);
+    sqlite3_int64 n = sqlite3_column_int64(st, 3), bytes = sqlite3_column_int64(st, 4);
+    sqlite3_int64 failed = sqlite3_column_int64(st, 7);
+    s.complete = n > 0 ? (uint64_t)n : 0;
+    s.total_bytes = bytes > 0 ? (uint64_t)bytes : 0;
+    s.average_bytes = s.complete ? s.total_bytes / s.complete : 0;
+    s.failed = failed > 0 ? (uint64_t)failed : 0;
+    return c->cb(c->arg, &s);
+}
+
+int catalog_stats(catalog *cat, int (*cb)(void *arg, const catalog_db_stats *s), void *arg,
+                  pgs_error *e)
+{
+    static const char sql[] =
+        "SELECT agent, database, environment,"
+        " count(*) FILTER (WHERE state = 'complete'),"
+        " coalesce(sum(bytes) FILTER (WHERE state = 'complete'), 0),"
+        " max(started_at) FILTER (WHERE state = 'complete'),"
+        " min(started_at) FILTER (WHERE state = 'complete'),"
+        " count(*) FILTER (WHERE state = 'failed'),"
+        " max(finished_at) FILTER (WHERE state = 'failed'),"
+        " (SELECT f.error FROM backups f WHERE f.agent = b.agent AND f.database = b.database"
+        "  AND f.environment = b.environment AND f.state = 'failed'"
+        "  ORDER BY f.finished_at DESC, f.rowid DESC LIMIT 1)"
+        " FROM backups b GROUP BY agent, database, environment"
+        " ORDER BY agent, database, environment";
+    sqlite3_stmt *st = NULL;
+    struct stats_ctx c = {cb, arg};
+    int rc;
+    if ((rc = catalog_enter(cat, e)) != 0)
+        return rc;
+    if (cb == NULL)
+        return pgs_fail(e, PGS_EINVAL, "no callback");
+    if ((rc = sql_prepare(cat, sql, &st, e)) != 0)
+        return rc;
+    rc = run_list(cat, st, stats_row, &c, e);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+json_t *catalog_stats_to_json(const catalog_db_stats *s)
+{
+    json_t *o = json_object();
+    if (o == NULL)
+        return NULL;
+    int bad = 0;
+    bad |= json_object_set_new(o, "agent", json_string(s->agent));
+    bad |= json_object_set_new(o, "database", json_string(s->database));
+    bad |= json_object_set_new(o, "environment", json_string(s->environment));
+    bad |= json_object_set_new(o, "complete", json_integer((json_int_t)s->complete));
+    bad |= json_object_set_new(o, "total_bytes", json_integer((json_int_t)s->total_bytes));
+    bad |= json_object_set_new(o, "average_bytes", json_integer((json_int_t)s->average_bytes));
+    bad |= json_set_text(o, "newest_complete", s->newest_complete);
+    bad |= json_set_text(o, "oldest_complete", s->oldest_complete);
+    bad |= json_object_set_new(o, "failed", json_integer((json_int_t)s->failed));
+    bad |= json_set_text(o, "last_failure_at", s->last_failure_at);
+    bad |= json_set_text(o, "last_failure", s->last_failure);
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* ---- version 3: verifications ---- */
+
+static const char *const verify_state_names[] = {"any", "queued", "running", "ok", "failed"};
+
+const char *catalog_verify_state_name(enum catalog_verify_state s)
+{
+    if ((int)s < 0 || (int)s > CATALOG_VERIFY_FAILED)
+        return "?";
+    return verify_state_names[s];
+}
+
+int catalog_verify_state_parse(const char *name, enum catalog_verify_state *out)
+{
+    for (int s = CATALOG_VERIFY_QUEUED; name != NULL && s <= CATALOG_VERIFY_FAILED; s++) {
+        if (strcmp(name, verify_state_names[s]) == 0) {
+            *out = (enum catalog_verify_state)s;
+            return 0;
+        }
+    }
+    return PGS_EINVAL;
+}
+
+#define VERIFY_COLUMNS                                                                             \
+    "id, backup_id, agent, restore_test, state, error, created_at, started_at, finished_at, "      \
+    "report"
+
+void catalog_verification_clear(catalog_verification *v)
+{
+    if (v == NULL)
+        return;
+    free(v->report_json);
+    v->report_json = NULL;
+}
+
+static int row_to_verification(catalog *cat, sqlite3_stmt *st, catalog_verification *v,
+                               pgs_error *e)
+{
+    char state[16];
+    memset(v, 0, sizeof(*v));
+    if (COL_TEXT(st, 0, v->id) || COL_TEXT(st, 1, v->backup_id) || COL_TEXT(st, 2, v->agent) ||
+        COL_TEXT(st, 4, state) || COL_TEXT(st, 5, v->error) || COL_TEXT(st, 6, v->created_at) ||
+        COL_TEXT(st, 7, v->started_at) || COL_TEXT(st, 8, v->finished_at))
+        return pgs_fail(e, PGS_EFORMAT,
+                        "catalog %s: a verification row has a value longer than its limit",
+                        cat->path);
+    v->restore_test = sqlite3_column_int(st, 3) != 0;
+    if (catalog_verify_state_parse(state, &v->state) != 0)
+        return pgs_fail(e, PGS_EFORMAT, "catalog %s: verification %s has an unknown state",
+                        cat->path, v->id);
+    if (col_json(st, 9, CATALOG_REPORT_MAX, &v->report_json) != 0)
+        return pgs_fail(e, PGS_EFORMAT, "catalog %s: verification %s: report too large", cat->path,
+                        v->id);
+    return 0;
+}
+
+static int read_verification(catalog *cat, sqlite3_stmt *st, void *out, pgs_error *e)
+{
+    return row_to_verification(cat, st, out, e);
+}
+
+static const row_kind verify_kind = {
+    "verification", "SELECT state FROM verifications WHERE id = ?1",
+    "SELECT " VERIFY_COLUMNS " FROM verifications WHERE id = ?1", read_verification};
+
+int catalog_verify_new(catalog *cat, const char *backup_id, const char *agent, int restore_test,
+                       char id_out[CATALOG_ID_SIZE], pgs_error *e)
+{
+    static const char sql[] =
+        "INSERT INTO verifications (id, backup_id, agent, restore_test, state, created_at)"
+        " VALUES (?1, ?2, ?3, ?4, 'queued', ?5)";
+    sqlite3_stmt *st = NULL;
+    char id[CATALOG_ID_SIZE], now[CATALOG_TIME_SIZE], state[16];
+    int rc, src = SQLITE_OK, found;
+    if ((rc = catalog_enter(cat, e)) != 0)
+        return rc;
+    if (id_out == NULL)
+        return pgs_fail(e, PGS_EINVAL, "nowhere to put the verification's id");
+    if ((rc = check_id("backup id", backup_id, e)) || (rc = check_name("agent name", agent, e)))
+        return rc;
+    if ((rc = query_text(cat, "SELECT state FROM backups WHERE id = ?1", backup_id, state,
+                         sizeof(state), &found, e)) != 0)
+        return rc;
+    if (!found)
+        return pgs_fail(e, PGS_ENOTFOUND, "no backup %s in the catalog", backup_id);
+    if (strcmp(state, "complete") != 0)
+        return pgs_fail(e, PGS_EORDER,
+                        "cannot verify backup %s: it is %s, and only a complete backup can be "
+                        "verified",
+                        backup_id, state);
+    if ((rc = sql_prepare(cat, sql, &st, e)) != 0)
+        return rc;
+    for (int tries = 0; tries < CATALOG_ID_TRIES; tries++) {
+        int64_t ms = cat->now_ms(cat->clock_arg);
+        format_time(ms, now);
+        make_id(ms, id);
+        sqlite3_reset(st);
+        if ((src = bind_text(st, 1, id)) || (src = bind_text(st, 2, backup_id)) ||
+            (src = bind_text(st, 3, agent)) ||
+            (src = sqlite3_bind_int(st, 4, restore_test ? 1 : 0)) || (src = bind_text(st, 5, now)))
+            break;
+        src = sqlite3_step(st);
+        if (src != SQLITE_CONSTRAINT_PRIMARYKEY && src != SQLITE_CONSTRAINT_UNIQUE)
+            break;
+    }
+    if (src == SQLITE_DONE) {
+        memcpy(id_out, id, CATALOG_ID_SIZE);
+        log_debug("catalog: verification %s of backup %s queued on %s", id, backup_id, agent);
+    } else if (src == SQLITE_CONSTRAINT_TRIGGER) {
+        rc = pgs_fail(e, PGS_ENOTFOUND, "no backup %s in the catalog", backup_id);
+    } else {
+        rc = sql_fail(cat, src, e, "cannot create a verification");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int catalog_verify_start(catalog *cat, const char *id, pgs_error *e)
+{
+    sqlite3_stmt *st = NULL;
+    char now[CATALOG_TIME_SIZE];
+    int rc;
+    if ((rc = catalog_enter(cat, e)) || (rc = check_id("verification id", id, e)))
+        return rc;
+    format_time(cat->now_ms(cat->clock_arg), now);
+    if ((rc = sql_prepare(cat,
+                          "UPDATE verifications SET state = 'running', started_at = ?2"
+                          " WHERE id = ?1 AND state = 'queued'",
+                          &st, e)) != 0)
+        return rc;
+    if ((rc = bind_text(st, 1, id)) || (rc = bind_text(st, 2, now)))
+        rc = sql_fail(cat, rc, e, "cannot start a verification");
+    else
+        rc = transition_step(cat, &verify_kind, st, id, "start",
+                             "only a queued verification can start", e);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int catalog_verify_finish(catalog *cat, const char *id, int ok, const char *error,
+                          const char *report_json, pgs_error *e)
+{
+    static const char sql[] =
+        "UPDATE verifications SET state = ?2, error = ?3, finished_at = ?4, report = ?5"
+        " WHERE id = ?1 AND state IN ('queued', 'running')";
+    static const char backup_sql[] =
+        "UPDATE backups SET verified_at = ?2, verify_result = ?3"
+        " WHERE id = (SELECT backup_id FROM verifications WHERE id = ?1)";
+    sqlite3_stmt *st = NULL;
+    char now[CATALOG_TIME_SIZE], why[CATALOG_ERROR_MAX + 1], result[CATALOG_VERIFY_RESULT_MAX + 1];
+    char *report = NULL;
+    int rc;
+    if ((rc = catalog_enter(cat, e)) || (rc = check_id("verification id", id, e)))
+        return rc;
+    if (report_json != NULL &&
+        (rc = normalize_object("report", report_json, CATALOG_REPORT_MAX, &report, e)) != 0)
+        return pgs_wrap(e, "verification %s", id);
+    clean_reason(error, why);
+    snprintf(result, sizeof(result), "%s%s", ok ? "ok" : "failed: ", ok ? "" : why);
+    format_time(cat->now_ms(cat->clock_arg), now);
+    if ((rc = sql_exec(cat, "BEGIN IMMEDIATE", e, "cannot begin a verification's end")) != 0)
+        goto out;
+    if ((rc = sql_prepare(cat, sql, &st, e)) != 0)
+        goto out;
+    if ((rc = bind_text(st, 1, id)) || (rc = bind_text(st, 2, ok ? "ok" : "failed")) ||
+        (rc = bind_text(st, 3, ok ? NULL : why)) || (rc = bind_text(st, 4, now)) ||
+        (rc = bind_text(st, 5, report))) {
+        rc = sql_fail(cat, rc, e, "cannot finish a verification");
+        goto out;
+    }
+    if ((rc = transition_step(cat, &verify_kind, st, id, ok ? "complete" : "fail",
+                              "only a queued or running verification can finish", e)) != 0)
+        goto out;
+    sqlite3_finalize(st);
+    st = NULL;
+    if ((rc = sql_prepare(cat, backup_sql, &st, e)) != 0)
+        goto out;
+    if ((rc = bind_text(st, 1, id)) || (rc = bind_text(st, 2, now)) ||
+        (rc = bind_text(st, 3, result))) {
+        rc = sql_fail(cat, rc, e, "cannot record a verification on its backup");
+        goto out;
+    }
+    if ((rc = sql_step_done(cat, st, e, "cannot record a verification on its backup")) != 0 ||
+        (rc = sql_exec(cat, "COMMIT", e, "cannot commit a verification's end")) != 0)
+        goto out;
+out:
+    sqlite3_finalize(st);
+    if (rc != 0)
+        rollback(cat);
+    free(report);
+    return rc;
+}
+
+int catalog_verify_get(catalog *cat, const char *id, catalog_verification *out, pgs_error *e)
+{
+    if (out != NULL)
+        memset(out, 0, sizeof(*out));
+    return row_get(cat, &verify_kind, id, out, e);
+}
+
+struct verify_ctx {
+    int (*cb)(void *arg, const catalog_verification *v);
+    void *arg;
+};
+
+static int verify_row(catalog *cat, sqlite3_stmt *st, void *ctx, pgs_error *e)
+{
+    struct verify_ctx *c = ctx;
+    catalog_verification v;
+    int rc = row_to_verification(cat, st, &v, e);
+    if (rc == 0)
+        rc = c->cb(c->arg, &v);
+    catalog_verification_clear(&v);
+    return rc;
+}
+
+int catalog_verify_list(catalog *cat, const catalog_verify_filter *f,
+                        int (*cb)(void *arg, const catalog_verification *v), void *arg,
+                        pgs_error *e)
+{
+    static const char sql[] = "SELECT " VERIFY_COLUMNS " FROM verifications"
+                              " WHERE (?1 IS NULL OR backup_id = ?1) AND (?2 IS NULL OR agent = ?2)"
+                              " AND (?3 IS NULL OR state = ?3)"
+                              " ORDER BY created_at DESC, rowid DESC LIMIT ?4";
+    static const catalog_verify_filter all = {0};
+    struct verify_ctx c = {cb, arg};
+    sqlite3_stmt *st = NULL;
+    int rc;
+    if ((rc = catalog_enter(cat, e)) != 0)
+        return rc;
+    if (f == NULL)
+        f = &all;
+    if (cb == NULL)
+        return pgs_fail(e, PGS_EINVAL, "no callback");
+    if ((f->backup_id && (rc = check_id("backup id", f->backup_id, e))) ||
+        (rc = check_opt_name("agent name", f->agent, e)))
+        return rc;
+    if ((int)f->state < CATALOG_VERIFY_ANY || (int)f->state > CATALOG_VERIFY_FAILED)
+        return pgs_fail(e, PGS_EINVAL, "unknown verification state %d", (int)f->state);
+    if ((rc = sql_prepare(cat, sql, &st, e)) != 0)
+        return rc;
+    if ((rc = bind_text(st, 1, f->backup_id)) || (rc = bind_text(st, 2, f->agent)) ||
+        (rc = bind_text(st, 3, f->state ? catalog_verify_state_name(f->state) : NULL)) ||
+        (rc = sqlite3_bind_int64(st, 4, f->limit ? (sqlite3_int64)f->limit : -1)))
+        rc = sql_fail(cat, rc, e, "cannot list verifications");
+    else
+        rc = run_list(cat, st, verify_row, &c, e);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+json_t *catalog_verification_to_json(const catalog_verification *v)
+{
+    json_t *o = json_object();
+    if (o == NULL)
+        return NULL;
+    int bad = 0;
+    bad |= json_object_set_new(o, "id", json_string(v->id));
+    bad |= json_object_set_new(o, "backup_id", json_string(v->backup_id));
+    bad |= json_set_text(o, "agent", v->agent);
+    bad |= json_object_set_new(o, "restore_test", json_boolean(v->restore_test));
+    bad |= json_object_set_new(o, "state", json_string(catalog_verify_state_name(v->state)));
+    bad |= json_set_text(o, "error", v->error);
+    bad |= json_set_text(o, "created_at", v->created_at);
+    bad |= json_set_text(o, "started_at", v->started_at);
+    bad |= json_set_text(o, "finished_at", v->finished_at);
+    bad |= json_object_set_new(o, "report", json_text_value(v->report_json));
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* ---- version 3: audit ---- */
+
+_Static_assert(CATALOG_AUDIT_WHO_MAX == 128 && CATALOG_AUDIT_ROLE_MAX == 31 &&
+                   CATALOG_AUDIT_ACTION_MAX == 31 && CATALOG_AUDIT_TARGET_MAX == 255 &&
+                   CATALOG_AUDIT_DETAIL_MAX == 4096 && CATALOG_ERROR_MAX == 1000,
+               "the schema spells the audit limits");
+_Static_assert(CATALOG_VERIFY_RESULT_MAX == 1008, "the schema spells the verify_result limit");
+
+int catalog_audit_add(catalog *cat, const char *who, const char *role, const char *action,
+                      const char *target, const char *result, const char *detail_json, pgs_error *e)
+{
+    static const char sql[] = "INSERT INTO audit (at, who, role, action, target, result, detail)"
+                              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    sqlite3_stmt *st = NULL;
+    char now[CATALOG_TIME_SIZE], w[CATALOG_AUDIT_WHO_MAX + 1], r[CATALOG_AUDIT_ROLE_MAX + 1];
+    char t[CATALOG_AUDIT_TARGET_MAX + 1], res[CATALOG_ERROR_MAX + 1];
+    char *detail = NULL;
+    int rc;
+    if ((rc = catalog_enter(cat, e)) != 0)
+        return rc;
+    size_t an = action ? strnlen(action, CATALOG_AUDIT_ACTION_MAX + 1) : 0;
+    int action_ok = an >= 1 && an <= CATALOG_AUDIT_ACTION_MAX;
+    for (size_t i = 0; action_ok && i < an; i++)
+        action_ok = (action[i] >= 'a' && action[i] <= 'z') || action[i] == '_';
+    if (!action_ok)
+        return pgs_fail(e, PGS_EINVAL, "audit action must be 1 to %d of a-z and _",
+                        CATALOG_AUDIT_ACTION_MAX);
+    if (detail_json != NULL) {
+        /* Read at the report's bound, kept at the audit's: a detail too large to keep is
+         * replaced by its size rather than lose the entry. */
+        rc = normalize_object("audit detail", detail_json, CATALOG_REPORT_MAX, &detail, e);
+        size_t n = rc == 0 ? strlen(detail) : strnlen(detail_json, CATALOG_REPORT_MAX + 1);
+        if (rc != 0 && rc != PGS_ELIMIT)
+            return rc;
+        if (rc == PGS_ELIMIT || n > CATALOG_AUDIT_DETAIL_MAX) {
+            free(detail);
+            if ((detail = malloc(64)) == NULL)
+                return pgs_fail(e, PGS_ENOMEM, "out of memory");
+            snprintf(detail, 64, "{\"truncated\":%zu}", n);
+        }
+        rc = 0;
+    }
+    clean_text(who, w, CATALOG_AUDIT_WHO_MAX, "unknown");
+    clean_text(role, r, CATALOG_AUDIT_ROLE_MAX, "");
+    clean_text(target, t, CATALOG_AUDIT_TARGET_MAX, "");
+    if (result == NULL)
+        snprintf(res, sizeof(res), "ok");
+    else
+        clean_reason(result, res);
+    format_time(cat->now_ms(cat->clock_arg), now);
+    if ((rc = sql_prepare(cat, sql, &st, e)) != 0)
+        goto out;
+    if ((rc = bind_text(st, 1, now)) || (rc = bind_text(st, 2, w)) || (rc = bind_text(st, 3, r)) ||
+        (rc = bind_text(st, 4, action)) || (rc = bind_text(st, 5, t)) ||
+        (rc = bind_text(st, 6, res)) || (rc = bind_text(st, 7, detail))) {
+        rc = sql_fail(cat, rc, e, "cannot add to the audit log");
+        goto out;
+    }
+    rc = sql_step_done(cat, st, e, "cannot add to the audit log");
+out:
+    sqlite3_finalize(st);
+    free(detail);
+    return rc;
+}
+
+struct audit_ctx {
+    int (*cb)(void *arg, const catalog_audit_entry *a);
+    void *arg;
+};
+
+static int audit_row(catalog *cat, sqlite3_stmt *st, void *ctx, pgs_error *e)
+{
+    struct audit_ctx *c = ctx;
+    catalog_audit_entry a;
+    memset(&a, 0, sizeof(a));
+    a.id = sqlite3_column_int64(st, 0);
+    if (COL_TEXT(st, 1, a.at) || COL_TEXT(st, 2, a.who) || COL_TEXT(st, 3, a.role) ||
+        COL_TEXT(st, 4, a.action) || COL_TEXT(st, 5, a.target) || COL_TEXT(st, 6, a.result) ||
+        COL_TEXT(st, 7, a.detail_json))
+        return pgs_fail(e, PGS_EFORMAT,
+                        "catalog %s: an audit row has a value longer than its limit", cat->path);
+    return c->cb(c->arg, &a);
+}
+
+int catalog_audit_list(catalog *cat, unsigned limit,
+                       int (*cb)(void *arg, const catalog_audit_entry *a), void *arg, pgs_error *e)
+{
+    sqlite3_stmt *st = NULL;
+    struct audit_ctx c = {cb, arg};
+    int rc;
+    if ((rc = catalog_enter(cat, e)) != 0)
+        return rc;
+    if (cb == NULL)
+        return pgs_fail(e, PGS_EINVAL, "no callback");
+    if ((rc = sql_prepare(cat,
+                          "SELECT id, at, who, role, action, target, result, detail FROM audit"
+                          " ORDER BY id DESC LIMIT ?1",
+                          &st, e)) != 0)
+        return rc;
+    if ((rc = sqlite3_bind_int64(st, 1, limit ? (sqlite3_int64)limit : -1)) != SQLITE_OK)
+        rc = sql_fail(cat, rc, e, "cannot list the audit log");
+    else
+        rc = run_list(cat, st, audit_row, &c, e);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+json_t *catalog_audit_to_json(const catalog_audit_entry *a)
+{
+    json_t *o = json_object();
+    if (o == NULL)
+        return NULL;
+    int bad = 0;
+    bad |= json_object_set_new(o, "id", json_integer((json_int_t)a->id));
+    bad |= json_set_text(o, "at", a->at);
+    bad |= json_set_text(o, "who", a->who);
+    bad |= json_set_text(o, "role", a->role);
+    bad |= json_set_text(o, "action", a->action);
+    bad |= json_set_text(o, "target", a->target);
+    bad |= json_set_text(o, "result", a->result);
+    bad |= json_object_set_new(o, "detail",
+                               json_text_value(a->detail_json[0] ? a->detail_json : NULL));
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* ---- version 3: schedule runs ---- */
+
+int catalog_schedule_last_due_get(catalog *cat, const char *schedule, const char *agent,
+                                  const char *db, int64_t *last_due,
+                                  char last_backup_id[CATALOG_ID_SIZE], pgs_error *e)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, src;
+    if ((rc = catalog_enter(cat, e)) || (rc = check_name("schedule name", schedule, e)) ||
+        (rc = check_name("agent name", agent, e)) || (rc = check_name("database name", db, e)))
+        return rc;
+    if (last_due == NULL)
+        return pgs_fail(e, PGS_EINVAL, "nowhere to put the last due time");
+    if ((rc = sql_prepare(cat,
+                          "SELECT last_due, last_backup_id FROM schedule_runs"
+                          " WHERE schedule = ?1 AND agent = ?2 AND database = ?3",
+                          &st, e)) != 0)
+        return rc;
+    if ((rc = bind_text(st, 1, schedule)) || (rc = bind_text(st, 2, agent)) ||
+        (rc = bind_text(st, 3, db))) {
+        rc = sql_fail(cat, rc, e, "cannot read a schedule's last run");
+    } else if ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        char id[CATALOG_ID_SIZE];
+        *last_due = sqlite3_column_int64(st, 0);
+        if (COL_TEXT(st, 1, id) != 0)
+            rc = pgs_fail(e, PGS_EFORMAT, "catalog %s: a schedule run has a malformed backup id",
+                          cat->path);
+        else if (last_backup_id != NULL)
+            memcpy(last_backup_id, id, CATALOG_ID_SIZE);
+    } else if (src == SQLITE_DONE) {
+        rc = pgs_fail(e, PGS_ENOTFOUND, "schedule %s never ran for %s/%s", schedule, agent, db);
+    } else {
+        rc = sql_fail(cat, src, e, "cannot read a schedule's last run");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int catalog_schedule_last_due_set(catalog *cat, const char *schedule, const char *agent,
+                                  const char *db, int64_t last_due, const char *last_backup_id,
+                                  pgs_error *e)
+{
+    static const char sql[] =
+        "INSERT INTO schedule_runs (schedule, agent, database, last_due, last_backup_id,"
+        " updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+        " ON CONFLICT (schedule, agent, database) DO UPDATE SET last_due = ?4,"
+        " last_backup_id = ?5, updated_at = ?6";
+    sqlite3_stmt *st = NULL;
+    char now[CATALOG_TIME_SIZE];
+    int rc;
+    if ((rc = catalog_enter(cat, e)) || (rc = check_name("schedule name", schedule, e)) ||
+        (rc = check_name("agent name", agent, e)) || (rc = check_name("database name", db, e)) ||
+        (rc = check_opt_id("last backup id", last_backup_id, e)))
+        return rc;
+    if (last_due < 0)
+        return pgs_fail(e, PGS_EINVAL, "a schedule's last due time cannot be negative");
+    format_time(cat->now_ms(cat->clock_arg), now);
+    if ((rc = sql_prepare(cat, sql, &st, e)) != 0)
+        return rc;
+    if ((rc = bind_text(st, 1, schedule)) || (rc = bind_text(st, 2, agent)) ||
+        (rc = bind_text(st, 3, db)) || (rc = sqlite3_bind_int64(st, 4, last_due)) ||
+        (rc = bind_text(st, 5, opt(last_backup_id))) || (rc = bind_text(st, 6, now)))
+        rc = sql_fail(cat, rc, e, "cannot record a schedule's run");
+    else
+        rc = sql_step_done(cat, st, e, "cannot record a schedule's run");
+    sqlite3_finalize(st);
+    return rc;
 }

@@ -1,6 +1,7 @@
 /*
  * The coordinator's catalog: which agents and databases it has seen, and every backup it was asked
- * for, with its state, size, digest and where it is stored. One SQLite file in WAL mode.
+ * for, with its state, size, digest and where it is stored; every restore and verification; the
+ * audit log of who did what; and each schedule's last run. One SQLite file in WAL mode.
  *
  * The catalog is a cache of the bucket, not the source of truth: every stored object has a sidecar
  * manifest, so a lost catalog can be rebuilt from storage alone. What only the catalog knows is the
@@ -38,7 +39,7 @@
 #include "common/error.h"
 
 /* The schema version this code writes (PRAGMA user_version). */
-#define CATALOG_SCHEMA_VERSION 2
+#define CATALOG_SCHEMA_VERSION 3
 
 /* "YYYYMMDDTHHMMSSZ-" + 8 lowercase hex digits, and a buffer that holds it with its NUL. */
 #define CATALOG_ID_LEN 25
@@ -60,6 +61,7 @@
 #define CATALOG_RECIPIENTS_MAX 32    /* as ENVELOPE_RECIPIENTS_MAX */
 #define CATALOG_RECIPIENT_ID_LEN 16  /* a recipient key id: 16 lowercase hex (KEY_ID_HEX_LEN) */
 #define CATALOG_SHA256_HEX_LEN 64
+#define CATALOG_VERIFY_RESULT_MAX (CATALOG_ERROR_MAX + 8) /* "ok" or "failed: " and a reason */
 
 typedef struct catalog catalog;
 
@@ -91,6 +93,18 @@ void catalog_close(catalog *cat);
 /* Test hook: the clock that stamps times and ids, in unix milliseconds. NULL restores the real
  * clock. Lets tests place backups in time without sleeping. */
 void catalog_set_clock(catalog *cat, int64_t (*now_ms)(void *arg), void *arg);
+
+/* Test hook: creates (or migrates) the catalog file at path up to schema version `version` (1 ..
+ * CATALOG_SCHEMA_VERSION) with this code's own migrations, and closes it, so that tests hold a
+ * file exactly as an older pgship wrote it. No handle is returned: this code reads only the
+ * current schema. */
+int catalog_create_at_version(const char *path, int version, pgs_error *e);
+
+/* Catalog times: writes unix milliseconds as "YYYY-MM-DDTHH:MM:SS.mmmZ". */
+void catalog_time_format(int64_t unix_ms, char out[CATALOG_TIME_SIZE]);
+/* Parses exactly that form (a plausible date and time, UTC) into unix milliseconds; PGS_EINVAL
+ * otherwise. */
+int catalog_time_parse(const char *text, int64_t *unix_ms);
 
 /* ---- agents and databases ---- */
 
@@ -157,9 +171,14 @@ typedef struct catalog_backup {
     size_t nrecipients;
     char recipients[CATALOG_RECIPIENTS_MAX][CATALOG_RECIPIENT_ID_LEN + 1];
     char source_backup_id[CATALOG_ID_SIZE]; /* "" unless this is a derived (sanitized) copy */
+    /* version 3 */
+    int pinned; /* 1: never deleted by prune (nor by catalog_backup_delete) */
+    char verified_at[CATALOG_TIME_SIZE];               /* "" until a verification finished */
+    char verify_result[CATALOG_VERIFY_RESULT_MAX + 1]; /* "" (never), "ok", "failed: reason" */
+    char scheduled[CATALOG_NAME_MAX + 1]; /* the schedule's name that asked for it; "" if none */
 } catalog_backup;
 
-/* What a new backup is for. label, requested_by and source_backup_id may be NULL. */
+/* What a new backup is for. label, requested_by, source_backup_id and scheduled may be NULL. */
 typedef struct catalog_backup_req {
     const char *agent;
     const char *database;
@@ -167,6 +186,7 @@ typedef struct catalog_backup_req {
     const char *label;
     const char *requested_by;     /* "schedule", an operator, an API token's name */
     const char *source_backup_id; /* an existing backup this one is derived from */
+    const char *scheduled;        /* the name of the schedule that asked (catalog_name_valid) */
 } catalog_backup_req;
 
 /* What is known once a backup runs; every field may be NULL (0 recipients) to leave it as it is.
@@ -219,6 +239,68 @@ int catalog_backup_list(catalog *cat, const catalog_filter *f,
  * database and are skipped. PGS_ENOTFOUND when there is none. */
 int catalog_latest_complete(catalog *cat, const char *agent, const char *db, catalog_backup *out,
                             pgs_error *e);
+
+/* Pins (pinned 1) or unpins (0) a backup, in any state. A pinned backup is never planned for
+ * deletion by prune and catalog_backup_delete refuses it. PGS_ENOTFOUND for an unknown id. */
+int catalog_backup_pin(catalog *cat, const char *id, int pinned, pgs_error *e);
+
+/*
+ * Removes backup id's row (not its object: prune deletes the object and its sidecar first, so that
+ * a crash in between leaves a row that the next prune finishes). Refused with PGS_EORDER, naming
+ * the reason, when the backup is queued or running, pinned, the source of a derived backup still
+ * in the catalog (delete the derived copy first: a derived row never loses its link), or used by
+ * a restore or verification still queued or running. PGS_ENOTFOUND for an unknown id. Finished
+ * restores and verifications keep naming the id as history.
+ */
+int catalog_backup_delete(catalog *cat, const char *id, pgs_error *e);
+/* The checks of catalog_backup_delete without the delete: 0 when it would be accepted now. */
+int catalog_backup_delete_check(catalog *cat, const char *id, pgs_error *e);
+
+/*
+ * A complete backup as `catalog rebuild` found it in storage, inserted with its own id and times.
+ * The agent is created when the catalog does not know it (no key, disconnected), and so is the
+ * database (in the backup's environment) unless the backup is a derived copy. Every field is
+ * checked as the other calls check it; times use the catalog's format; optional strings may be
+ * NULL. A backup with this id already in the catalog is PGS_EEXIST; a source_backup_id not in the
+ * catalog PGS_ENOTFOUND (import sources first: they are older).
+ */
+typedef struct catalog_backup_import_req {
+    const char *id, *agent, *database, *environment;
+    const char *label, *requested_by, *scheduled, *source_backup_id; /* optional */
+    const char *created_at, *started_at, *finished_at;               /* required */
+    uint64_t bytes;                                                  /* > 0 */
+    uint64_t dump_bytes;                                             /* 0: unknown */
+    const char *sha256, *storage_key;                                /* required */
+    const char *server_version, *pg_dump_version;                    /* optional */
+    const char *const *recipients;
+    size_t nrecipients;
+} catalog_backup_import_req;
+int catalog_backup_import(catalog *cat, const catalog_backup_import_req *r, pgs_error *e);
+
+/* One database's backups at a glance (monitoring, `pgship stats`). Times are "" when none. */
+typedef struct catalog_db_stats {
+    char agent[CATALOG_NAME_MAX + 1];
+    char database[CATALOG_NAME_MAX + 1];
+    char environment[CATALOG_NAME_MAX + 1];
+    uint64_t complete;                       /* complete backups */
+    uint64_t total_bytes;                    /* their stored size */
+    uint64_t average_bytes;                  /* total_bytes / complete, 0 when none */
+    char newest_complete[CATALOG_TIME_SIZE]; /* started_at (the data's time) of the newest */
+    char oldest_complete[CATALOG_TIME_SIZE]; /* ... and of the oldest */
+    uint64_t failed;                         /* failed backups still in the catalog */
+    char last_failure_at[CATALOG_TIME_SIZE]; /* finished_at of the latest failure */
+    char last_failure[CATALOG_ERROR_MAX + 1];
+} catalog_db_stats;
+
+/* Calls cb (as for catalog_agents_list) once per (agent, database, environment) that has backups
+ * in the catalog, by agent, database and environment. A derived copy counts for the triple it is
+ * stored under. */
+int catalog_stats(catalog *cat, int (*cb)(void *arg, const catalog_db_stats *s), void *arg,
+                  pgs_error *e);
+/* {"agent", "database", "environment", "complete", "total_bytes", "average_bytes",
+ * "newest_complete", "oldest_complete", "failed", "last_failure_at", "last_failure"}; unset
+ * times and reasons are null. NULL when out of memory. */
+json_t *catalog_stats_to_json(const catalog_db_stats *s);
 
 /* A backup that catalog_recover failed. */
 typedef struct catalog_recovered {
@@ -333,8 +415,142 @@ json_t *catalog_restore_to_json(const catalog_restore *r);
 
 /* The API's view of a backup: id, agent, database, environment, label, state, error, created_at,
  * started_at, finished_at, size_bytes, dump_bytes, sha256, storage_key, server_version,
- * pg_dump_version, recipients, requested_by, source_backup_id. Unset values are null. Returns a
- * new reference, or NULL when out of memory. */
+ * pg_dump_version, recipients, requested_by, source_backup_id, pinned (a boolean), verified_at,
+ * verify_result, scheduled. Unset values are null. Returns a new reference, or NULL when out of
+ * memory. */
 json_t *catalog_backup_to_json(const catalog_backup *b);
+
+/* ---- verifications (version 3) ----
+ *
+ * Every check of a stored backup: its digest read back from storage, or a test restore on an
+ * agent (restore_test 1). A verification moves queued -> running -> ok | failed, or straight from
+ * queued to ok or failed; ok and failed are final (a trigger refuses any change after). Finishing
+ * one also records the result on the backup (verified_at, verify_result), in the same
+ * transaction. Only a complete backup can be verified. The record names the backup by id and
+ * outlives it: a pruned backup's verifications stay as history.
+ */
+
+enum catalog_verify_state {
+    CATALOG_VERIFY_ANY = 0, /* only in filters */
+    CATALOG_VERIFY_QUEUED = 1,
+    CATALOG_VERIFY_RUNNING = 2,
+    CATALOG_VERIFY_OK = 3,
+    CATALOG_VERIFY_FAILED = 4,
+};
+
+/* "queued", "running", "ok", "failed"; "any"; "?" otherwise. */
+const char *catalog_verify_state_name(enum catalog_verify_state s);
+/* Parses one of the four names; 0 or PGS_EINVAL. */
+int catalog_verify_state_parse(const char *name, enum catalog_verify_state *out);
+
+typedef struct catalog_verification {
+    char id[CATALOG_ID_SIZE];
+    char backup_id[CATALOG_ID_SIZE];
+    char agent[CATALOG_NAME_MAX + 1]; /* who verifies: an agent's name (or "coordinator") */
+    int restore_test;                 /* 1: a test restore; 0: the digest only */
+    enum catalog_verify_state state;
+    char error[CATALOG_ERROR_MAX + 1]; /* "" unless failed */
+    char created_at[CATALOG_TIME_SIZE];
+    char started_at[CATALOG_TIME_SIZE];  /* "" unless it ran */
+    char finished_at[CATALOG_TIME_SIZE]; /* "" until ok or failed */
+    char *report_json; /* malloc'd JSON object text, or NULL (catalog_verification_clear) */
+} catalog_verification;
+
+/* Frees what a get or list filled in (report_json); the struct may be reused. */
+void catalog_verification_clear(catalog_verification *v);
+
+/* A queued verification of backup_id (which must be complete: PGS_ENOTFOUND, PGS_EORDER) by
+ * agent (a name); writes its id (the backup id format, a namespace of its own) into id_out. */
+int catalog_verify_new(catalog *cat, const char *backup_id, const char *agent, int restore_test,
+                       char id_out[CATALOG_ID_SIZE], pgs_error *e);
+/* queued -> running; stamps started_at. */
+int catalog_verify_start(catalog *cat, const char *id, pgs_error *e);
+/* queued or running -> ok (error ignored) or failed (error cleaned and cut like backup failures),
+ * with report_json (NULL, or a JSON object's text of at most CATALOG_REPORT_MAX bytes: longer is
+ * PGS_ELIMIT and nothing changes). Sets the backup's verified_at to the finish time and its
+ * verify_result to "ok" or "failed: " and the reason, when the backup is still in the catalog. */
+int catalog_verify_finish(catalog *cat, const char *id, int ok, const char *error,
+                          const char *report_json, pgs_error *e);
+/* Fills *out (catalog_verification_clear it after); PGS_ENOTFOUND when there is none. On any
+ * error *out holds nothing to free. */
+int catalog_verify_get(catalog *cat, const char *id, catalog_verification *out, pgs_error *e);
+
+/* NULL strings and CATALOG_VERIFY_ANY match everything; limit 0 means no limit. */
+typedef struct catalog_verify_filter {
+    const char *backup_id;
+    const char *agent;
+    enum catalog_verify_state state;
+    unsigned limit;
+} catalog_verify_filter;
+
+/* Newest first (creation time, then insertion order); the verification handed to cb is cleared
+ * after cb returns (copy what you keep). cb returns as for catalog_agents_list. */
+int catalog_verify_list(catalog *cat, const catalog_verify_filter *f,
+                        int (*cb)(void *arg, const catalog_verification *v), void *arg,
+                        pgs_error *e);
+/* Every field above (unset ones null), restore_test a boolean, "report" as a JSON value. */
+json_t *catalog_verification_to_json(const catalog_verification *v);
+
+/* ---- audit (version 3) ----
+ *
+ * Who did what, for operators and auditors: one row per action asked of the coordinator through
+ * the API or the CLI, or done by it on its own (schedules, prune). Append-only: a trigger refuses
+ * any UPDATE. An audit record must never be lost because of what it describes, so the free text
+ * (who, role, target, result) is cleaned and cut like failure reasons rather than refused; only
+ * the action name (a constant of the caller's code) and the detail's being a JSON object are
+ * checked.
+ */
+
+#define CATALOG_AUDIT_WHO_MAX 128 /* as CATALOG_REQUESTED_BY_MAX */
+#define CATALOG_AUDIT_ROLE_MAX 31
+#define CATALOG_AUDIT_ACTION_MAX 31 /* [a-z_]: "backup", "restore", "prune", "pin", ... */
+#define CATALOG_AUDIT_TARGET_MAX 255
+#define CATALOG_AUDIT_DETAIL_MAX 4096 /* compact JSON object text */
+
+typedef struct catalog_audit_entry {
+    int64_t id; /* grows with every entry, never reused */
+    char at[CATALOG_TIME_SIZE];
+    char who[CATALOG_AUDIT_WHO_MAX + 1];
+    char role[CATALOG_AUDIT_ROLE_MAX + 1];
+    char action[CATALOG_AUDIT_ACTION_MAX + 1];
+    char target[CATALOG_AUDIT_TARGET_MAX + 1];
+    char result[CATALOG_ERROR_MAX + 1];             /* "ok" or the error */
+    char detail_json[CATALOG_AUDIT_DETAIL_MAX + 1]; /* "" when none */
+} catalog_audit_entry;
+
+/*
+ * Appends an entry stamped now. who ("" or NULL: "unknown"), role and target (NULL: "") are
+ * cleaned and cut to their limits; result NULL means "ok", otherwise it is cleaned like a failure
+ * reason. action must be 1..CATALOG_AUDIT_ACTION_MAX of [a-z_] (PGS_EINVAL). detail_json is NULL
+ * or a JSON object's text (PGS_EINVAL otherwise), stored compact; one whose compact form is longer
+ * than CATALOG_AUDIT_DETAIL_MAX is replaced by {"truncated": N} (N its size in bytes), so the
+ * entry is still written.
+ */
+int catalog_audit_add(catalog *cat, const char *who, const char *role, const char *action,
+                      const char *target, const char *result, const char *detail_json,
+                      pgs_error *e);
+/* Calls cb (as for catalog_agents_list) for the newest `limit` entries (0: all), newest first. */
+int catalog_audit_list(catalog *cat, unsigned limit,
+                       int (*cb)(void *arg, const catalog_audit_entry *a), void *arg, pgs_error *e);
+/* {"id", "at", "who", "role", "action", "target", "result", "detail"}: detail as a JSON value
+ * (null when none), role and target null when empty. */
+json_t *catalog_audit_to_json(const catalog_audit_entry *a);
+
+/* ---- schedule runs (version 3) ----
+ *
+ * For the scheduler's catch-up after downtime: per (schedule, agent, database), the last due time
+ * it handled (unix seconds) and the backup it asked for then. Names follow catalog_name_valid.
+ */
+
+/* *last_due (and last_backup_id, which may be NULL; "" when none was recorded) of the triple;
+ * PGS_ENOTFOUND when the schedule never ran for it. */
+int catalog_schedule_last_due_get(catalog *cat, const char *schedule, const char *agent,
+                                  const char *db, int64_t *last_due,
+                                  char last_backup_id[CATALOG_ID_SIZE], pgs_error *e);
+/* Records (insert or replace) last_due (>= 0) and last_backup_id (NULL or "" for none; an id,
+ * not checked against the backups: it may be pruned later). */
+int catalog_schedule_last_due_set(catalog *cat, const char *schedule, const char *agent,
+                                  const char *db, int64_t last_due, const char *last_backup_id,
+                                  pgs_error *e);
 
 #endif

@@ -126,6 +126,13 @@ static int write_sidecar(ingest *g, json_t *man, const char *sha_hex, pgs_error 
 {
     char stored_at[32];
     manifest_time(time(NULL), stored_at);
+    /* What only the catalog knows goes in too, so that `catalog rebuild` gives the same row back
+     * (docs/storage.md): above all source_backup_id, without which a rebuilt sanitized copy would
+     * look like a plain backup of its database. */
+    catalog_backup row;
+    int rc = catalog_backup_get(g->cat, g->id, &row, e);
+    if (rc != 0)
+        return rc;
     json_t *j = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:O}", "pgship_sidecar", 1,
                           "backup_id", g->id, "agent", g->agent, "database", g->database,
                           "environment", g->environment, "storage_key", g->key, "sha256", sha_hex,
@@ -133,9 +140,15 @@ static int write_sidecar(ingest *g, json_t *man, const char *sha_hex, pgs_error 
                           man);
     if (j == NULL)
         return pgs_fail(e, PGS_ENOMEM, "cannot encode the sidecar");
+    json_object_set_new(j, "created_at", json_string(row.created_at));
+    json_object_set_new(j, "started_at", json_string(row.started_at));
+    json_object_set_new(j, "label", json_string(row.label));
+    json_object_set_new(j, "requested_by", json_string(row.requested_by));
+    json_object_set_new(j, "scheduled", json_string(row.scheduled));
+    json_object_set_new(j, "source_backup_id", json_string(row.source_backup_id));
     char *text = NULL;
     size_t len = 0;
-    int rc = jsonu_dump(j, &text, &len, e);
+    rc = jsonu_dump(j, &text, &len, e);
     if (rc == 0)
         rc = storage_put(g->st, g->sidecar, text, len, e);
     free(text);

@@ -3,7 +3,9 @@
  * directory per test: creation and migration, refusal of newer or foreign files, every legal and
  * illegal state transition (through the API and, for the schema's own rules, through raw SQL),
  * crash recovery after a process that died mid-backup, listing, "@latest", ids, input bounds and
- * the JSON view; and the same for restores, with the upgrade of a version 1 catalog.
+ * the JSON view; and the same for restores, with the upgrade of a version 1 catalog; and version
+ * 3's pins, deletion rules, verifications, audit log, schedule runs, statistics and rebuilt rows,
+ * with the upgrade of a version 2 catalog made by the version 2 code itself.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -1058,7 +1060,10 @@ static void test_catalog_json_fields(void **state)
                               .database = "db1",
                               .environment = "prod",
                               .label = "pre-migration",
-                              .requested_by = "alice"};
+                              .requested_by = "alice",
+                              .scheduled = "-bad"};
+    TU_ASSERT_ERR(catalog_backup_new(cat, &req, id, &e), e, PGS_EINVAL, "schedule name");
+    req.scheduled = "nightly";
     assert_int_equal(catalog_backup_new(cat, &req, id, &e), 0);
 
     /* Queued: nothing of the object yet. */
@@ -1066,9 +1071,11 @@ static void test_catalog_json_fields(void **state)
     json_t *j = catalog_backup_to_json(&r);
     assert_non_null(j);
     static const char *const fields[] = {
-        "id",         "agent",      "database",     "environment",     "label",  "state",
-        "error",      "started_at", "finished_at",  "size_bytes",      "sha256", "storage_key",
-        "created_at", "recipients", "requested_by", "source_backup_id"};
+        "id",          "agent",       "database",      "environment",
+        "label",       "state",       "error",         "started_at",
+        "finished_at", "size_bytes",  "sha256",        "storage_key",
+        "created_at",  "recipients",  "requested_by",  "source_backup_id",
+        "pinned",      "verified_at", "verify_result", "scheduled"};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         if (json_object_get(j, fields[i]) == NULL)
             fail_msg("field %s missing", fields[i]);
@@ -1082,6 +1089,15 @@ static void test_catalog_json_fields(void **state)
     assert_true(json_is_null(json_object_get(j, "sha256")));
     assert_true(json_is_null(json_object_get(j, "storage_key")));
     assert_true(json_is_null(json_object_get(j, "source_backup_id")));
+    assert_true(json_is_false(json_object_get(j, "pinned")));
+    assert_true(json_is_null(json_object_get(j, "verified_at")));
+    assert_true(json_is_null(json_object_get(j, "verify_result")));
+    assert_string_equal(json_string_value(json_object_get(j, "scheduled")), "nightly");
+    json_decref(j);
+    assert_int_equal(catalog_backup_pin(cat, id, 1, &e), 0);
+    assert_int_equal(catalog_backup_get(cat, id, &r, &e), 0);
+    j = catalog_backup_to_json(&r);
+    assert_true(json_is_true(json_object_get(j, "pinned")));
     json_decref(j);
 
     /* Complete. */
@@ -1637,36 +1653,63 @@ static void test_catalog_restore_strings_bounded(void **state)
 }
 
 /* A catalog written by the previous version (1) is upgraded in place and keeps its rows. */
+/* The rows an older catalog holds, written by hand (its schema is older than the API's). */
+#define OLD_SRC "20261121T160529Z-00000001"
+#define OLD_DERIVED "20261121T160600Z-00000002"
+#define OLD_FAILED "20261121T160700Z-00000003"
+#define OLD_ROWS                                                                                   \
+    "INSERT INTO agents (name, first_seen, last_seen) VALUES"                                      \
+    " ('a1', '2026-11-21T16:00:00.000Z', '2026-11-21T16:00:00.000Z'),"                             \
+    " ('a2', '2026-11-21T16:00:00.000Z', '2026-11-21T16:00:00.000Z');"                             \
+    "INSERT INTO databases (agent, name, environment, first_seen, last_seen) VALUES"               \
+    " ('a1', 'db1', 'prod', '2026-11-21T16:00:00.000Z', '2026-11-21T16:00:00.000Z');"              \
+    "INSERT INTO backups (id, agent, database, environment, label, state, created_at, started_at," \
+    " finished_at, bytes, storage_key, sha256, recipients) VALUES ('" OLD_SRC "', 'a1', 'db1',"    \
+    " 'prod', 'old', 'complete', '2026-11-21T16:05:29.000Z', '2026-11-21T16:05:30.000Z',"          \
+    " '2026-11-21T16:05:31.000Z', 1234, 'prod/a1/db1/" OLD_SRC ".pgship', '" SHA_A "',"            \
+    " '[\"" RCPT_1 "\"]');"                                                                        \
+    "INSERT INTO backups (id, agent, database, environment, label, state, created_at, started_at," \
+    " finished_at, bytes, storage_key, sha256, source_backup_id) VALUES ('" OLD_DERIVED "', 'a1'," \
+    " 'db1', 'staging', 'sanitized', 'complete', '2026-11-21T16:06:00.000Z',"                      \
+    " '2026-11-21T16:06:01.000Z', '2026-11-21T16:06:02.000Z', 99,"                                 \
+    " 'staging/a1/db1/" OLD_DERIVED ".pgship', '" SHA_B "', '" OLD_SRC "');"                       \
+    "INSERT INTO backups (id, agent, database, environment, state, error, created_at,"             \
+    " finished_at) VALUES ('" OLD_FAILED "', 'a1', 'db1', 'prod', 'failed', 'disk full',"          \
+    " '2026-11-21T16:07:00.000Z', '2026-11-21T16:07:01.000Z');"
+
+/* Objects in a freshly created catalog's schema: what every migrated one must end up with. */
+static long long fresh_schema_objects(void **state)
+{
+    char path[600];
+    catalog *cat = open_in(state, "fresh.db");
+    catalog_close(cat);
+    tu_path_in(state, "fresh.db", path, sizeof(path));
+    return raw_int(path, "SELECT count(*) FROM sqlite_schema");
+}
+
 static void test_catalog_migrates_version_1(void **state)
 {
-    char path[600], src[CATALOG_ID_SIZE], id[CATALOG_ID_SIZE];
+    char path[600], id[CATALOG_ID_SIZE];
     catalog_backup b;
     pgs_error e = {0};
     tu_path_in(state, "v1.db", path, sizeof(path));
-    catalog *cat = open_in(state, "v1.db");
-    add_agent(cat, "a1", "db1", "prod");
-    add_agent(cat, "a2", "db1", "staging");
-    complete_source(cat, "a1", "db1", "prod", src);
-    catalog_close(cat);
-    /* Version 2 only added the restores table (its indexes and triggers go with it): what is left
-     * is exactly what version 1 wrote. */
-    assert_int_equal(raw_exec(path, "DROP TABLE restores; PRAGMA user_version = 1;"), SQLITE_OK);
+    /* A file exactly as version 1 wrote it: no restores table. */
+    assert_int_equal(catalog_create_at_version(path, 1, &e), 0);
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), 1);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_schema WHERE tbl_name = "
                                    "'restores'"),
                      0);
-    long long objects_v1 = raw_int(path, "SELECT count(*) FROM sqlite_schema");
+    assert_int_equal(raw_exec(path, OLD_ROWS), SQLITE_OK);
 
-    cat = open_in(state, "v1.db");
-    assert_int_equal(raw_int(path, "PRAGMA user_version"), 2);
-    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_schema WHERE tbl_name = "
-                                   "'restores' AND type IN ('index', 'trigger')"),
-                     6); /* its primary key's, three more indexes, two triggers */
-    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_schema"), objects_v1 + 7);
+    catalog *cat = open_in(state, "v1.db");
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), CATALOG_SCHEMA_VERSION);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_schema"),
+                     fresh_schema_objects(state));
     /* the old rows are there, and the new table works */
-    assert_int_equal(catalog_backup_get(cat, src, &b, &e), 0);
+    assert_int_equal(catalog_backup_get(cat, OLD_SRC, &b, &e), 0);
     assert_int_equal(b.state, CATALOG_COMPLETE);
     assert_string_equal(b.sha256, SHA_A);
-    new_restore(cat, "restore", src, NULL, id);
+    new_restore(cat, "restore", OLD_SRC, NULL, id);
     assert_int_equal(restore_state_of(cat, id), CATALOG_QUEUED);
     catalog_close(cat);
     /* and the upgrade happens once */
@@ -1674,6 +1717,95 @@ static void test_catalog_migrates_version_1(void **state)
     assert_int_equal(restore_state_of(cat, id), CATALOG_QUEUED);
     catalog_close(cat);
     assert_int_equal(raw_int(path, "PRAGMA user_version"), CATALOG_SCHEMA_VERSION);
+}
+
+static void test_catalog_migrates_version_2(void **state)
+{
+    char path[600], id[CATALOG_ID_SIZE];
+    catalog_backup b;
+    catalog_restore r;
+    pgs_error e = {0};
+    tu_path_in(state, "v2.db", path, sizeof(path));
+    assert_int_equal(catalog_create_at_version(path, 2, &e), 0);
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), 2);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_schema WHERE name IN "
+                                   "('verifications', 'audit', 'schedule_runs')"),
+                     0);
+    /* Rows of version 2: backups (one derived), a finished restore of the source (final: no
+     * UPDATE may touch it) and a queued one. */
+    assert_int_equal(raw_exec(path, OLD_ROWS
+                              "INSERT INTO restores (id, kind, requested_by, source,"
+                              " source_backup_id, target_agent, target_database,"
+                              " target_environment, state, step, created_at, started_at,"
+                              " finished_at, options, report) VALUES"
+                              " ('20261121T170000Z-0000000a', 'restore', 'alice', '" OLD_SRC "',"
+                              " '" OLD_SRC "', 'a2', 'db1', 'staging', 'complete', 'done',"
+                              " '2026-11-21T17:00:00.000Z', '2026-11-21T17:00:01.000Z',"
+                              " '2026-11-21T17:00:09.000Z', '{\"jobs\":2}', '{\"ok\":true}'),"
+                              " ('20261121T170100Z-0000000b', 'sync', 'bob', 'a1/db1', NULL, 'a2',"
+                              " 'db1', 'staging', 'queued', '', '2026-11-21T17:01:00.000Z', NULL,"
+                              " NULL, '{}', NULL);"),
+                     SQLITE_OK);
+
+    catalog *cat = open_in(state, "v2.db");
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), 3);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_schema"),
+                     fresh_schema_objects(state));
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM pragma_integrity_check WHERE "
+                                   "integrity_check = 'ok'"),
+                     1);
+    /* Every backup is kept, with the new columns at their defaults. */
+    assert_int_equal(catalog_backup_get(cat, OLD_SRC, &b, &e), 0);
+    assert_int_equal(b.state, CATALOG_COMPLETE);
+    assert_string_equal(b.label, "old");
+    assert_string_equal(b.recipients[0], RCPT_1);
+    assert_int_equal(b.pinned, 0);
+    assert_string_equal(b.verified_at, "");
+    assert_string_equal(b.verify_result, "");
+    assert_string_equal(b.scheduled, "");
+    assert_int_equal(catalog_backup_get(cat, OLD_DERIVED, &b, &e), 0);
+    assert_string_equal(b.source_backup_id, OLD_SRC);
+    assert_int_equal(catalog_backup_get(cat, OLD_FAILED, &b, &e), 0);
+    assert_string_equal(b.error, "disk full");
+    /* Every restore too, column for column. */
+    get_restore(cat, "20261121T170000Z-0000000a", &r);
+    assert_int_equal(r.state, CATALOG_COMPLETE);
+    assert_string_equal(r.requested_by, "alice");
+    assert_string_equal(r.source_backup_id, OLD_SRC);
+    assert_string_equal(r.finished_at, "2026-11-21T17:00:09.000Z");
+    assert_string_equal(r.options_json, "{\"jobs\":2}");
+    assert_string_equal(r.report_json, "{\"ok\":true}");
+    catalog_restore_clear(&r);
+    get_restore(cat, "20261121T170100Z-0000000b", &r);
+    assert_int_equal(r.state, CATALOG_QUEUED);
+    assert_string_equal(r.kind, "sync");
+    catalog_restore_clear(&r);
+    /* The new tables work. */
+    assert_int_equal(catalog_backup_pin(cat, OLD_SRC, 1, &e), 0);
+    assert_int_equal(catalog_audit_add(cat, "alice", "admin", "pin", OLD_SRC, NULL, NULL, &e), 0);
+    assert_int_equal(catalog_verify_new(cat, OLD_SRC, "a1", 0, id, &e), 0);
+    assert_int_equal(catalog_schedule_last_due_set(cat, "nightly", "a1", "db1", 100, NULL, &e), 0);
+    /* The finished restore no longer holds its backup: the derived copy, then its source, can go,
+     * and the restore still names the source as history. */
+    assert_int_equal(catalog_backup_pin(cat, OLD_SRC, 0, &e), 0);
+    assert_int_equal(catalog_verify_finish(cat, id, 1, NULL, NULL, &e), 0);
+    TU_ASSERT_ERR(catalog_backup_delete(cat, OLD_SRC, &e), e, PGS_EORDER, OLD_DERIVED);
+    assert_int_equal(catalog_backup_delete(cat, OLD_DERIVED, &e), 0);
+    assert_int_equal(catalog_backup_delete(cat, OLD_SRC, &e), 0);
+    get_restore(cat, "20261121T170000Z-0000000a", &r);
+    assert_string_equal(r.source_backup_id, OLD_SRC);
+    catalog_restore_clear(&r);
+    /* but a new restore must still name a backup that exists */
+    catalog_restore_req req = {.kind = "restore",
+                               .source = OLD_SRC,
+                               .source_backup_id = OLD_SRC,
+                               .target_agent = "a2",
+                               .target_database = "db1",
+                               .target_environment = "staging"};
+    TU_ASSERT_ERR(catalog_restore_new(cat, &req, id, &e), e, PGS_ENOTFOUND, OLD_SRC);
+    catalog_close(cat);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
 }
 
 /* Restores left in flight by a coordinator that died are failed at the next start. */
@@ -1943,6 +2075,546 @@ static void test_catalog_two_handles_share_the_file(void **state)
     catalog_close(w);
 }
 
+/* ---- version 3: pins, deletion, verifications, audit, schedules, statistics, import ---- */
+
+/* A complete backup of a1/db1 in env with key "k/<id>", optionally derived from source. */
+static void complete_in(catalog *cat, const char *env, const char *source, char id[CATALOG_ID_SIZE])
+{
+    pgs_error e = {0};
+    catalog_backup_req req = {
+        .agent = "a1", .database = "db1", .environment = env, .source_backup_id = source};
+    if (catalog_backup_new(cat, &req, id, &e) != 0)
+        fail_msg("catalog_backup_new: %s", e.msg);
+    start_backup(cat, id, "k/x");
+    complete_backup(cat, id, "k/x");
+}
+
+static void test_catalog_pin_and_delete(void **state)
+{
+    char path[600], sql[256], src[CATALOG_ID_SIZE], derived[CATALOG_ID_SIZE];
+    char queued[CATALOG_ID_SIZE], running[CATALOG_ID_SIZE], failed[CATALOG_ID_SIZE];
+    char rid[CATALOG_ID_SIZE], vid[CATALOG_ID_SIZE];
+    catalog_backup b;
+    pgs_error e = {0};
+    tu_path_in(state, "c.db", path, sizeof(path));
+    catalog *cat = open_in(state, "c.db");
+    add_agent(cat, "a1", "db1", "prod");
+    add_agent(cat, "a2", "db1", "staging");
+    complete_in(cat, "prod", NULL, src);
+    complete_in(cat, "staging", src, derived);
+    new_backup(cat, "a1", "db1", "prod", queued);
+    new_backup(cat, "a1", "db1", "prod", running);
+    start_backup(cat, running, "k/r");
+    new_backup(cat, "a1", "db1", "prod", failed);
+    assert_int_equal(catalog_backup_fail(cat, failed, "boom", &e), 0);
+
+    /* Pins, in any state, and back. */
+    assert_int_equal(catalog_backup_pin(cat, src, 1, &e), 0);
+    assert_int_equal(catalog_backup_get(cat, src, &b, &e), 0);
+    assert_int_equal(b.pinned, 1);
+    assert_int_equal(catalog_backup_pin(cat, queued, 7, &e), 0); /* any non-zero pins */
+    assert_int_equal(catalog_backup_get(cat, queued, &b, &e), 0);
+    assert_int_equal(b.pinned, 1);
+    assert_int_equal(catalog_backup_pin(cat, queued, 0, &e), 0);
+    TU_ASSERT_ERR(catalog_backup_pin(cat, "20261121T160529Z-deadbeef", 1, &e), e, PGS_ENOTFOUND,
+                  "deadbeef");
+    TU_ASSERT_ERR(catalog_backup_pin(cat, "../x", 1, &e), e, PGS_EINVAL, "not valid");
+
+    /* Refusals, each naming its reason; the check says the same as the delete. */
+    TU_ASSERT_ERR(catalog_backup_delete(cat, queued, &e), e, PGS_EORDER, "it is queued");
+    TU_ASSERT_ERR(catalog_backup_delete(cat, running, &e), e, PGS_EORDER, "it is running");
+    TU_ASSERT_ERR(catalog_backup_delete(cat, src, &e), e, PGS_EORDER, "pinned");
+    TU_ASSERT_ERR(catalog_backup_delete_check(cat, src, &e), e, PGS_EORDER, "pinned");
+    assert_int_equal(catalog_backup_pin(cat, src, 0, &e), 0);
+    TU_ASSERT_ERR(catalog_backup_delete(cat, src, &e), e, PGS_EORDER, derived);
+    TU_ASSERT_ERR(catalog_backup_delete(cat, "20261121T160529Z-deadbeef", &e), e, PGS_ENOTFOUND,
+                  "deadbeef");
+    /* a restore or a verification in flight holds its backup */
+    new_restore(cat, "restore", derived, NULL, rid);
+    TU_ASSERT_ERR(catalog_backup_delete(cat, derived, &e), e, PGS_EORDER, rid);
+    assert_int_equal(catalog_restore_finish(cat, rid, 0, NULL, "given up", NULL, &e), 0);
+    assert_int_equal(catalog_verify_new(cat, derived, "a2", 1, vid, &e), 0);
+    TU_ASSERT_ERR(catalog_backup_delete_check(cat, derived, &e), e, PGS_EORDER, vid);
+    assert_int_equal(catalog_verify_finish(cat, vid, 0, "bad digest", NULL, &e), 0);
+
+    /* Now the derived copy goes, then its source, then a failed backup. */
+    assert_int_equal(catalog_backup_delete_check(cat, derived, &e), 0);
+    assert_int_equal(catalog_backup_delete(cat, derived, &e), 0);
+    TU_ASSERT_ERR(catalog_backup_get(cat, derived, &b, &e), e, PGS_ENOTFOUND, derived);
+    assert_int_equal(catalog_backup_delete(cat, src, &e), 0);
+    assert_int_equal(catalog_backup_delete(cat, failed, &e), 0);
+    TU_ASSERT_ERR(catalog_backup_delete(cat, failed, &e), e, PGS_ENOTFOUND, failed);
+    /* the history that named them stays */
+    catalog_verification v;
+    assert_int_equal(catalog_verify_get(cat, vid, &v, &e), 0);
+    assert_string_equal(v.backup_id, derived);
+    catalog_verification_clear(&v);
+
+    /* The schema refuses what the API refuses, by hand too. */
+    assert_int_equal(catalog_backup_pin(cat, queued, 1, &e), 0);
+    snprintf(sql, sizeof(sql), "DELETE FROM backups WHERE id = '%s'", running);
+    assert_int_equal(raw_exec(path, sql), SQLITE_CONSTRAINT);
+    catalog_backup_fail(cat, queued, "x", &e);
+    snprintf(sql, sizeof(sql), "DELETE FROM backups WHERE id = '%s'", queued);
+    assert_int_equal(raw_exec(path, sql), SQLITE_CONSTRAINT); /* failed but pinned */
+    catalog_close(cat);
+}
+
+static int collect_verify_cb(void *arg, const catalog_verification *v)
+{
+    char(*ids)[CATALOG_ID_SIZE] = arg;
+    for (int i = 0; i < 8; i++)
+        if (ids[i][0] == '\0') {
+            memcpy(ids[i], v->id, CATALOG_ID_SIZE);
+            break;
+        }
+    return 0;
+}
+
+static void test_catalog_verifications(void **state)
+{
+    char path[600], sql[256], src[CATALOG_ID_SIZE], queued[CATALOG_ID_SIZE];
+    char v1[CATALOG_ID_SIZE], v2[CATALOG_ID_SIZE], v3[CATALOG_ID_SIZE];
+    char ids[8][CATALOG_ID_SIZE];
+    catalog_backup b;
+    catalog_verification v;
+    pgs_error e = {0};
+    int64_t now = T0;
+    tu_path_in(state, "c.db", path, sizeof(path));
+    catalog *cat = open_in(state, "c.db");
+    catalog_set_clock(cat, fixed_clock, &now);
+    add_agent(cat, "a1", "db1", "prod");
+    complete_in(cat, "prod", NULL, src);
+    new_backup(cat, "a1", "db1", "prod", queued);
+
+    TU_ASSERT_ERR(catalog_verify_new(cat, queued, "a1", 0, v1, &e), e, PGS_EORDER,
+                  "only a complete backup");
+    TU_ASSERT_ERR(catalog_verify_new(cat, "20261121T160529Z-deadbeef", "a1", 0, v1, &e), e,
+                  PGS_ENOTFOUND, "deadbeef");
+    TU_ASSERT_ERR(catalog_verify_new(cat, src, "-x", 0, v1, &e), e, PGS_EINVAL, "agent name");
+
+    /* queued -> running -> ok: the backup records it. */
+    now += 1000;
+    assert_int_equal(catalog_verify_new(cat, src, "a1", 1, v1, &e), 0);
+    assert_int_equal(catalog_verify_get(cat, v1, &v, &e), 0);
+    assert_int_equal(v.state, CATALOG_VERIFY_QUEUED);
+    assert_int_equal(v.restore_test, 1);
+    assert_string_equal(v.backup_id, src);
+    assert_null(v.report_json);
+    catalog_verification_clear(&v);
+    now += 1000;
+    assert_int_equal(catalog_verify_start(cat, v1, &e), 0);
+    TU_ASSERT_ERR(catalog_verify_start(cat, v1, &e), e, PGS_EORDER, "it is running");
+    now += 1000;
+    assert_int_equal(catalog_verify_finish(cat, v1, 1, "ignored", "{\"tables\": 3}", &e), 0);
+    assert_int_equal(catalog_verify_get(cat, v1, &v, &e), 0);
+    assert_int_equal(v.state, CATALOG_VERIFY_OK);
+    assert_string_equal(v.error, "");
+    assert_string_equal(v.started_at, "2026-11-21T16:05:31.000Z");
+    assert_string_equal(v.finished_at, "2026-11-21T16:05:32.000Z");
+    assert_string_equal(v.report_json, "{\"tables\":3}");
+    json_t *j = catalog_verification_to_json(&v);
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "ok");
+    assert_true(json_is_true(json_object_get(j, "restore_test")));
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "report"), "tables")),
+                     3);
+    assert_true(json_is_null(json_object_get(j, "error")));
+    json_decref(j);
+    catalog_verification_clear(&v);
+    assert_int_equal(catalog_backup_get(cat, src, &b, &e), 0);
+    assert_string_equal(b.verified_at, "2026-11-21T16:05:32.000Z");
+    assert_string_equal(b.verify_result, "ok");
+
+    /* Final: no second finish, no start, not even by hand. */
+    TU_ASSERT_ERR(catalog_verify_finish(cat, v1, 0, "x", NULL, &e), e, PGS_EORDER, "it is ok");
+    TU_ASSERT_ERR(catalog_verify_start(cat, v1, &e), e, PGS_EORDER, "it is ok");
+    snprintf(sql, sizeof(sql), "UPDATE verifications SET report = '{}' WHERE id = '%s'", v1);
+    assert_int_equal(raw_exec(path, sql), SQLITE_CONSTRAINT);
+
+    /* queued -> failed, the reason cleaned; the backup's result follows the latest. */
+    now += 1000;
+    assert_int_equal(catalog_verify_new(cat, src, "coordinator", 0, v2, &e), 0);
+    now += 1000;
+    assert_int_equal(catalog_verify_finish(cat, v2, 0, "sha256 mismatch\x01", NULL, &e), 0);
+    assert_int_equal(catalog_backup_get(cat, src, &b, &e), 0);
+    assert_string_equal(b.verify_result, "failed: sha256 mismatch");
+    assert_string_equal(b.verified_at, "2026-11-21T16:05:34.000Z");
+    j = catalog_backup_to_json(&b);
+    assert_string_equal(json_string_value(json_object_get(j, "verify_result")),
+                        "failed: sha256 mismatch");
+    json_decref(j);
+    /* a reason at its limit still fits the backup's column */
+    char big[CATALOG_ERROR_MAX + 200];
+    memset(big, 'r', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(catalog_verify_new(cat, src, "a1", 0, v3, &e), 0);
+    /* a report over its limit changes nothing */
+    char *huge = malloc(CATALOG_REPORT_MAX + 16);
+    memset(huge, ' ', CATALOG_REPORT_MAX + 15);
+    huge[0] = '{';
+    huge[CATALOG_REPORT_MAX + 14] = '}';
+    huge[CATALOG_REPORT_MAX + 15] = '\0';
+    TU_ASSERT_ERR(catalog_verify_finish(cat, v3, 0, "x", huge, &e), e, PGS_ELIMIT, "report");
+    free(huge);
+    TU_ASSERT_ERR(catalog_verify_finish(cat, v3, 0, "x", "[1]", &e), e, PGS_EINVAL, "object");
+    assert_int_equal(catalog_verify_finish(cat, v3, 0, big, NULL, &e), 0);
+    assert_int_equal(catalog_backup_get(cat, src, &b, &e), 0);
+    assert_int_equal(strlen(b.verify_result), CATALOG_VERIFY_RESULT_MAX);
+
+    /* Lists: newest first, by backup, agent, state, limit. */
+    memset(ids, 0, sizeof(ids));
+    assert_int_equal(catalog_verify_list(cat, NULL, collect_verify_cb, ids, &e), 0);
+    assert_string_equal(ids[0], v3);
+    assert_string_equal(ids[1], v2);
+    assert_string_equal(ids[2], v1);
+    memset(ids, 0, sizeof(ids));
+    catalog_verify_filter f = {.agent = "coordinator"};
+    assert_int_equal(catalog_verify_list(cat, &f, collect_verify_cb, ids, &e), 0);
+    assert_string_equal(ids[0], v2);
+    assert_string_equal(ids[1], "");
+    memset(ids, 0, sizeof(ids));
+    f = (catalog_verify_filter){.backup_id = src, .state = CATALOG_VERIFY_FAILED, .limit = 1};
+    assert_int_equal(catalog_verify_list(cat, &f, collect_verify_cb, ids, &e), 0);
+    assert_string_equal(ids[0], v3);
+    assert_string_equal(ids[1], "");
+    f = (catalog_verify_filter){.state = (enum catalog_verify_state)9};
+    TU_ASSERT_ERR(catalog_verify_list(cat, &f, collect_verify_cb, ids, &e), e, PGS_EINVAL, "state");
+    TU_ASSERT_ERR(catalog_verify_get(cat, "20261121T160529Z-deadbeef", &v, &e), e, PGS_ENOTFOUND,
+                  "verification");
+
+    enum catalog_verify_state vs;
+    assert_int_equal(catalog_verify_state_parse("ok", &vs), 0);
+    assert_int_equal(vs, CATALOG_VERIFY_OK);
+    assert_int_equal(catalog_verify_state_parse("complete", &vs), PGS_EINVAL);
+    assert_string_equal(catalog_verify_state_name((enum catalog_verify_state)42), "?");
+    catalog_close(cat);
+}
+
+static int collect_audit_cb(void *arg, const catalog_audit_entry *a)
+{
+    catalog_audit_entry *out = arg;
+    for (int i = 0; i < 8; i++)
+        if (out[i].action[0] == '\0') {
+            out[i] = *a;
+            break;
+        }
+    return 0;
+}
+
+static void test_catalog_audit(void **state)
+{
+    char path[600];
+    pgs_error e = {0};
+    int64_t now = T0;
+    catalog_audit_entry got[8];
+    tu_path_in(state, "c.db", path, sizeof(path));
+    catalog *cat = open_in(state, "c.db");
+    catalog_set_clock(cat, fixed_clock, &now);
+
+    assert_int_equal(catalog_audit_add(cat, "alice", "admin", "backup", "a1/db1", NULL,
+                                       "{\"label\": \"pre\"}", &e),
+                     0);
+    now += 1000;
+    /* Free text is cleaned, never refused: the entry must be written. */
+    assert_int_equal(catalog_audit_add(cat, "", NULL, "restore", "bad\x1b[31mtarget\xff",
+                                       "refused: prod\n", NULL, &e),
+                     0);
+    now += 1000;
+    char *detail = malloc(CATALOG_AUDIT_DETAIL_MAX + 100);
+    memset(detail, 'x', CATALOG_AUDIT_DETAIL_MAX + 99);
+    memcpy(detail, "{\"k\":\"", 6);
+    memcpy(detail + CATALOG_AUDIT_DETAIL_MAX + 97, "\"}", 2);
+    detail[CATALOG_AUDIT_DETAIL_MAX + 99] = '\0';
+    assert_int_equal(catalog_audit_add(cat, "cron", "system", "prune", "", NULL, detail, &e), 0);
+    free(detail);
+
+    TU_ASSERT_ERR(catalog_audit_add(cat, "a", "r", "Backup", "t", NULL, NULL, &e), e, PGS_EINVAL,
+                  "action");
+    TU_ASSERT_ERR(catalog_audit_add(cat, "a", "r", "", "t", NULL, NULL, &e), e, PGS_EINVAL,
+                  "action");
+    TU_ASSERT_ERR(catalog_audit_add(cat, "a", "r", NULL, "t", NULL, NULL, &e), e, PGS_EINVAL,
+                  "action");
+    TU_ASSERT_ERR(catalog_audit_add(cat, "a", "r", "pin", "t", NULL, "[1]", &e), e, PGS_EINVAL,
+                  "object");
+    TU_ASSERT_ERR(catalog_audit_add(cat, "a", "r", "pin", "t", NULL, "{", &e), e, PGS_EINVAL,
+                  "object");
+
+    memset(got, 0, sizeof(got));
+    assert_int_equal(catalog_audit_list(cat, 0, collect_audit_cb, got, &e), 0);
+    assert_string_equal(got[0].action, "prune");
+    assert_string_equal(got[0].detail_json, "{\"truncated\":4195}");
+    assert_string_equal(got[0].target, "");
+    assert_string_equal(got[1].action, "restore");
+    assert_string_equal(got[1].who, "unknown");
+    assert_string_equal(got[1].role, "");
+    assert_string_equal(got[1].target, "bad [31mtarget?");
+    assert_string_equal(got[1].result, "refused: prod");
+    assert_string_equal(got[1].detail_json, "");
+    assert_string_equal(got[2].action, "backup");
+    assert_string_equal(got[2].who, "alice");
+    assert_string_equal(got[2].result, "ok");
+    assert_string_equal(got[2].at, "2026-11-21T16:05:29.000Z");
+    assert_string_equal(got[2].detail_json, "{\"label\":\"pre\"}");
+    assert_true(got[0].id > got[1].id && got[1].id > got[2].id);
+    assert_string_equal(got[3].action, "");
+    json_t *j = catalog_audit_to_json(&got[2]);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "detail"), "label")),
+                        "pre");
+    assert_string_equal(json_string_value(json_object_get(j, "role")), "admin");
+    json_decref(j);
+    j = catalog_audit_to_json(&got[1]);
+    assert_true(json_is_null(json_object_get(j, "detail")));
+    assert_true(json_is_null(json_object_get(j, "role")));
+    json_decref(j);
+
+    memset(got, 0, sizeof(got));
+    assert_int_equal(catalog_audit_list(cat, 1, collect_audit_cb, got, &e), 0);
+    assert_string_equal(got[0].action, "prune");
+    assert_string_equal(got[1].action, "");
+    /* Append-only, even by hand. */
+    assert_int_equal(raw_exec(path, "UPDATE audit SET result = 'ok'"), SQLITE_CONSTRAINT);
+    catalog_close(cat);
+}
+
+static void test_catalog_schedule_runs(void **state)
+{
+    char id[CATALOG_ID_SIZE], last[CATALOG_ID_SIZE];
+    int64_t due = -1;
+    pgs_error e = {0};
+    catalog *cat = open_in(state, "c.db");
+    add_agent(cat, "a1", "db1", "prod");
+    new_backup(cat, "a1", "db1", "prod", id);
+
+    TU_ASSERT_ERR(catalog_schedule_last_due_get(cat, "nightly", "a1", "db1", &due, last, &e), e,
+                  PGS_ENOTFOUND, "never ran");
+    assert_int_equal(catalog_schedule_last_due_set(cat, "nightly", "a1", "db1", 1795277100, id, &e),
+                     0);
+    assert_int_equal(catalog_schedule_last_due_get(cat, "nightly", "a1", "db1", &due, last, &e), 0);
+    assert_int_equal(due, 1795277100);
+    assert_string_equal(last, id);
+    /* Replaced, not added; the backup id is optional. */
+    assert_int_equal(
+        catalog_schedule_last_due_set(cat, "nightly", "a1", "db1", 1795363500, NULL, &e), 0);
+    assert_int_equal(catalog_schedule_last_due_get(cat, "nightly", "a1", "db1", &due, NULL, &e), 0);
+    assert_int_equal(due, 1795363500);
+    assert_int_equal(catalog_schedule_last_due_get(cat, "nightly", "a1", "db1", &due, last, &e), 0);
+    assert_string_equal(last, "");
+    /* Other triples are separate. */
+    TU_ASSERT_ERR(catalog_schedule_last_due_get(cat, "hourly", "a1", "db1", &due, last, &e), e,
+                  PGS_ENOTFOUND, "hourly");
+    TU_ASSERT_ERR(catalog_schedule_last_due_set(cat, "../x", "a1", "db1", 1, NULL, &e), e,
+                  PGS_EINVAL, "schedule name");
+    TU_ASSERT_ERR(catalog_schedule_last_due_set(cat, "n", "a1", "db1", -5, NULL, &e), e, PGS_EINVAL,
+                  "negative");
+    TU_ASSERT_ERR(catalog_schedule_last_due_set(cat, "n", "a1", "db1", 5, "nope", &e), e,
+                  PGS_EINVAL, "last backup id");
+    catalog_close(cat);
+}
+
+static int collect_stats_cb(void *arg, const catalog_db_stats *s)
+{
+    catalog_db_stats *out = arg;
+    for (int i = 0; i < 4; i++)
+        if (out[i].agent[0] == '\0') {
+            out[i] = *s;
+            break;
+        }
+    return 0;
+}
+
+static void test_catalog_stats(void **state)
+{
+    char id[CATALOG_ID_SIZE], first[CATALOG_ID_SIZE];
+    catalog_db_stats got[4];
+    pgs_error e = {0};
+    int64_t now = T0;
+    catalog *cat = open_in(state, "c.db");
+    catalog_set_clock(cat, fixed_clock, &now);
+    add_agent(cat, "a1", "db1", "prod");
+    add_agent(cat, "a2", "db2", "prod");
+    /* a1/db1/prod: two complete (1234 bytes each), two failures; a1/db1/staging: one derived;
+     * a2/db2: only a queued backup. */
+    complete_in(cat, "prod", NULL, first);
+    now += 60000;
+    complete_in(cat, "prod", NULL, id);
+    now += 60000;
+    new_backup(cat, "a1", "db1", "prod", id);
+    assert_int_equal(catalog_backup_fail(cat, id, "first failure", &e), 0);
+    now += 60000;
+    new_backup(cat, "a1", "db1", "prod", id);
+    assert_int_equal(catalog_backup_fail(cat, id, "second failure", &e), 0);
+    complete_in(cat, "staging", first, id);
+    new_backup(cat, "a2", "db2", "prod", id);
+
+    memset(got, 0, sizeof(got));
+    assert_int_equal(catalog_stats(cat, collect_stats_cb, got, &e), 0);
+    assert_string_equal(got[0].environment, "prod");
+    assert_int_equal(got[0].complete, 2);
+    assert_int_equal(got[0].total_bytes, 2468);
+    assert_int_equal(got[0].average_bytes, 1234);
+    assert_string_equal(got[0].oldest_complete, "2026-11-21T16:05:29.000Z");
+    assert_string_equal(got[0].newest_complete, "2026-11-21T16:06:29.000Z");
+    assert_int_equal(got[0].failed, 2);
+    assert_string_equal(got[0].last_failure, "second failure");
+    assert_string_equal(got[0].last_failure_at, "2026-11-21T16:08:29.000Z");
+    assert_string_equal(got[1].environment, "staging");
+    assert_int_equal(got[1].complete, 1);
+    assert_int_equal(got[1].failed, 0);
+    assert_string_equal(got[1].last_failure, "");
+    assert_string_equal(got[2].agent, "a2");
+    assert_int_equal(got[2].complete, 0);
+    assert_int_equal(got[2].average_bytes, 0);
+    assert_string_equal(got[2].newest_complete, "");
+    assert_string_equal(got[3].agent, "");
+    json_t *j = catalog_stats_to_json(&got[2]);
+    assert_true(json_is_null(json_object_get(j, "newest_complete")));
+    assert_true(json_is_null(json_object_get(j, "last_failure")));
+    assert_int_equal(json_integer_value(json_object_get(j, "complete")), 0);
+    json_decref(j);
+    j = catalog_stats_to_json(&got[0]);
+    assert_int_equal(json_integer_value(json_object_get(j, "total_bytes")), 2468);
+    assert_string_equal(json_string_value(json_object_get(j, "last_failure")), "second failure");
+    json_decref(j);
+    catalog_close(cat);
+}
+
+static int count_dbs_cb(void *arg, const catalog_database *d)
+{
+    (void)d;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void test_catalog_import(void **state)
+{
+    catalog_backup b;
+    pgs_error e = {0};
+    catalog *cat = open_in(state, "c.db");
+    const char *rcpts[] = {RCPT_2, RCPT_1};
+    catalog_backup_import_req r = {
+        .id = OLD_SRC,
+        .agent = "a9",
+        .database = "db9",
+        .environment = "prod",
+        .label = "weekly",
+        .requested_by = "schedule",
+        .scheduled = "nightly",
+        .created_at = "2026-11-21T16:05:29.123Z",
+        .started_at = "2026-11-21T16:05:30.000Z",
+        .finished_at = "2026-11-21T16:06:00.000Z",
+        .bytes = 4096,
+        .sha256 = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        .storage_key = "prod/a9/db9/" OLD_SRC ".pgship",
+        .server_version = "16.2",
+        .pg_dump_version = "16.2",
+        .recipients = rcpts,
+        .nrecipients = 2};
+    assert_int_equal(catalog_backup_import(cat, &r, &e), 0);
+    assert_int_equal(catalog_backup_get(cat, OLD_SRC, &b, &e), 0);
+    assert_int_equal(b.state, CATALOG_COMPLETE);
+    assert_string_equal(b.created_at, "2026-11-21T16:05:29.123Z");
+    assert_string_equal(b.finished_at, "2026-11-21T16:06:00.000Z");
+    assert_string_equal(b.sha256, SHA_A);
+    assert_string_equal(b.scheduled, "nightly");
+    assert_string_equal(b.label, "weekly");
+    assert_string_equal(b.recipients[0], RCPT_2);
+    assert_int_equal(b.bytes, 4096);
+    assert_int_equal(b.dump_bytes, 0);
+    /* the agent and its database were created */
+    int n = 0;
+    assert_int_equal(catalog_agents_list(cat, count_agents_cb, &n, &e), 0);
+    assert_int_equal(n, 1);
+    n = 0;
+    assert_int_equal(catalog_databases_list(cat, "a9", count_dbs_cb, &n, &e), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(catalog_latest_complete(cat, "a9", "db9", &b, &e), 0);
+    assert_string_equal(b.id, OLD_SRC);
+
+    TU_ASSERT_ERR(catalog_backup_import(cat, &r, &e), e, PGS_EEXIST, OLD_SRC);
+    /* A derived copy needs its source, and says nothing of where its database lives. */
+    catalog_backup_import_req d = r;
+    d.id = OLD_DERIVED;
+    d.environment = "staging";
+    d.source_backup_id = "20261121T160529Z-deadbeef";
+    TU_ASSERT_ERR(catalog_backup_import(cat, &d, &e), e, PGS_ENOTFOUND, "deadbeef");
+    d.source_backup_id = OLD_SRC;
+    assert_int_equal(catalog_backup_import(cat, &d, &e), 0);
+    n = 0;
+    assert_int_equal(catalog_databases_list(cat, "a9", count_dbs_cb, &n, &e), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(catalog_latest_complete(cat, "a9", "db9", &b, &e), 0);
+    assert_string_equal(b.id, OLD_SRC);
+
+    /* Every field is checked. */
+    catalog_backup_import_req bad = r;
+    bad.id = OLD_FAILED;
+    bad.started_at = "2026-11-21 16:05:30";
+    TU_ASSERT_ERR(catalog_backup_import(cat, &bad, &e), e, PGS_EINVAL, "started_at");
+    bad = r;
+    bad.id = OLD_FAILED;
+    bad.created_at = "2026-02-30T16:05:30.000Z";
+    TU_ASSERT_ERR(catalog_backup_import(cat, &bad, &e), e, PGS_EINVAL, "created_at");
+    bad = r;
+    bad.id = OLD_FAILED;
+    bad.bytes = 0;
+    TU_ASSERT_ERR(catalog_backup_import(cat, &bad, &e), e, PGS_ELIMIT, "size");
+    bad = r;
+    bad.id = OLD_FAILED;
+    bad.storage_key = "../x";
+    TU_ASSERT_ERR(catalog_backup_import(cat, &bad, &e), e, PGS_EINVAL, "storage key");
+    bad.storage_key = NULL;
+    TU_ASSERT_ERR(catalog_backup_import(cat, &bad, &e), e, PGS_EINVAL, "storage key");
+    bad = r;
+    bad.id = OLD_FAILED;
+    bad.sha256 = "abc";
+    TU_ASSERT_ERR(catalog_backup_import(cat, &bad, &e), e, PGS_EINVAL, "SHA-256");
+    bad = r;
+    bad.id = "20261121T160529Z-XYZ";
+    TU_ASSERT_ERR(catalog_backup_import(cat, &bad, &e), e, PGS_EINVAL, "backup id");
+    bad = r;
+    bad.id = OLD_FAILED;
+    bad.agent = "a/b";
+    TU_ASSERT_ERR(catalog_backup_import(cat, &bad, &e), e, PGS_EINVAL, "agent name");
+    TU_ASSERT_ERR(catalog_backup_get(cat, OLD_FAILED, &b, &e), e, PGS_ENOTFOUND, OLD_FAILED);
+    catalog_close(cat);
+}
+
+static void test_catalog_time_format_and_parse(void **state)
+{
+    (void)state;
+    char out[CATALOG_TIME_SIZE];
+    int64_t ms = 0;
+    catalog_time_format(T0 + 123, out);
+    assert_string_equal(out, "2026-11-21T16:05:29.123Z");
+    assert_int_equal(catalog_time_parse(out, &ms), 0);
+    assert_int_equal(ms, T0 + 123);
+    assert_int_equal(catalog_time_parse("1970-01-01T00:00:00.000Z", &ms), 0);
+    assert_int_equal(ms, 0);
+    assert_int_equal(catalog_time_parse("2024-02-29T23:59:59.999Z", &ms), 0);
+    assert_int_equal(ms, 1709251199999LL);
+    static const char *const bad[] = {
+        "2023-02-29T00:00:00.000Z", "2026-13-01T00:00:00.000Z", "2026-11-21T24:00:00.000Z",
+        "2026-11-21T16:05:29Z",     "2026-11-21T16:05:29.123",  "2026-11-21 16:05:29.123Z",
+        "1969-12-31T23:59:59.999Z", "2026-11-21T16:05:29.12xZ", "",
+        "2026-11-21T16:05:29.123Z "};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (catalog_time_parse(bad[i], &ms) != PGS_EINVAL)
+            fail_msg("accepted \"%s\"", bad[i]);
+    assert_int_equal(catalog_time_parse(NULL, &ms), PGS_EINVAL);
+}
+
+static void test_catalog_create_at_version_bounds(void **state)
+{
+    char path[600];
+    pgs_error e = {0};
+    tu_path_in(state, "x.db", path, sizeof(path));
+    TU_ASSERT_ERR(catalog_create_at_version(path, 0, &e), e, PGS_EINVAL, "schema version");
+    TU_ASSERT_ERR(catalog_create_at_version(path, CATALOG_SCHEMA_VERSION + 1, &e), e, PGS_EINVAL,
+                  "schema version");
+    assert_int_equal(catalog_create_at_version(path, CATALOG_SCHEMA_VERSION, &e), 0);
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), CATALOG_SCHEMA_VERSION);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, tu_tmpdir_setup, tu_tmpdir_teardown)
 
 int main(void)
@@ -1971,6 +2643,15 @@ int main(void)
         T(test_catalog_restore_schema_enforces_rules),
         T(test_catalog_restore_strings_bounded),
         T(test_catalog_migrates_version_1),
+        T(test_catalog_migrates_version_2),
+        T(test_catalog_pin_and_delete),
+        T(test_catalog_verifications),
+        T(test_catalog_audit),
+        T(test_catalog_schedule_runs),
+        T(test_catalog_stats),
+        T(test_catalog_import),
+        cmocka_unit_test(test_catalog_time_format_and_parse),
+        T(test_catalog_create_at_version_bounds),
         T(test_catalog_recover_fails_restores),
         T(test_catalog_restore_list_filters_and_order),
         T(test_catalog_restore_json_fields),

@@ -17,6 +17,7 @@
 #include "coordinator/config.h"
 #include "coordinator/fleet.h"
 #include "coordinator/monitor.h"
+#include "coordinator/rebuild.h"
 #include "coordinator/restore.h"
 #include "coordinator/storage.h"
 #ifdef PGSHIP_HAVE_API
@@ -29,6 +30,7 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: pgship-coordinator -c FILE [--check-config]\n"
+               "       pgship-coordinator -c FILE catalog rebuild [--json]\n"
                "\n"
                "Runs the coordinator in the foreground: agents dial it and stream their backups\n"
                "through it into storage; the admin API (pgship agents, backup, ls, ...) is served\n"
@@ -40,6 +42,15 @@ static void usage(FILE *f)
                "                      never printed) and exit: 0 when valid, 1 when not\n"
                "  -h, --help\n"
                "  -V, --version\n"
+               "\n"
+               "catalog rebuild: recreates the catalog (FILE's catalog path) from storage alone:\n"
+               "every backup whose object and sidecar manifest are there is imported with its\n"
+               "own id, times, sizes, checksum and recipients (docs/storage.md, \"Sidecars and\n"
+               "rebuilding the catalog\"). Backups already in the catalog are left as they are,\n"
+               "so it can run again; problems (an object without a sidecar, a sidecar that fails\n"
+               "a check) are listed and counted, not imported. Run it with the coordinator\n"
+               "stopped. --json prints the counts and problems as one JSON object. Exit 0 when\n"
+               "everything found was imported or already there, 1 when something could not be.\n"
                "\n"
                "Exit status: 0 after a requested stop, 1 when it cannot start (the reason is\n"
                "logged), 2 for a usage error.\n");
@@ -224,20 +235,71 @@ out:
     return status;
 }
 
+/* pgship-coordinator catalog rebuild (see usage). */
+static int catalog_rebuild(const coordinator_config *cfg, int as_json)
+{
+    pgs_error e = {0};
+    storage *st = NULL;
+    catalog *cat = NULL;
+    rebuild_counts c;
+    memset(&c, 0, sizeof(c));
+    storage_config sc;
+    storage_from_config(cfg, &sc);
+    int rc = storage_open(&st, &sc, &e);
+    if (rc == 0)
+        rc = catalog_open(cfg->coordinator.catalog, &cat, &e);
+    if (rc == 0)
+        rc = rebuild_catalog(st, "", cat, &c, &e);
+    if (rc != 0) {
+        log_error("catalog rebuild: %s", e.msg);
+    } else if (as_json) {
+        json_t *probs = json_array();
+        for (size_t i = 0; i < c.nproblems; i++)
+            json_array_append_new(probs, json_pack("{s:s, s:s}", "key", c.problems[i].key, "why",
+                                                   c.problems[i].why));
+        json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "objects",
+                              (json_int_t)c.objects, "sidecars", (json_int_t)c.sidecars,
+                              "imported", (json_int_t)c.imported, "existing",
+                              (json_int_t)c.existing, "orphan_objects",
+                              (json_int_t)c.orphan_objects, "orphan_sidecars",
+                              (json_int_t)c.orphan_sidecars, "bad", (json_int_t)c.bad, "ignored",
+                              (json_int_t)c.ignored, "problems", probs);
+        char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+        if (text != NULL)
+            printf("%s\n", text);
+        free(text);
+        json_decref(j);
+    } else {
+        printf("catalog rebuild of %s: %zu objects, %zu sidecars: %zu imported, %zu already "
+               "there, %zu objects without a sidecar, %zu sidecars without an object, %zu bad\n",
+               cfg->coordinator.catalog, c.objects, c.sidecars, c.imported, c.existing,
+               c.orphan_objects, c.orphan_sidecars, c.bad);
+        for (size_t i = 0; i < c.nproblems; i++)
+            printf("  %s: %s\n", c.problems[i].key, c.problems[i].why);
+    }
+    int status = rc != 0 || c.orphan_objects + c.orphan_sidecars + c.bad > 0 ? 1 : 0;
+    rebuild_counts_clear(&c);
+    catalog_close(cat);
+    storage_close(st);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     log_init("pgship-coordinator");
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"check-config", no_argument, NULL, 'C'},
+                                         {"json", no_argument, NULL, 'J'},
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, 'V'},
                                          {NULL, 0, NULL, 0}};
     const char *path = NULL;
-    int check = 0, c;
+    int check = 0, as_json = 0, rebuild = 0, c;
     while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'c': path = optarg; break;
         case 'C': check = 1; break;
+        case 'J': as_json = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("pgship-coordinator %s\n", PGSHIP_VERSION); return 0;
         default: usage(stderr); return 2;
@@ -245,7 +307,13 @@ int main(int argc, char **argv)
     }
     if (optind < argc && strcmp(argv[optind], "run") == 0)
         optind++;
-    if (path == NULL || optind != argc) {
+    else if (optind + 1 < argc && strcmp(argv[optind], "catalog") == 0 &&
+             strcmp(argv[optind + 1], "rebuild") == 0) {
+        /* getopt_long has moved the options after the subcommand before it */
+        rebuild = 1;
+        optind += 2;
+    }
+    if (path == NULL || optind != argc || (as_json && !rebuild) || (rebuild && check)) {
         usage(stderr);
         return 2;
     }
@@ -259,6 +327,11 @@ int main(int argc, char **argv)
         coordinator_config_print(stdout, &cfg);
         coordinator_config_free(&cfg);
         return 0;
+    }
+    if (rebuild) {
+        int st = catalog_rebuild(&cfg, as_json);
+        coordinator_config_free(&cfg);
+        return st;
     }
     /* Part buffers (MiBs each) come and go with every upload: a fixed mmap threshold returns
      * them to the system when freed (glibc would otherwise raise the threshold after the first

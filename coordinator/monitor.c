@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/log.h"
 #include "coordinator/catalog.h"
@@ -42,20 +41,11 @@ const char *monitor_failure_reason(const char *error)
     return "other";
 }
 
-/* A catalog time, "YYYY-MM-DDTHH:MM:SS.mmmZ", in Unix seconds; -1 when unset or not that form. */
+/* A catalog time in Unix seconds; -1 when unset or not the catalog's form. */
 static double unix_s(const char *t)
 {
-    struct tm tm;
-    int ms = 0, n = 0;
-    memset(&tm, 0, sizeof(tm));
-    if (sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms, &n) != 7 ||
-        n != (int)strlen(t))
-        return -1;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    time_t s = timegm(&tm);
-    return s == (time_t)-1 ? -1 : (double)s + ms / 1000.0;
+    int64_t ms;
+    return t[0] != '\0' && catalog_time_parse(t, &ms) == 0 ? (double)ms / 1000.0 : -1;
 }
 
 /* ---- one scrape ---- */

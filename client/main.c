@@ -32,6 +32,14 @@ static void usage(FILE *f)
                "  sync AGENT/DB --to AGENT/DB\n"
                "                     a fresh backup of one database restored into another\n"
                "  restores [ID]      the history of restores and syncs, or one's report\n"
+               "  verify ID          check a backup end to end on an agent (--restore-test to\n"
+               "                     restore it into a scratch database too)\n"
+               "  verifications [ID] the history of verifications, or one's result\n"
+               "  schedules          each scheduled database's next run\n"
+               "  prune [--dry-run]  apply the retention policies: each backup's fate and why\n"
+               "  pin ID, unpin ID   keep a backup whatever the retention says, or stop keeping it\n"
+               "  stats              per database: count, sizes, newest and oldest backup\n"
+               "  audit              who changed what, and when\n"
                "\n"
                "pgship COMMAND --help shows a command's options; pgship --version.\n");
 }
@@ -66,7 +74,15 @@ int main(int argc, char **argv)
                        {"fetch", cmd_fetch},
                        {"restore", cmd_restore},
                        {"sync", cmd_sync},
-                       {"restores", cmd_restores}};
+                       {"restores", cmd_restores},
+                       {"verify", cmd_verify},
+                       {"verifications", cmd_verifications},
+                       {"schedules", cmd_schedules},
+                       {"prune", cmd_prune},
+                       {"pin", cmd_pin},
+                       {"unpin", cmd_unpin},
+                       {"stats", cmd_stats},
+                       {"audit", cmd_audit}};
     for (size_t i = 0; i < sizeof(remote_cmds) / sizeof(remote_cmds[0]); i++) {
         if (strcmp(cmd, remote_cmds[i].name) == 0) {
             curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -15,6 +15,7 @@
  * coordinator sends as X-Pgship-Sha256; otherwise the temporary file is removed.
  */
 #include "client/remote.h"
+#include "client/remote_internal.h"
 #include "client/commands.h"
 
 #include <errno.h>
@@ -40,7 +41,6 @@
 #include "common/sha256.h"
 #include "common/spawn.h"
 
-#define URL_MAX 1024
 #define TOKEN_MAX 4096
 #define JSON_MAX (64u * 1024 * 1024) /* the largest listing is well under this */
 #define ERROR_BODY_MAX (64u * 1024)
@@ -56,33 +56,9 @@
 
 /* ---- common options ---- */
 
-enum { OPT_URL = 1000, OPT_TOKEN_FILE, OPT_TOKEN, OPT_JSON };
-
-#define COMMON_LONG_OPTIONS                                                                        \
-    {"url", required_argument, NULL, OPT_URL},                                                     \
-        {"token-file", required_argument, NULL, OPT_TOKEN_FILE},                                   \
-        {"token", required_argument, NULL, OPT_TOKEN}, {"json", no_argument, NULL, OPT_JSON},      \
-    {                                                                                              \
-        "help", no_argument, NULL, 'h'                                                             \
-    }
-
-#define COMMON_USAGE                                                                               \
-    "      --url URL         the coordinator's API (default $PGSHIP_URL, else " REMOTE_DEFAULT_URL \
-    ")\n"                                                                                          \
-    "      --token-file FILE the API token (default $PGSHIP_TOKEN, else $PGSHIP_TOKEN_FILE)\n"     \
-    "      --token TOKEN     the token itself: visible to other users in ps, so avoid it\n"        \
-    "      --json            print the API's JSON on standard output\n"                            \
-    "  -h, --help\n"
-
-typedef struct common {
-    const char *url;
-    const char *token_file;
-    const char *token_arg;
-    int json;
-} common;
 
 /* 1 when ch was a common option (recorded in c). */
-static int common_opt(common *c, int ch, const char *arg)
+int common_opt(common *c, int ch, const char *arg)
 {
     switch (ch) {
     case OPT_URL:
@@ -103,15 +79,6 @@ static int common_opt(common *c, int ch, const char *arg)
 
 /* ---- the connection ---- */
 
-typedef struct remote {
-    char base[URL_MAX + 1]; /* without a trailing "/" */
-    char *auth;             /* "Authorization: Bearer ..." (secret) */
-    CURL *curl;
-    int json;
-    int quiet;        /* transport errors are only recorded (--wait's retries) */
-    long last_status; /* of the last answer; 0 when none came */
-    char last_err[CURL_ERROR_SIZE + 64];
-} remote;
 
 static int token_ok(const char *t, size_t n)
 {
@@ -168,7 +135,7 @@ out:
     return buf;
 }
 
-static void remote_close(remote *r)
+void remote_close(remote *r)
 {
     if (r->auth != NULL)
         sodium_free(r->auth);
@@ -180,7 +147,7 @@ static void remote_close(remote *r)
 
 /* Resolves the URL and token (options, then environment) and prepares libcurl. Returns an exit
  * status: OK, or USAGE with the reason logged. */
-static int remote_open(remote *r, const common *c)
+int remote_open(remote *r, const common *c)
 {
     memset(r, 0, sizeof(*r));
     r->json = c->json;
@@ -351,7 +318,7 @@ static int http_error(const remote *r, long status, const resp_body *b)
 }
 
 /* One JSON request. On 2xx *out is the answer (an object) and the status is in *status. */
-static int remote_json(remote *r, const char *method, const char *path, const char *json_body,
+int remote_json(remote *r, const char *method, const char *path, const char *json_body,
                        json_t **out, long *status)
 {
     *out = NULL;
@@ -397,7 +364,7 @@ out:
 
 /* Text from the coordinator, safe for a terminal: control characters become '?'. NULL and ""
  * become "-". Returns a new string. */
-static char *clean_text(const char *s)
+char *clean_text(const char *s)
 {
     if (s == NULL || s[0] == '\0')
         return strdup("-");
@@ -408,13 +375,13 @@ static char *clean_text(const char *s)
     return o;
 }
 
-static const char *jstr(json_t *o, const char *key)
+const char *jstr(json_t *o, const char *key)
 {
     return json_string_value(json_object_get(o, key));
 }
 
 /* "2026-11-21T16:05:29.123Z" -> "2026-11-21 16:05:29" (other text as it is). */
-static void short_time(const char *t, char *out, size_t cap)
+void short_time(const char *t, char *out, size_t cap)
 {
     if (t == NULL || t[0] == '\0') {
         snprintf(out, cap, "-");
@@ -427,7 +394,7 @@ static void short_time(const char *t, char *out, size_t cap)
     snprintf(out, cap, "%s", t);
 }
 
-static void print_json(json_t *j)
+void print_json(json_t *j)
 {
     char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     if (s != NULL)
@@ -435,14 +402,6 @@ static void print_json(json_t *j)
     free(s);
 }
 
-/* A table: cells are copied; columns are as wide as their widest cell (in code points). */
-#define TABLE_COLS 9
-typedef struct table {
-    size_t ncols;
-    size_t nrows;
-    size_t cap;
-    char **cells; /* nrows x ncols */
-} table;
 
 static size_t text_width(const char *s)
 {
@@ -452,7 +411,7 @@ static size_t text_width(const char *s)
     return w;
 }
 
-static void table_row(table *t, const char *const *cells)
+void table_row(table *t, const char *const *cells)
 {
     if (t->nrows == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 16;
@@ -467,7 +426,7 @@ static void table_row(table *t, const char *const *cells)
     t->nrows++;
 }
 
-static void table_free(table *t)
+void table_free(table *t)
 {
     for (size_t i = 0; i < t->nrows * t->ncols; i++)
         free(t->cells[i]);
@@ -476,7 +435,7 @@ static void table_free(table *t)
     t->nrows = t->cap = 0;
 }
 
-static void table_print(table *t)
+void table_print(table *t)
 {
     size_t w[TABLE_COLS] = {0};
     for (size_t r = 0; r < t->nrows; r++)
@@ -503,7 +462,7 @@ static void table_print(table *t)
     table_free(t);
 }
 
-static void size_text(json_t *v, char *out, size_t cap)
+void size_text(json_t *v, char *out, size_t cap)
 {
     if (json_is_integer(v) && json_integer_value(v) >= 0)
         fs_human_bytes((uint64_t)json_integer_value(v), out, cap);
@@ -511,7 +470,7 @@ static void size_text(json_t *v, char *out, size_t cap)
         snprintf(out, cap, "-");
 }
 
-static void elapsed_text(double s, char *out, size_t cap)
+void elapsed_text(double s, char *out, size_t cap)
 {
     long t = s > 0 ? (long)s : 0;
     if (t >= 3600)
@@ -523,7 +482,7 @@ static void elapsed_text(double s, char *out, size_t cap)
 /* ---- argument checks ---- */
 
 /* Backup ids go into URL paths: letters, digits and '-' only. */
-static int id_ok(const char *id)
+int id_ok(const char *id)
 {
     size_t n = strlen(id);
     if (n == 0 || n > ID_MAX)
@@ -536,7 +495,7 @@ static int id_ok(const char *id)
 }
 
 /* "AGENT/DB" (db_required) or "AGENT[/DB]" into the two buffers; 0 or -1 (logged). */
-static int split_target(const char *s, char *agent, char *db, size_t cap, int db_required)
+int split_target(const char *s, char *agent, char *db, size_t cap, int db_required)
 {
     const char *slash = strchr(s, '/');
     size_t al = slash != NULL ? (size_t)(slash - s) : strlen(s);
@@ -567,14 +526,11 @@ static void agents_usage(FILE *f)
                "\n" COMMON_USAGE);
 }
 
-/* A command's own option: 0 when ch was one (handled), -1 when it is not, or an exit status
- * (the reason already logged). */
-typedef int (*own_opt_fn)(void *ctx, int ch, const char *arg);
 
 /* The option loop every command shares: -h/--help, the common options, the command's own
  * (own may be NULL), then between min_args and max_args operands. Returns -1 to go on, or the
  * exit status to return. */
-static int parse_args(int argc, char **argv, const char *shortopts, const struct option *lo,
+int parse_args(int argc, char **argv, const char *shortopts, const struct option *lo,
                       void (*usage)(FILE *), own_opt_fn own, void *ctx, common *c, int min_args,
                       int max_args)
 {
@@ -601,7 +557,7 @@ static int parse_args(int argc, char **argv, const char *shortopts, const struct
 }
 
 /* A whole decimal number in [min, max] from an option's argument. */
-static int parse_count(const char *arg, unsigned long min, unsigned long max, unsigned long *out)
+int parse_count(const char *arg, unsigned long min, unsigned long max, unsigned long *out)
 {
     char *end;
     errno = 0;
@@ -961,33 +917,16 @@ static void backup_usage(FILE *f)
             "                        goes on); default 0, no limit\n" COMMON_USAGE);
 }
 
-static void msleep(int ms)
+void msleep(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL); /* a signal cuts it short: the caller checks */
 }
 
-/* What --wait keeps between polls of one job, for its progress lines on standard error. */
-typedef struct wait_view {
-    int tty;
-    int drawn;        /* a line is on the terminal: end it before anything else is written */
-    double last_line; /* without a terminal: when the last line was printed */
-    char prev[96];    /* what the last poll showed (a backup's phase, a restore's step) */
-} wait_view;
-
-/* A kind of job --wait polls: a backup or a restore. */
-typedef struct wait_kind {
-    const char *noun;     /* in messages */
-    const char *show_cmd; /* the command that shows it later */
-    /* what ends a drawn line: a backup's one line is erased, a restore's steps stay */
-    const char *end_line;
-    int (*get)(remote *r, const char *id, json_t **out);
-    void (*draw)(wait_view *v, const char *id, json_t *j, const char *state, double now);
-} wait_kind;
 
 /* Polls job id of kind k until it is final. Returns the exit status; *last is the final
  * answer. */
-static int wait_final(remote *r, const wait_kind *k, const char *id, unsigned long timeout_s,
+int wait_final(remote *r, const wait_kind *k, const char *id, unsigned long timeout_s,
                       json_t **last)
 {
     wait_view v = {isatty(STDERR_FILENO), 0, 0, ""};

@@ -18,6 +18,7 @@
  * alone; everything else (catalog, threads, server) is released by api_stop.
  */
 #include "coordinator/api.h"
+#include "coordinator/api_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,26 +40,16 @@
 #include "common/sha256.h"
 #include "proto/jsonutil.h"
 
-#define API_WORKERS 2
 /* Downloads are written in pieces of at most API_WRITE_PIECE bytes; a client that does not take
  * one piece within API_WRITE_TIMEOUT_MS (about 2 KiB/s) is dropped, so that a stalled client
  * cannot hold a download slot and its storage read for ever. */
 #define API_WRITE_PIECE (256 * 1024)
 #define API_WRITE_TIMEOUT_MS (120 * 1000)
 #define API_QUERY_MAX 2048
-#define API_TOKEN_HASH_LEN 32
 #define API_TOKEN_MAX 4096 /* as the coordinator's secret files */
 
-typedef struct api_job {
-    struct api_job *next;
-    nng_aio *aio; /* the server's: finished with the response */
-    nng_http_req *req;
-    nng_http_conn *conn;
-    int role;                    /* API_ROLE_* of the token presented */
-    char who[API_WHO_MAX + 1];   /* its name: requested_by of what it starts */
-} api_job;
 
-typedef struct api_fetch {
+struct api_fetch {
     api *a;
     pthread_t thread;
     int started; /* thread was created: join it */
@@ -74,33 +65,8 @@ typedef struct api_fetch {
     uint64_t sent;
     int header_sent;
     int client_gone; /* a write to the client failed or stalled */
-} api_fetch;
-
-struct api {
-    pthread_mutex_t mu; /* everything below up to the resources */
-    pthread_cond_t cv;
-    int refs; /* api_stop's and the handler's */
-    int stopping;
-    api_job *head, *tail;
-    size_t queued;
-    api_fetch *fetches[API_FETCH_MAX];
-
-    uint8_t token_hash[API_TOKEN_HASH_LEN]; /* set at start, wiped at stop */
-
-    pthread_t workers[API_WORKERS];
-    int nworkers;
-    nng_http_server *server;
-    int server_started;
-    int port;
-    fleet *fleet;
-    restorer *restorer;
-    storage *storage;
-    metrics *metrics;
-    api_token_lookup lookup;
-    void *lookup_arg;
-    pthread_mutex_t cat_mu; /* one catalog call at a time */
-    catalog *cat;
 };
+
 
 /* ---- lifetime ---- */
 
@@ -125,7 +91,7 @@ static void api_handler_dtor(void *arg)
 /* ---- responses ---- */
 
 /* A printable, bounded copy of request text for logs: a path may hold anything. */
-static void log_clean(const char *s, char *out, size_t outlen)
+void api_log_clean(const char *s, char *out, size_t outlen)
 {
     size_t j = 0;
     for (size_t i = 0; s != NULL && s[i] != '\0' && j + 1 < outlen; i++) {
@@ -177,7 +143,7 @@ static json_t *error_json(const char *code, const char *msg)
 }
 
 /* Completes a handler's aio with res; NULL (out of memory) closes the connection. */
-static void finish_res(nng_aio *aio, nng_http_res *res)
+void api_finish_res(nng_aio *aio, nng_http_res *res)
 {
     if (res == NULL) {
         nng_aio_finish(aio, NNG_ENOMEM);
@@ -187,15 +153,15 @@ static void finish_res(nng_aio *aio, nng_http_res *res)
     nng_aio_finish(aio, 0);
 }
 
-static void reply_json(nng_aio *aio, uint16_t status, json_t *json)
+void api_reply_json(nng_aio *aio, uint16_t status, json_t *json)
 {
-    finish_res(aio, json_res(status, json));
+    api_finish_res(aio, json_res(status, json));
 }
 
-static void reply_error(nng_aio *aio, uint16_t status, const char *code, const char *fmt, ...)
+void api_reply_error(nng_aio *aio, uint16_t status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-static void reply_error(nng_aio *aio, uint16_t status, const char *code, const char *fmt, ...)
+void api_reply_error(nng_aio *aio, uint16_t status, const char *code, const char *fmt, ...)
 {
     char msg[600];
     va_list ap;
@@ -205,7 +171,7 @@ static void reply_error(nng_aio *aio, uint16_t status, const char *code, const c
     nng_http_res *res = json_res(status, error_json(code, msg));
     if (res != NULL && status == 401)
         nng_http_res_set_header(res, "WWW-Authenticate", "Bearer realm=\"pgship\"");
-    finish_res(aio, res);
+    api_finish_res(aio, res);
 }
 
 /* The HTTP status and code for a pgs_error from the catalog or the fleet. */
@@ -233,13 +199,13 @@ static uint16_t status_of(int code, const char **name)
     }
 }
 
-static void reply_pgs(nng_aio *aio, const pgs_error *e)
+void api_reply_pgs(nng_aio *aio, const pgs_error *e)
 {
     const char *name;
     uint16_t st = status_of(e->code, &name);
     if (st == 500)
         log_error("api: %s", e->msg);
-    reply_error(aio, st, name, "%s", e->msg);
+    api_reply_error(aio, st, name, "%s", e->msg);
 }
 
 /* ---- authentication ---- */
@@ -281,20 +247,20 @@ static int authorized(const api *a, nng_http_req *req, char who[API_WHO_MAX + 1]
     return ok ? API_ROLE_ADMIN : 0;
 }
 
-static const char *role_name(int role)
+const char *api_role_name(int role)
 {
     return role == API_ROLE_ADMIN ? "admin" : role == API_ROLE_OPERATE ? "operate" : "read";
 }
 
 /* 1 when job's token has at least role need; else answers 403 naming what is missing. */
-static int allowed(api_job *job, int need, const char *what)
+int api_allowed(api_job *job, int need, const char *what)
 {
     if (job->role >= need)
         return 1;
     log_warn("api: refused %s to %s (role %s): it needs role %s", what, job->who,
-             role_name(job->role), role_name(need));
-    reply_error(job->aio, 403, "forbidden", "%s needs a token with role %s; %s has role %s", what,
-                role_name(need), job->who, role_name(job->role));
+             api_role_name(job->role), api_role_name(need));
+    api_reply_error(job->aio, 403, "forbidden", "%s needs a token with role %s; %s has role %s", what,
+                api_role_name(need), job->who, api_role_name(job->role));
     return 0;
 }
 
@@ -312,7 +278,7 @@ static void api_handle(nng_aio *aio)
     if (a->stopping) {
         pthread_mutex_unlock(&a->mu);
         free(job);
-        reply_error(aio, 503, "unavailable", "the coordinator is shutting down");
+        api_reply_error(aio, 503, "unavailable", "the coordinator is shutting down");
         return;
     }
     char who[API_WHO_MAX + 1] = "";
@@ -321,15 +287,15 @@ static void api_handle(nng_aio *aio)
         pthread_mutex_unlock(&a->mu);
         free(job);
         char path[128];
-        log_clean(nng_http_req_get_uri(req), path, sizeof(path));
+        api_log_clean(nng_http_req_get_uri(req), path, sizeof(path));
         log_warn("api: refused %s %s: no valid bearer token", nng_http_req_get_method(req), path);
-        reply_error(aio, 401, "unauthorized", "a valid API token is required");
+        api_reply_error(aio, 401, "unauthorized", "a valid API token is required");
         return;
     }
     if (job == NULL || a->queued >= API_QUEUE_MAX) {
         pthread_mutex_unlock(&a->mu);
         free(job);
-        reply_error(aio, 429, "busy", "too many requests in progress; try again");
+        api_reply_error(aio, 429, "busy", "too many requests in progress; try again");
         return;
     }
     job->role = role;
@@ -349,18 +315,18 @@ static void api_handle(nng_aio *aio)
 
 /* ---- small helpers ---- */
 
-static void cat_lock(api *a)
+void api_cat_lock(api *a)
 {
     pthread_mutex_lock(&a->cat_mu);
 }
 
-static void cat_unlock(api *a)
+void api_cat_unlock(api *a)
 {
     pthread_mutex_unlock(&a->cat_mu);
 }
 
 /* RFC 3339 UTC with milliseconds, as the catalog writes times. */
-static void time_ms_text(int64_t ms, char out[CATALOG_TIME_SIZE])
+void api_time_ms_text(int64_t ms, char out[CATALOG_TIME_SIZE])
 {
     time_t s = (time_t)(ms / 1000);
     struct tm tm;
@@ -370,19 +336,19 @@ static void time_ms_text(int64_t ms, char out[CATALOG_TIME_SIZE])
     snprintf(out, CATALOG_TIME_SIZE, "%s.%03dZ", buf, (int)(ms % 1000));
 }
 
-static int64_t now_ms(void)
+int64_t api_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static json_t *text_or_null(const char *s)
+json_t *api_text_or_null(const char *s)
 {
     return s != NULL && s[0] != '\0' ? json_string(s) : json_null();
 }
 
-static int is_get(const char *m)
+int api_is_get(const char *m)
 {
     return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
 }
@@ -643,10 +609,10 @@ static int agents_cb(void *arg, const catalog_agent *ca)
         return acc->bad = PGS_ENOMEM;
     json_object_set_new(o, "name", json_string(ca->name));
     json_object_set_new(o, "connected", json_false());
-    json_object_set_new(o, "version", text_or_null(ca->version));
-    json_object_set_new(o, "key_id", text_or_null(ca->key_id));
-    json_object_set_new(o, "first_seen", text_or_null(ca->first_seen));
-    json_object_set_new(o, "last_seen", text_or_null(ca->last_seen));
+    json_object_set_new(o, "version", api_text_or_null(ca->version));
+    json_object_set_new(o, "key_id", api_text_or_null(ca->key_id));
+    json_object_set_new(o, "first_seen", api_text_or_null(ca->first_seen));
+    json_object_set_new(o, "last_seen", api_text_or_null(ca->last_seen));
     json_object_set_new(o, "connected_at", json_null());
     json_object_set_new(o, "databases", json_array());
     json_object_set_new(o, "jobs", json_array());
@@ -666,10 +632,10 @@ static int databases_cb(void *arg, const catalog_database *d)
         return acc->bad = PGS_ENOMEM;
     json_object_set_new(o, "name", json_string(d->name));
     json_object_set_new(o, "environment", json_string(d->environment));
-    json_object_set_new(o, "server_version", text_or_null(d->server_version));
+    json_object_set_new(o, "server_version", api_text_or_null(d->server_version));
     json_object_set_new(o, "announced", json_false());
-    json_object_set_new(o, "first_seen", text_or_null(d->first_seen));
-    json_object_set_new(o, "last_seen", text_or_null(d->last_seen));
+    json_object_set_new(o, "first_seen", api_text_or_null(d->first_seen));
+    json_object_set_new(o, "last_seen", api_text_or_null(d->last_seen));
     if (json_array_append_new(json_object_get(agent, "databases"), o) != 0)
         return acc->bad = PGS_ENOMEM;
     return 0;
@@ -745,23 +711,23 @@ static void get_agents(api *a, nng_aio *aio)
     agents_acc acc = {json_array(), json_object(), 0};
     json_t *live = NULL;
     if (acc.list == NULL || acc.index == NULL) {
-        reply_error(aio, 500, "internal", "out of memory");
+        api_reply_error(aio, 500, "internal", "out of memory");
         goto out;
     }
-    cat_lock(a);
+    api_cat_lock(a);
     int rc = catalog_agents_list(a->cat, agents_cb, &acc, &e);
     if (rc == 0 && acc.bad == 0)
         rc = catalog_databases_list(a->cat, NULL, databases_cb, &acc, &e);
-    cat_unlock(a);
+    api_cat_unlock(a);
     if (rc == 0 && acc.bad != 0)
         rc = pgs_fail(&e, acc.bad, "out of memory");
     if (rc != 0) {
-        reply_pgs(aio, &e);
+        api_reply_pgs(aio, &e);
         goto out;
     }
     live = a->fleet != NULL ? fleet_agents_json(a->fleet) : json_array();
     if (live == NULL) {
-        reply_error(aio, 500, "internal", "out of memory");
+        api_reply_error(aio, 500, "internal", "out of memory");
         goto out;
     }
     json_t *x;
@@ -769,14 +735,14 @@ static void get_agents(api *a, nng_aio *aio)
     json_array_foreach(live, i, x)
     {
         if (merge_live(&acc, x) != 0) {
-            reply_error(aio, 500, "internal", "out of memory");
+            api_reply_error(aio, 500, "internal", "out of memory");
             goto out;
         }
     }
     json_t *res = json_object();
     if (res != NULL)
         json_object_set(res, "agents", acc.list);
-    reply_json(aio, 200, res);
+    api_reply_json(aio, 200, res);
 out:
     json_decref(live);
     json_decref(acc.list);
@@ -896,7 +862,7 @@ static void get_list(api *a, nng_aio *aio, const char *query, const char *key, l
     pgs_error e = {0};
     list_query q;
     if (parse_list_query(query, &q, &e) != 0) {
-        reply_error(aio, 400, "bad_request", "%s", e.msg);
+        api_reply_error(aio, 400, "bad_request", "%s", e.msg);
         return;
     }
     catalog_filter f = {
@@ -908,17 +874,17 @@ static void get_list(api *a, nng_aio *aio, const char *query, const char *key, l
     };
     list_acc acc = {json_array(), q.limit, 0, 0, 0};
     if (acc.arr == NULL) {
-        reply_error(aio, 500, "internal", "out of memory");
+        api_reply_error(aio, 500, "internal", "out of memory");
         return;
     }
-    cat_lock(a);
+    api_cat_lock(a);
     int rc = list(a->cat, &f, &acc, &e);
-    cat_unlock(a);
+    api_cat_unlock(a);
     if (rc == 0 && acc.bad != 0)
         rc = pgs_fail(&e, acc.bad, "out of memory");
     if (rc != 0) {
         json_decref(acc.arr);
-        reply_pgs(aio, &e);
+        api_reply_pgs(aio, &e);
         return;
     }
     json_t *res = json_object();
@@ -928,7 +894,7 @@ static void get_list(api *a, nng_aio *aio, const char *query, const char *key, l
     } else {
         json_decref(acc.arr);
     }
-    reply_json(aio, 200, res);
+    api_reply_json(aio, 200, res);
 }
 
 static int list_backups(catalog *cat, const catalog_filter *f, list_acc *acc, pgs_error *e)
@@ -955,16 +921,16 @@ static json_t *progress_json(api *a, const char *id)
     json_object_set_new(o, "phase", json_string(fleet_phase_name(p.phase)));
     json_object_set_new(o, "bytes", json_integer((json_int_t)p.bytes));
     if (p.started_ms > 0) {
-        time_ms_text(p.started_ms, t);
+        api_time_ms_text(p.started_ms, t);
         json_object_set_new(o, "started_at", json_string(t));
-        int64_t el = now_ms() - p.started_ms;
+        int64_t el = api_now_ms() - p.started_ms;
         json_object_set_new(o, "elapsed", json_real(el > 0 ? (double)el / 1000.0 : 0.0));
     } else {
         json_object_set_new(o, "started_at", json_null());
         json_object_set_new(o, "elapsed", json_null());
     }
     if (p.updated_ms > 0) {
-        time_ms_text(p.updated_ms, t);
+        api_time_ms_text(p.updated_ms, t);
         json_object_set_new(o, "updated_at", json_string(t));
     } else {
         json_object_set_new(o, "updated_at", json_null());
@@ -977,14 +943,14 @@ static int load_backup(api *a, nng_aio *aio, const char *id, catalog_backup *b)
 {
     pgs_error e = {0};
     if (!catalog_id_valid(id)) {
-        reply_error(aio, 404, "not_found", "no such backup (not a backup id)");
+        api_reply_error(aio, 404, "not_found", "no such backup (not a backup id)");
         return -1;
     }
-    cat_lock(a);
+    api_cat_lock(a);
     int rc = catalog_backup_get(a->cat, id, b, &e);
-    cat_unlock(a);
+    api_cat_unlock(a);
     if (rc != 0) {
-        reply_pgs(aio, &e);
+        api_reply_pgs(aio, &e);
         return -1;
     }
     return 0;
@@ -1000,10 +966,10 @@ static void get_backup(api *a, nng_aio *aio, const char *id)
                                                                         : json_null();
     if (o == NULL || p == NULL || json_object_set_new(o, "progress", p) != 0) {
         json_decref(o);
-        reply_error(aio, 500, "internal", "out of memory");
+        api_reply_error(aio, 500, "internal", "out of memory");
         return;
     }
-    reply_json(aio, 200, o);
+    api_reply_json(aio, 200, o);
 }
 
 /* ---- POST /v1/backups ---- */
@@ -1035,7 +1001,7 @@ static int fleet_has(api *a, const char *agent, const char *db, int *has_db)
 }
 
 /* 1 when req says its body is JSON. */
-static int json_content_type(nng_http_req *req)
+int api_json_content_type(nng_http_req *req)
 {
     const char *ct = nng_http_req_get_header(req, "Content-Type");
     return ct != NULL && strncasecmp(ct, "application/json", 16) == 0 &&
@@ -1047,8 +1013,8 @@ static void post_backup(api *a, api_job *job)
     nng_aio *aio = job->aio;
     nng_http_req *req = job->req;
     pgs_error e = {0};
-    if (!json_content_type(req)) {
-        reply_error(aio, 415, "unsupported_media_type",
+    if (!api_json_content_type(req)) {
+        api_reply_error(aio, 415, "unsupported_media_type",
                     "send the body as Content-Type: application/json");
         return;
     }
@@ -1057,44 +1023,44 @@ static void post_backup(api *a, api_job *job)
     nng_http_req_get_data(req, &body, &len);
     api_backup_body in;
     if (api_backup_body_parse(body, len, &in, &e) != 0) {
-        reply_error(aio, 400, "bad_request", "%s", e.msg);
+        api_reply_error(aio, 400, "bad_request", "%s", e.msg);
         return;
     }
     int has_db;
     if (!fleet_has(a, in.agent, in.database, &has_db)) {
-        reply_error(aio, 409, "not_connected", "agent %s is not connected", in.agent);
+        api_reply_error(aio, 409, "not_connected", "agent %s is not connected", in.agent);
         return;
     }
     if (!has_db) {
-        reply_error(aio, 404, "not_found", "agent %s did not announce a database %s", in.agent,
+        api_reply_error(aio, 404, "not_found", "agent %s did not announce a database %s", in.agent,
                     in.database);
         return;
     }
     char id[CATALOG_ID_SIZE];
     catalog_backup b;
-    cat_lock(a);
+    api_cat_lock(a);
     int rc = fleet_backup_request(a->fleet, a->cat, in.agent, in.database,
                                   in.label[0] ? in.label : NULL, job->who, id, &e);
     if (rc == 0)
         rc = catalog_backup_get(a->cat, id, &b, &e);
-    cat_unlock(a);
+    api_cat_unlock(a);
     if (rc == PGS_ENOTFOUND) {
-        reply_error(aio, 409, "not_connected", "%s", e.msg);
+        api_reply_error(aio, 409, "not_connected", "%s", e.msg);
         return;
     }
     if (rc == PGS_ELIMIT) {
-        reply_error(aio, 429, "queue_full", "%s", e.msg);
+        api_reply_error(aio, 429, "queue_full", "%s", e.msg);
         return;
     }
     if (rc != 0) {
-        reply_pgs(aio, &e);
+        api_reply_pgs(aio, &e);
         return;
     }
     log_info("api: backup %s of %s/%s requested", id, in.agent, in.database);
     json_t *o = catalog_backup_to_json(&b);
     if (o != NULL)
         json_object_set_new(o, "progress", progress_json(a, id));
-    reply_json(aio, 202, o);
+    api_reply_json(aio, 202, o);
 }
 
 /* ---- restores ---- */
@@ -1160,8 +1126,8 @@ static void post_restore(api *a, api_job *job)
     nng_aio *aio = job->aio;
     nng_http_req *req = job->req;
     pgs_error e = {0};
-    if (!json_content_type(req)) {
-        reply_error(aio, 415, "unsupported_media_type",
+    if (!api_json_content_type(req)) {
+        api_reply_error(aio, 415, "unsupported_media_type",
                     "send the body as Content-Type: application/json");
         return;
     }
@@ -1170,41 +1136,41 @@ static void post_restore(api *a, api_job *job)
     nng_http_req_get_data(req, &body, &len);
     restore_request *in = malloc(sizeof(*in));
     if (in == NULL) {
-        reply_error(aio, 500, "internal", "out of memory");
+        api_reply_error(aio, 500, "internal", "out of memory");
         return;
     }
     catalog_restore r;
     memset(&r, 0, sizeof(r));
     char id[CATALOG_ID_SIZE] = "";
     if (api_restore_body_parse(body, len, in, &e) != 0) {
-        reply_error(aio, 400, "bad_request", "%s", e.msg);
+        api_reply_error(aio, 400, "bad_request", "%s", e.msg);
         goto out;
     }
     /* Writing over a prod database is an admin's decision (the policy asks for overwrite_prod
      * on top of it). */
-    if (in->overwrite_prod && !allowed(job, API_ROLE_ADMIN, "a restore with overwrite_prod"))
+    if (in->overwrite_prod && !api_allowed(job, API_ROLE_ADMIN, "a restore with overwrite_prod"))
         goto out;
     if (a->restorer == NULL) {
-        reply_error(aio, 409, "not_connected",
+        api_reply_error(aio, 409, "not_connected",
                     "this coordinator runs no restores (its API serves without agents)");
         goto out;
     }
-    cat_lock(a);
+    api_cat_lock(a);
     int rc = restorer_request(a->restorer, a->cat, in, job->who, id, &e);
     int got = rc == 0 ? catalog_restore_get(a->cat, id, &r, &e) : rc;
-    cat_unlock(a);
+    api_cat_unlock(a);
     if (rc != 0) {
         const char *name;
         uint16_t st = restore_status(rc, &name);
         if (st == 500)
             log_error("api: restore of %s into %s/%s: %s", in->source, in->target_agent,
                       in->target_database, e.msg);
-        reply_error(aio, st, name, "%s", e.msg);
+        api_reply_error(aio, st, name, "%s", e.msg);
         goto out;
     }
     if (got != 0) { /* queued, but it cannot be read back: say so, with its id */
         log_error("api: restore %s: %s", id, e.msg);
-        reply_error(aio, 500, "internal", "restore %s was queued but cannot be read: %s", id,
+        api_reply_error(aio, 500, "internal", "restore %s was queued but cannot be read: %s", id,
                     e.msg);
         goto out;
     }
@@ -1214,10 +1180,10 @@ static void post_restore(api *a, api_job *job)
     if (o == NULL || ro == NULL || json_object_set_new(o, "id", json_string(id)) != 0 ||
         json_object_set_new(o, "restore", ro) != 0) {
         json_decref(o);
-        reply_error(aio, 500, "internal", "out of memory");
+        api_reply_error(aio, 500, "internal", "out of memory");
         goto out;
     }
-    reply_json(aio, 202, o);
+    api_reply_json(aio, 202, o);
 out:
     catalog_restore_clear(&r);
     free(in);
@@ -1252,27 +1218,27 @@ static void get_restore(api *a, nng_aio *aio, const char *id)
     pgs_error e = {0};
     catalog_restore r;
     if (!catalog_id_valid(id)) {
-        reply_error(aio, 404, "not_found", "no such restore (not a restore id)");
+        api_reply_error(aio, 404, "not_found", "no such restore (not a restore id)");
         return;
     }
-    cat_lock(a);
+    api_cat_lock(a);
     int rc = catalog_restore_get(a->cat, id, &r, &e);
-    cat_unlock(a);
+    api_cat_unlock(a);
     if (rc != 0) {
-        reply_pgs(aio, &e);
+        api_reply_pgs(aio, &e);
         return;
     }
     json_t *o = catalog_restore_to_json(&r);
     int live = r.state == CATALOG_QUEUED || r.state == CATALOG_RUNNING;
     catalog_restore_clear(&r);
     if (o == NULL) {
-        reply_error(aio, 500, "internal", "out of memory");
+        api_reply_error(aio, 500, "internal", "out of memory");
         return;
     }
     json_t *p = live ? restore_progress_json(a, id) : NULL;
     if (p != NULL)
         json_object_set_new(o, "progress", p);
-    reply_json(aio, 200, o);
+    api_reply_json(aio, 200, o);
 }
 
 /* ---- GET /v1/backups/ID/object ---- */
@@ -1371,7 +1337,7 @@ static void *fetch_main(void *arg)
     api *a = f->a;
     pgs_error e = {0};
     int rc;
-    double t0 = (double)now_ms();
+    double t0 = (double)api_now_ms();
     if (f->head) {
         rc = fetch_header(f);
     } else {
@@ -1404,7 +1370,7 @@ static void *fetch_main(void *arg)
                   " bytes, the catalog says %" PRIu64 "; the download was cut short",
                   f->id, f->key, f->sent, f->size);
     } else {
-        double s = ((double)now_ms() - t0) / 1000.0;
+        double s = ((double)api_now_ms() - t0) / 1000.0;
         log_info("api: sent backup %s (%" PRIu64 " bytes) in %.1f s", f->id, f->sent, s);
     }
     nng_http_conn_close(f->conn); /* closes and frees */
@@ -1451,19 +1417,19 @@ static void get_object(api *a, api_job *job, const char *id, int head)
     if (load_backup(a, aio, id, &b) != 0)
         return;
     if (b.state != CATALOG_COMPLETE) {
-        reply_error(aio, 409, "not_complete",
+        api_reply_error(aio, 409, "not_complete",
                     "backup %s is in state %s; only a complete backup can be fetched", id,
                     catalog_state_name(b.state));
         return;
     }
     if (a->storage == NULL) {
-        reply_error(aio, 500, "internal", "this coordinator has no storage configured");
+        api_reply_error(aio, 500, "internal", "this coordinator has no storage configured");
         return;
     }
     api_fetch *f = calloc(1, sizeof(*f));
     if (f == NULL || nng_aio_alloc(&f->aio, NULL, NULL) != 0) {
         free(f);
-        reply_error(aio, 500, "internal", "out of memory");
+        api_reply_error(aio, 500, "internal", "out of memory");
         return;
     }
     nng_aio_set_timeout(f->aio, API_WRITE_TIMEOUT_MS);
@@ -1481,9 +1447,9 @@ static void get_object(api *a, api_job *job, const char *id, int head)
         pthread_mutex_unlock(&a->mu);
         fetch_free(f);
         if (stopping)
-            reply_error(aio, 503, "unavailable", "the coordinator is shutting down");
+            api_reply_error(aio, 503, "unavailable", "the coordinator is shutting down");
         else
-            reply_error(aio, 429, "busy",
+            api_reply_error(aio, 429, "busy",
                         "%d downloads are in progress already; try again when one ends",
                         API_FETCH_MAX);
         return;
@@ -1518,11 +1484,11 @@ static void get_metrics(api *a, nng_aio *aio, int head)
     char *text = NULL;
     size_t len = 0;
     if (a->metrics == NULL) {
-        reply_error(aio, 404, "not_found", "metrics are off");
+        api_reply_error(aio, 404, "not_found", "metrics are off");
         return;
     }
     if (metrics_render(a->metrics, &text, &len) != 0) {
-        reply_error(aio, 500, "internal", "cannot render the metrics");
+        api_reply_error(aio, 500, "internal", "cannot render the metrics");
         return;
     }
     nng_http_res *res = NULL;
@@ -1536,18 +1502,18 @@ static void get_metrics(api *a, nng_aio *aio, int head)
         res = NULL;
     }
     free(text);
-    finish_res(aio, res);
+    api_finish_res(aio, res);
 }
 
 /* ---- routing (workers) ---- */
 
-static void method_not_allowed(nng_aio *aio, const char *allow)
+void api_method_not_allowed(nng_aio *aio, const char *allow)
 {
     nng_http_res *res =
         json_res(405, error_json("method_not_allowed", "method not allowed on this path"));
     if (res != NULL)
         nng_http_res_set_header(res, "Allow", allow);
-    finish_res(aio, res);
+    api_finish_res(aio, res);
 }
 
 static void dispatch(api *a, api_job *job)
@@ -1561,7 +1527,7 @@ static void dispatch(api *a, api_job *job)
     if (query != NULL)
         query++;
     if (plen >= sizeof(path)) {
-        reply_error(aio, 404, "not_found", "no such endpoint");
+        api_reply_error(aio, 404, "not_found", "no such endpoint");
         return;
     }
     memcpy(path, uri, plen);
@@ -1572,28 +1538,32 @@ static void dispatch(api *a, api_job *job)
             411, error_json("length_required", "send request bodies with a Content-Length"));
         if (res != NULL)
             nng_http_res_set_header(res, "Connection", "close");
-        finish_res(aio, res);
+        api_finish_res(aio, res);
         return;
     }
     {
         char lp[128];
-        log_clean(uri, lp, sizeof(lp));
+        api_log_clean(uri, lp, sizeof(lp));
         log_debug("api: %s %s", method, lp);
     }
 
+    /* The routes of the other api_*.c files first: some live under /v1/backups/ID/. */
+    if (api_ops_route(a, job, method, path, query) || api_verify_route(a, job, method, path, query) ||
+        api_status_route(a, job, method, path, query))
+        return;
     const char *rest;
     if (strcmp(path, "/metrics") == 0) {
-        if (!is_get(method))
-            method_not_allowed(aio, "GET, HEAD");
+        if (!api_is_get(method))
+            api_method_not_allowed(aio, "GET, HEAD");
         else
             get_metrics(a, aio, strcmp(method, "HEAD") == 0);
         return;
     }
     if (strcmp(path, "/v1/agents") == 0) {
-        if (!is_get(method))
-            method_not_allowed(aio, "GET, HEAD");
+        if (!api_is_get(method))
+            api_method_not_allowed(aio, "GET, HEAD");
         else if (query != NULL && query[0] != '\0')
-            reply_error(aio, 400, "bad_request", "/v1/agents takes no query parameters");
+            api_reply_error(aio, 400, "bad_request", "/v1/agents takes no query parameters");
         else
             get_agents(a, aio);
         return;
@@ -1601,13 +1571,13 @@ static void dispatch(api *a, api_job *job)
     if (strcmp(path, "/v1/backups") == 0) {
         if (strcmp(method, "POST") == 0) {
             if (query != NULL && query[0] != '\0')
-                reply_error(aio, 400, "bad_request", "POST /v1/backups takes no query");
-            else if (allowed(job, API_ROLE_OPERATE, "POST /v1/backups"))
+                api_reply_error(aio, 400, "bad_request", "POST /v1/backups takes no query");
+            else if (api_allowed(job, API_ROLE_OPERATE, "POST /v1/backups"))
                 post_backup(a, job);
-        } else if (is_get(method)) {
+        } else if (api_is_get(method)) {
             get_backups(a, aio, query);
         } else {
-            method_not_allowed(aio, "GET, HEAD, POST");
+            api_method_not_allowed(aio, "GET, HEAD, POST");
         }
         return;
     }
@@ -1618,15 +1588,15 @@ static void dispatch(api *a, api_job *job)
         size_t idlen = slash != NULL ? (size_t)(slash - rest) : strlen(rest);
         int object = slash != NULL && strcmp(slash, "/object") == 0;
         if (idlen == 0 || idlen >= sizeof(id) || (slash != NULL && !object)) {
-            reply_error(aio, 404, "not_found", "no such endpoint");
+            api_reply_error(aio, 404, "not_found", "no such endpoint");
             return;
         }
         memcpy(id, rest, idlen);
         id[idlen] = '\0';
-        if (!is_get(method)) {
-            method_not_allowed(aio, "GET, HEAD");
+        if (!api_is_get(method)) {
+            api_method_not_allowed(aio, "GET, HEAD");
         } else if (query != NULL && query[0] != '\0') {
-            reply_error(aio, 400, "bad_request", "this endpoint takes no query parameters");
+            api_reply_error(aio, 400, "bad_request", "this endpoint takes no query parameters");
         } else if (object) {
             get_object(a, job, id, strcmp(method, "HEAD") == 0);
         } else {
@@ -1637,30 +1607,30 @@ static void dispatch(api *a, api_job *job)
     if (strcmp(path, "/v1/restores") == 0) {
         if (strcmp(method, "POST") == 0) {
             if (query != NULL && query[0] != '\0')
-                reply_error(aio, 400, "bad_request", "POST /v1/restores takes no query");
-            else if (allowed(job, API_ROLE_OPERATE, "POST /v1/restores"))
+                api_reply_error(aio, 400, "bad_request", "POST /v1/restores takes no query");
+            else if (api_allowed(job, API_ROLE_OPERATE, "POST /v1/restores"))
                 post_restore(a, job);
-        } else if (is_get(method)) {
+        } else if (api_is_get(method)) {
             get_restores(a, aio, query);
         } else {
-            method_not_allowed(aio, "GET, HEAD, POST");
+            api_method_not_allowed(aio, "GET, HEAD, POST");
         }
         return;
     }
     if (strncmp(path, "/v1/restores/", 13) == 0) {
         rest = path + 13;
         if (rest[0] == '\0' || strlen(rest) >= CATALOG_ID_SIZE || strchr(rest, '/') != NULL) {
-            reply_error(aio, 404, "not_found", "no such endpoint");
-        } else if (!is_get(method)) {
-            method_not_allowed(aio, "GET, HEAD");
+            api_reply_error(aio, 404, "not_found", "no such endpoint");
+        } else if (!api_is_get(method)) {
+            api_method_not_allowed(aio, "GET, HEAD");
         } else if (query != NULL && query[0] != '\0') {
-            reply_error(aio, 400, "bad_request", "this endpoint takes no query parameters");
+            api_reply_error(aio, 400, "bad_request", "this endpoint takes no query parameters");
         } else {
             get_restore(a, aio, rest);
         }
         return;
     }
-    reply_error(aio, 404, "not_found", "no such endpoint");
+    api_reply_error(aio, 404, "not_found", "no such endpoint");
 }
 
 static void *worker_main(void *arg)
@@ -1682,7 +1652,7 @@ static void *worker_main(void *arg)
         int stopping = a->stopping;
         pthread_mutex_unlock(&a->mu);
         if (stopping)
-            reply_error(job->aio, 503, "unavailable", "the coordinator is shutting down");
+            api_reply_error(job->aio, 503, "unavailable", "the coordinator is shutting down");
         else
             dispatch(a, job);
         free(job);
@@ -1717,6 +1687,9 @@ int api_start(const api_opts *o, api **out, pgs_error *e)
     a->metrics = o->metrics;
     a->lookup = o->lookup;
     a->lookup_arg = o->lookup_arg;
+    a->cfg = o->cfg;
+    a->sched = o->sched;
+    a->verifier = o->verifier;
     token_hash(o->token, tlen, a->token_hash);
 
     nng_url *url = NULL;

@@ -18,12 +18,15 @@
 
 #include "common/error.h"
 #include "coordinator/catalog.h"
+#include "coordinator/config.h"
 #include "coordinator/fleet.h"
 #include "coordinator/metrics.h"
 #include "coordinator/restore.h"
 #include "coordinator/storage.h"
 
 typedef struct api api;
+typedef struct schedd schedd;     /* coordinator/schedd.h */
+typedef struct verifier verifier; /* coordinator/verify.h */
 
 /* Token roles (docs/api.md, "Authentication"): read looks, operate also starts backups and
  * restores, admin may also overwrite a prod database. */
@@ -44,6 +47,9 @@ typedef struct api_opts {
     storage *storage;         /* where GET /v1/backups/ID/object reads from; NULL: 500 there */
     const char *catalog_path; /* the API opens its own handle on this file */
     metrics *metrics;         /* what GET /metrics renders (borrowed); NULL: 404 there */
+    const coordinator_config *cfg; /* retention policies and schedules (borrowed); may be NULL */
+    schedd *sched;            /* the scheduler: GET /v1/schedules (borrowed); NULL: none */
+    verifier *verifier;       /* verifications (borrowed); NULL: POST .../verify -> 409 */
 } api_opts;
 
 /* Request bodies larger than this are refused. */

@@ -19,6 +19,7 @@
 #include "coordinator/monitor.h"
 #include "coordinator/rebuild.h"
 #include "coordinator/restore.h"
+#include "coordinator/schedd.h"
 #include "coordinator/storage.h"
 #ifdef PGSHIP_HAVE_API
 #include "coordinator/api.h"
@@ -140,6 +141,7 @@ static int run(coordinator_config *cfg)
     fleet *fl = NULL;
     restorer *rs = NULL;
     monitor *mon = NULL;
+    schedd *sd = NULL;
 #ifdef PGSHIP_HAVE_API
     api *ap = NULL;
 #endif
@@ -194,10 +196,17 @@ static int run(coordinator_config *cfg)
         log_error("%s", e.msg);
         goto out;
     }
+    schedd_opts so = {.cfg = cfg, .fleet = fl, .st = st, .catalog_path = cfg->coordinator.catalog};
+    if (schedd_start(&so, &sd, &e) != 0) {
+        log_error("%s", e.msg);
+        goto out;
+    }
 #ifdef PGSHIP_HAVE_API
     if (cfg->api_token != NULL) {
         api_opts ao = {.url = cfg->coordinator.api_listen,
                        .metrics = monitor_metrics(mon),
+                       .cfg = cfg,
+                       .sched = sd,
                        .lookup = token_lookup,
                        .lookup_arg = cfg,
                        .token = cfg->api_token,
@@ -224,6 +233,7 @@ out:
 #ifdef PGSHIP_HAVE_API
     api_stop(ap);
 #endif
+    schedd_stop(sd);   /* no new scheduled backups; after the API, which asks it */
     restorer_stop(rs); /* restores in flight fail */
     fleet_stop(fl);    /* which tells the restorer how their agents' jobs ended */
     restorer_free(rs);

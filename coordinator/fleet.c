@@ -1461,6 +1461,14 @@ int fleet_backup_request(fleet *f, catalog *cat, const char *agent, const char *
                          const char *label, const char *requested_by, char id_out[CATALOG_ID_SIZE],
                          pgs_error *e)
 {
+    return fleet_backup_request_scheduled(f, cat, agent, db, label, requested_by, NULL, id_out, e);
+}
+
+int fleet_backup_request_scheduled(fleet *f, catalog *cat, const char *agent, const char *db,
+                                   const char *label, const char *requested_by,
+                                   const char *schedule, char id_out[CATALOG_ID_SIZE],
+                                   pgs_error *e)
+{
     id_out[0] = 0;
     if (f == NULL)
         return pgs_fail(e, PGS_ENOTFOUND, "agent %s is not connected", agent);
@@ -1487,7 +1495,8 @@ int fleet_backup_request(fleet *f, catalog *cat, const char *agent, const char *
                               .database = db,
                               .environment = j.environment,
                               .label = label,
-                              .requested_by = requested_by};
+                              .requested_by = requested_by,
+                              .scheduled = schedule};
     if ((rc = catalog_backup_new(cat, &req, id_out, e)) != 0)
         return rc;
     snprintf(j.id, sizeof(j.id), "%s", id_out);

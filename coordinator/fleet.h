@@ -61,6 +61,11 @@ json_t *fleet_agents_json(fleet *f);
 int fleet_backup_request(fleet *f, catalog *cat, const char *agent, const char *db,
                          const char *label, const char *requested_by, char id_out[CATALOG_ID_SIZE],
                          pgs_error *e);
+/* The same for the scheduler: the backup is recorded as asked for by schedule (its name). */
+int fleet_backup_request_scheduled(fleet *f, catalog *cat, const char *agent, const char *db,
+                                   const char *label, const char *requested_by,
+                                   const char *schedule, char id_out[CATALOG_ID_SIZE],
+                                   pgs_error *e);
 
 /* How a restore or sanitize job ended, handed to its done callback (on the job's stream thread,
  * exactly once, after which the fleet forgets the job). */

@@ -577,7 +577,9 @@ int sched_plan(const sched_input *in, sched_decision **out, size_t *nout, pgs_er
         rc = missed_before(in, x, d, e);
         if (rc != 0)
             goto out;
-        cands[ncands++] = (cand_key){d->run_at, d->schedule, d->agent, d->database, i};
+        /* Seniority is the first ripe due time's: an entry held back by the limits while new
+         * due times ripen keeps its place ahead of entries that were not held back. */
+        cands[ncands++] = (cand_key){x->first + x->off, d->schedule, d->agent, d->database, i};
     }
 
     /* The limits, oldest run first. */

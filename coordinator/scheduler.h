@@ -42,8 +42,10 @@
  * reconnect after a coordinator restart or a short outage; after that it is SCHED_MISSED
  * (SCHED_WHY_AGENT_GONE) for all its ripe due times, and last_due advances.
  *
- * Limits. Runs that may start are taken oldest run_at first, then by schedule name, agent name
- * and database name (so the order is total and does not depend on the input's order), and
+ * Limits. Runs that may start are taken by seniority -- the run_at of their FIRST ripe due time
+ * after last_due, so that an entry held back while new due times ripen does not lose its place
+ * to entries that ran last time -- then by schedule name, agent name and database name (so the
+ * order is total and does not depend on the input's order), and
  * started while the scheduled backups running (the databases' `running`, plus those started by
  * this plan) stay below max_concurrent in total and max_per_agent on the agent. The others wait
  * (SCHED_WHY_LIMIT_TOTAL, SCHED_WHY_LIMIT_AGENT) with last_due unchanged; as they keep their

@@ -571,6 +571,36 @@ static void test_limits_oldest_run_first(void **state)
     fleet_free(f);
 }
 
+static void test_limits_held_back_keeps_its_place(void **state)
+{
+    (void)state;
+    /* One backup at a time and a schedule that is due again every minute: the database held
+     * back this minute must start next minute, ahead of the one that just ran, although both
+     * are ripe for the new due time (else "db-a" would run every minute and "db-b" never). */
+    fleet *f = fleet_new();
+    f->in.limits.max_concurrent = 1;
+    add_schedule(f, "often", "* * * * *", "*", 0);
+    add_db(f, "a", "db-a", NULL);
+    add_db(f, "a", "db-b", NULL);
+    int64_t t0 = utc(2024, 5, 1, 0, 0, 30);
+    size_t n;
+    sched_decision *dec = plan_at(f, t0, t0, &n);
+    store(f, dec, n);
+    free(dec);
+    int ran[2] = {0, 0};
+    for (int minute = 1; minute <= 6; minute++) {
+        dec = plan_at(f, t0 + minute * 60, t0, &n);
+        assert_int_equal(count_action(dec, n, SCHED_START), 1);
+        const sched_decision *a = find(dec, n, "often", "a", "db-a");
+        ran[a->action == SCHED_START ? 0 : 1]++;
+        store(f, dec, n); /* the backup ends before the next minute */
+        free(dec);
+    }
+    assert_int_equal(ran[0], 3);
+    assert_int_equal(ran[1], 3);
+    fleet_free(f);
+}
+
 /* ---- two schedules on one database ---- */
 
 static void test_two_schedules_same_due_merge(void **state)
@@ -1139,6 +1169,7 @@ int main(void)
         cmocka_unit_test(test_disconnected_agent_waits_then_missed),
         cmocka_unit_test(test_limits_global_and_per_agent),
         cmocka_unit_test(test_limits_oldest_run_first),
+        cmocka_unit_test(test_limits_held_back_keeps_its_place),
         cmocka_unit_test(test_two_schedules_same_due_merge),
         cmocka_unit_test(test_two_schedules_merge_at_leader_time),
         cmocka_unit_test(test_two_schedules_different_due_one_start),

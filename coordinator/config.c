@@ -38,6 +38,9 @@ _Static_assert(LOG_ERROR == 0 && LOG_WARN == 1 && LOG_INFO == 2 && LOG_DEBUG == 
                "log_levels[] is indexed by enum log_level");
 static const char *const storage_types[] = {"fs", "s3", NULL};
 static const char *const roles[] = {"read", "operate", "admin", NULL};
+static const char *const schedule_actions[] = {"backup", "verify", "restore-test", NULL};
+_Static_assert(SCHEDULE_BACKUP == 0 && SCHEDULE_VERIFY == 1 && SCHEDULE_RESTORE_TEST == 2,
+               "schedule_actions[] is indexed by enum coordinator_schedule_action");
 _Static_assert(ROLE_READ == 1 && ROLE_OPERATE == 2 && ROLE_ADMIN == 3,
                "roles[] is indexed by enum coordinator_role - 1");
 _Static_assert(COORDINATOR_TOKEN_HASH_LEN == crypto_generichash_BYTES, "token hashes");
@@ -106,6 +109,7 @@ static const ini_key schedule_keys[] = {
     {"select", INI_STRING, INI_REQUIRED, NULL, 0, 0, NULL, SD(select_text)},
     {"jitter", INI_STRING, 0, "0", 0, 0, NULL, SD(jitter_text)},
     {"retention", INI_STRING, 0, NULL, 0, 0, NULL, SD(retention)},
+    {"action", INI_ENUM, 0, "backup", 0, 0, schedule_actions, SD(action)},
 };
 
 #define RT(f) offsetof(coordinator_retention_config, f)
@@ -733,6 +737,10 @@ static int check_schedules(coordinator_config *cfg, pgs_error *e)
             return cfg_fail(e, cfg, SPEC_SCHEDULE, s, "jitter", se.code, "%s", se.msg);
         if (s->retention == NULL)
             continue;
+        if (s->action != SCHEDULE_BACKUP)
+            return cfg_fail(e, cfg, SPEC_SCHEDULE, s, "retention", PGS_EINVAL,
+                            "only a schedule of backups (action = backup) prunes; this one "
+                            "verifies");
         /* NAMEs of one kind that differ only in case are the same NAME (as for duplicates). */
         for (size_t j = 0; j < cfg->nretentions && s->retention_ref == NULL; j++)
             if (strcasecmp(cfg->retentions[j].name, s->retention) == 0)

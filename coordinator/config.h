@@ -133,6 +133,13 @@ typedef struct coordinator_retention_config {
     db_select *select;       /* parsed select_text; NULL when select_text is */
 } coordinator_retention_config;
 
+/* What a schedule does at its due times. */
+enum coordinator_schedule_action {
+    SCHEDULE_BACKUP = 0,       /* a backup of each selected database */
+    SCHEDULE_VERIFY = 1,       /* a verification of each one's newest complete backup */
+    SCHEDULE_RESTORE_TEST = 2, /* ... with a test restore into a scratch database */
+};
+
 /* [schedule NAME]: when (cron), what (select), spread (jitter), and the retention it applies. */
 typedef struct coordinator_schedule_config {
     char *name;
@@ -140,6 +147,7 @@ typedef struct coordinator_schedule_config {
     char *select_text; /* as written */
     char *jitter_text; /* as written, or the default "0" */
     char *retention;   /* NAME of a [retention NAME]; NULL: none */
+    int action;        /* enum coordinator_schedule_action */
     ini_src src;
     cron_expr *cron;                             /* parsed cron_text */
     db_select *select;                           /* parsed select_text */

@@ -34,7 +34,8 @@
 #include "coordinator/select.h"
 
 #define NAME_CAP (CATALOG_NAME_MAX + 1)
-#define OVERDUE_SAMPLES 8 /* due times looked at for a schedule's longest interval */
+#define OVERDUE_YEARS 8  /* how far back a schedule's last two due times are looked for */
+#define OVERDUE_STEPS 64 /* due times looked at in one window */
 
 typedef struct sd_db {
     char agent[NAME_CAP], name[NAME_CAP], env[NAME_CAP];
@@ -63,12 +64,19 @@ struct schedd {
     fleet *fleet;
     storage *st;
     verifier *verifier;
+    schedd_verify_fn verify;
     catalog *cat; /* the thread's */
     unsigned tick_ms;
     unsigned speed;
     int64_t up_real; /* wall-clock unix seconds at start: the sped-up clock's origin */
+    /* The schedules in two planning groups, backups then verifications, each in file order:
+     * the planner merges the runs of one database's schedules that fall due together, which
+     * is right within a group and wrong across them (a verification never stands in for a
+     * backup). map[i] is scheds[i]'s index in cfg->schedules. */
     sched_schedule *scheds;
+    size_t *map;
     size_t nscheds;
+    size_t ngroup[2];
     sched_limits limits;
 
     pthread_t thread;
@@ -141,21 +149,24 @@ void schedd_prune_rules(const coordinator_config *cfg, prune_rules *rules)
     rules->arg = (void *)cfg;
 }
 
-/* The longest gap between the next OVERDUE_SAMPLES due times of c after now; 0 if none. */
-static int64_t longest_gap(const cron_expr *c, int64_t now)
+/* The interval between the last two due times of c at or before now (0: fewer than two in
+ * the last OVERDUE_YEARS years). The window before now doubles until it holds two. */
+static int64_t last_gap(const cron_expr *c, int64_t now)
 {
-    int64_t prev, next, gap = 0;
     pgs_error e = {0};
-    if (cron_next(c, now, &prev, &e) != 0)
-        return 0;
-    for (int i = 0; i < OVERDUE_SAMPLES; i++) {
-        if (cron_next(c, prev, &next, &e) != 0)
+    for (int64_t w = 120; w <= OVERDUE_YEARS * 366 * 86400; w *= 2) {
+        int64_t t = now - w > CRON_TIME_MIN ? now - w : CRON_TIME_MIN, a = 0, b = 0, next;
+        for (int n = 0; n < OVERDUE_STEPS && cron_next(c, t, &next, &e) == 0 && next <= now; n++) {
+            a = b;
+            b = next;
+            t = next;
+        }
+        if (a != 0)
+            return b - a;
+        if (t == CRON_TIME_MIN)
             break;
-        if (next - prev > gap)
-            gap = next - prev;
-        prev = next;
     }
-    return gap;
+    return 0;
 }
 
 int64_t schedd_overdue_after_s(const schedd *s, const coordinator_config *cfg, const char *agent,
@@ -164,9 +175,9 @@ int64_t schedd_overdue_after_s(const schedd *s, const coordinator_config *cfg, c
     int64_t best = 0, jitter = 0;
     for (size_t i = 0; i < cfg->nschedules; i++) {
         const coordinator_schedule_config *sc = &cfg->schedules[i];
-        if (!select_match(sc->select, agent, db, env))
+        if (sc->action != SCHEDULE_BACKUP || !select_match(sc->select, agent, db, env))
             continue;
-        int64_t gap = longest_gap(sc->cron, s != NULL ? schedd_now(s) : now);
+        int64_t gap = last_gap(sc->cron, s != NULL ? schedd_now(s) : now);
         if (gap > 0 && (best == 0 || gap < best))
             best = gap;
         if (sc->jitter_s > jitter)
@@ -278,8 +289,8 @@ static void states_load(schedd *s)
                 continue;
             int64_t last = SCHED_NEVER;
             pgs_error e = {0};
-            int rc = catalog_schedule_last_due_get(s->cat, sc->name, d->agent, d->name, &last,
-                                                   NULL, &e);
+            int rc =
+                catalog_schedule_last_due_get(s->cat, sc->name, d->agent, d->name, &last, NULL, &e);
             if (rc != 0 && rc != PGS_ENOTFOUND) {
                 log_warn("scheduler: %s", e.msg);
                 continue; /* tried again next tick */
@@ -299,8 +310,8 @@ static void state_store(schedd *s, const char *sched, const char *agent, const c
 {
     pgs_error e = {0};
     if (catalog_schedule_last_due_set(s->cat, sched, agent, db, last_due, backup_id, &e) != 0)
-        log_warn("scheduler: schedule %s, %s/%s: cannot record its last run: %s", sched, agent,
-                 db, e.msg);
+        log_warn("scheduler: schedule %s, %s/%s: cannot record its last run: %s", sched, agent, db,
+                 e.msg);
     pthread_mutex_lock(&s->mu);
     sd_state *st = state_find(s, sched, agent, db);
     if (st != NULL)
@@ -364,7 +375,8 @@ static int gather(schedd *s, db_acc *acc)
     json_t *agents = fleet_agents_json(s->fleet);
     size_t i;
     json_t *a;
-    json_array_foreach(agents, i, a) {
+    json_array_foreach(agents, i, a)
+    {
         const char *name = json_string_value(json_object_get(a, "name"));
         for (size_t k = 0; name != NULL && k < acc->n; k++)
             if (strcmp(acc->dbs[k].agent, name) == 0)
@@ -505,18 +517,47 @@ static void record_missed(schedd *s, const char *sched, const char *agent, const
     id_out[0] = 0;
     if (catalog_backup_new(s->cat, &req, id_out, &e) != 0 ||
         catalog_backup_fail(s->cat, id_out, why, &e) != 0) {
-        log_warn("scheduler: schedule %s, %s/%s: cannot record a missed run (%s): %s", sched,
-                 agent, db, why, e.msg);
+        log_warn("scheduler: schedule %s, %s/%s: cannot record a missed run (%s): %s", sched, agent,
+                 db, why, e.msg);
         return;
     }
     log_warn("scheduler: schedule %s, %s/%s: backup %s failed: %s", sched, agent, db, id_out, why);
 }
 
-static void carry_out(schedd *s, const sched_decision *d, const sd_db *db, char id[CATALOG_ID_SIZE])
+/* A scheduled verification: of the database's newest complete backup. */
+static void start_verify(schedd *s, const sched_decision *d, int restore_test)
+{
+    char by[CATALOG_REQUESTED_BY_MAX + 1], vid[CATALOG_ID_SIZE] = "";
+    snprintf(by, sizeof(by), "schedule:%s", d->schedule);
+    catalog_backup b;
+    pgs_error e = {0};
+    if (s->verifier == NULL || s->verify == NULL) {
+        log_warn("scheduler: schedule %s, %s/%s: verifications are not available in this "
+                 "coordinator",
+                 d->schedule, d->agent, d->database);
+    } else if (catalog_latest_complete(s->cat, d->agent, d->database, &b, &e) != 0) {
+        log_warn("scheduler: schedule %s, %s/%s: nothing to verify: %s", d->schedule, d->agent,
+                 d->database, e.msg);
+    } else if (s->verify(s->verifier, s->cat, b.id, restore_test, by, vid, &e) != 0) {
+        log_warn("scheduler: schedule %s, %s/%s: cannot verify backup %s: %s", d->schedule,
+                 d->agent, d->database, b.id, e.msg);
+    } else {
+        log_info("scheduler: schedule %s, %s/%s: verification %s of backup %s started%s",
+                 d->schedule, d->agent, d->database, vid, b.id,
+                 restore_test ? " (with a test restore)" : "");
+    }
+}
+
+/* Carries out decision d of the schedule cfg->schedules[icfg]; a backup's id into id. */
+static void carry_out(schedd *s, const sched_decision *d, size_t icfg, const sd_db *db,
+                      char id[CATALOG_ID_SIZE])
 {
     char first[CATALOG_TIME_SIZE], last[CATALOG_TIME_SIZE], why[CATALOG_ERROR_MAX + 1];
     id[0] = 0;
-    if (d->action == SCHED_START) {
+    int action = s->cfg->schedules[icfg].action;
+    if (d->action == SCHED_START && action != SCHEDULE_BACKUP) {
+        start_verify(s, d, action == SCHEDULE_RESTORE_TEST);
+    } else if (d->action == SCHED_START) {
         char by[CATALOG_REQUESTED_BY_MAX + 1];
         snprintf(by, sizeof(by), "schedule:%s", d->schedule);
         pgs_error e = {0};
@@ -526,7 +567,7 @@ static void carry_out(schedd *s, const sched_decision *d, const sd_db *db, char 
             log_info("scheduler: schedule %s, %s/%s: backup %s started (due %s%s)", d->schedule,
                      d->agent, d->database, id, first,
                      d->why == SCHED_WHY_CATCH_UP ? ", catch-up run" : "");
-            job_add(s, id, d->isched, d->agent, d->database);
+            job_add(s, id, icfg, d->agent, d->database);
         } else if (id[0] != 0) {
             /* created, then failed by the fleet: it is in the catalog as failed already */
             log_warn("scheduler: schedule %s, %s/%s: %s", d->schedule, d->agent, d->database,
@@ -535,6 +576,9 @@ static void carry_out(schedd *s, const sched_decision *d, const sd_db *db, char 
             snprintf(why, sizeof(why), "missed: could not start (due %s): %s", first, e.msg);
             record_missed(s, d->schedule, d->agent, d->database, db->env, why, id);
         }
+    } else if (d->action == SCHED_MISSED && d->missed_first != 0 && action != SCHEDULE_BACKUP) {
+        log_warn("scheduler: schedule %s, %s/%s: a verification was missed: %s", d->schedule,
+                 d->agent, d->database, sched_why_text(d->why));
     } else if (d->action == SCHED_MISSED && d->missed_first != 0) {
         due_text(d->missed_first, first);
         due_text(d->missed_last, last);
@@ -545,6 +589,49 @@ static void carry_out(schedd *s, const sched_decision *d, const sd_db *db, char 
                      last);
         record_missed(s, d->schedule, d->agent, d->database, db->env, why, id);
     }
+}
+
+/* Plans one group of schedules and carries out its decisions. */
+static void plan_group(schedd *s, const sched_schedule *scheds, const size_t *map, size_t n,
+                       const sched_database *dbs, const sched_state *states, size_t nstates)
+{
+    sched_input in = {.schedules = scheds,
+                      .nschedules = n,
+                      .databases = dbs,
+                      .ndatabases = s->ndbs,
+                      .states = states,
+                      .nstates = nstates,
+                      .limits = s->limits,
+                      .now = schedd_now(s),
+                      .up_since = s->up_real};
+    sched_decision *dec = NULL;
+    size_t ndec = 0;
+    pgs_error e = {0};
+    if (sched_plan(&in, &dec, &ndec, &e) != 0) {
+        log_warn("scheduler: %s", e.msg);
+        return;
+    }
+    char(*ids)[CATALOG_ID_SIZE] = calloc(ndec ? ndec : 1, CATALOG_ID_SIZE);
+    if (ids == NULL) {
+        free(dec);
+        return;
+    }
+    /* leaders and lone entries first, so that followers can name their leader's backup */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t k = 0; k < ndec; k++) {
+            const sched_decision *d = &dec[k];
+            int follower = d->merged_into != SCHED_NONE;
+            if (follower != pass)
+                continue;
+            if (!follower || d->action == SCHED_MISSED)
+                carry_out(s, d, map[d->isched], &s->dbs[d->idb], ids[k]);
+            const char *bid = follower && d->action == SCHED_MERGED ? ids[d->merged_into] : ids[k];
+            if (d->changed)
+                state_store(s, d->schedule, d->agent, d->database, d->last_due, bid);
+        }
+    }
+    free(ids);
+    free(dec);
 }
 
 static void tick(schedd *s)
@@ -574,59 +661,25 @@ static void tick(schedd *s)
         log_warn("scheduler: out of memory");
         goto out;
     }
-    /* the plan reads a copy: state_store below may move the cache */
+    /* the plans read a copy: state_store below may move the cache */
     memcpy(snap, s->states, nsnap * sizeof(*snap));
-    for (size_t j = 0; j < s->ndbs; j++) {
-        const sd_db *d = &s->dbs[j];
-        in_dbs[j] = (sched_database){.agent = d->agent,
-                                     .database = d->name,
-                                     .environment = d->env[0] ? d->env : NULL,
-                                     .connected = d->connected,
-                                     .busy = d->busy,
-                                     .running = d->running};
-    }
     for (size_t k = 0; k < nsnap; k++)
-        in_states[k] = (sched_state){snap[k].schedule, snap[k].agent, snap[k].db,
-                                     snap[k].last_due};
-    sched_input in = {.schedules = s->scheds,
-                      .nschedules = s->nscheds,
-                      .databases = in_dbs,
-                      .ndatabases = s->ndbs,
-                      .states = in_states,
-                      .nstates = nsnap,
-                      .limits = s->limits,
-                      .now = schedd_now(s),
-                      .up_since = s->up_real};
-    sched_decision *dec = NULL;
-    size_t ndec = 0;
-    pgs_error e = {0};
-    if (sched_plan(&in, &dec, &ndec, &e) != 0) {
-        log_warn("scheduler: %s", e.msg);
-        goto out;
-    }
-    char (*ids)[CATALOG_ID_SIZE] = calloc(ndec ? ndec : 1, CATALOG_ID_SIZE);
-    if (ids == NULL) {
-        free(dec);
-        goto out;
-    }
-    /* leaders and lone entries first, so that followers can name their leader's backup */
-    for (int pass = 0; pass < 2; pass++) {
-        for (size_t k = 0; k < ndec; k++) {
-            const sched_decision *d = &dec[k];
-            int follower = d->merged_into != SCHED_NONE;
-            if (follower != pass)
-                continue;
-            if (!follower)
-                carry_out(s, d, &s->dbs[d->idb], ids[k]);
-            else if (d->action == SCHED_MISSED)
-                carry_out(s, d, &s->dbs[d->idb], ids[k]);
-            const char *bid = follower && d->action == SCHED_MERGED ? ids[d->merged_into] : ids[k];
-            if (d->changed)
-                state_store(s, d->schedule, d->agent, d->database, d->last_due, bid);
+        in_states[k] = (sched_state){snap[k].schedule, snap[k].agent, snap[k].db, snap[k].last_due};
+    for (int g = 0, off = 0; g < 2; off += (int)s->ngroup[g], g++) {
+        if (s->ngroup[g] == 0)
+            continue;
+        /* verifications neither wait for nor count toward the backups in flight */
+        for (size_t j = 0; j < s->ndbs; j++) {
+            const sd_db *d = &s->dbs[j];
+            in_dbs[j] = (sched_database){.agent = d->agent,
+                                         .database = d->name,
+                                         .environment = d->env[0] ? d->env : NULL,
+                                         .connected = d->connected,
+                                         .busy = g == 0 ? d->busy : 0,
+                                         .running = g == 0 ? d->running : 0};
         }
+        plan_group(s, &s->scheds[off], &s->map[off], s->ngroup[g], in_dbs, in_states, nsnap);
     }
-    free(ids);
-    free(dec);
 out:
     free(in_dbs);
     free(in_states);
@@ -697,19 +750,28 @@ int schedd_start(const schedd_opts *o, schedd **out, pgs_error *e)
     s->fleet = o->fleet;
     s->st = o->st;
     s->verifier = o->verifier;
+    s->verify = o->verify;
     s->tick_ms = o->tick_ms ? o->tick_ms : SCHEDD_TICK_MS;
     s->speed = speed;
     s->up_real = wall_now();
     const coordinator_config *cfg = o->cfg;
     s->nscheds = cfg->nschedules;
     s->scheds = calloc(s->nscheds ? s->nscheds : 1, sizeof(*s->scheds));
-    if (s->scheds == NULL) {
+    s->map = calloc(s->nscheds ? s->nscheds : 1, sizeof(*s->map));
+    if (s->scheds == NULL || s->map == NULL) {
         schedd_stop(s);
         return pgs_fail(e, PGS_ENOMEM, "out of memory");
     }
-    for (size_t i = 0; i < s->nscheds; i++)
-        s->scheds[i] = (sched_schedule){cfg->schedules[i].name, cfg->schedules[i].cron,
-                                        cfg->schedules[i].select, cfg->schedules[i].jitter_s};
+    size_t k = 0;
+    for (int g = 0; g < 2; g++)
+        for (size_t i = 0; i < s->nscheds; i++) {
+            const coordinator_schedule_config *sc = &cfg->schedules[i];
+            if ((sc->action == SCHEDULE_BACKUP) != (g == 0))
+                continue;
+            s->scheds[k] = (sched_schedule){sc->name, sc->cron, sc->select, sc->jitter_s};
+            s->map[k++] = i;
+            s->ngroup[g]++;
+        }
     s->limits = (sched_limits){.max_concurrent = (int)cfg->scheduler.max_concurrent,
                                .max_per_agent = (int)cfg->scheduler.max_per_agent,
                                .catch_up = cfg->scheduler.catch_up,
@@ -730,9 +792,10 @@ int schedd_start(const schedd_opts *o, schedd **out, pgs_error *e)
                  "than the clock (for tests only)",
                  s->speed, s->speed);
     if (s->nscheds > 0)
-        log_info("scheduler: %zu schedule(s), at most %d scheduled backups at once (%d per agent)%s",
-                 s->nscheds, s->limits.max_concurrent, s->limits.max_per_agent,
-                 s->limits.catch_up ? ", one catch-up run after downtime" : "");
+        log_info(
+            "scheduler: %zu schedule(s), at most %d scheduled backups at once (%d per agent)%s",
+            s->nscheds, s->limits.max_concurrent, s->limits.max_per_agent,
+            s->limits.catch_up ? ", one catch-up run after downtime" : "");
     *out = s;
     return 0;
 }
@@ -750,6 +813,7 @@ void schedd_stop(schedd *s)
     }
     catalog_close(s->cat);
     free(s->scheds);
+    free(s->map);
     free(s->dbs);
     free(s->states);
     free(s->index);
@@ -774,6 +838,13 @@ static json_t *text_or_null(const char *t)
     return t != NULL && t[0] != '\0' ? json_string(t) : json_null();
 }
 
+static const char *schedule_action_name(int action)
+{
+    return action == SCHEDULE_VERIFY         ? "verify"
+           : action == SCHEDULE_RESTORE_TEST ? "restore-test"
+                                             : "backup";
+}
+
 json_t *schedd_next_runs_json(schedd *s)
 {
     if (s == NULL)
@@ -783,10 +854,10 @@ json_t *schedd_next_runs_json(schedd *s)
     for (size_t i = 0; scheds != NULL && i < s->nscheds; i++) {
         const coordinator_schedule_config *sc = &s->cfg->schedules[i];
         json_array_append_new(
-            scheds, json_pack("{s:s, s:s, s:o, s:s, s:I, s:o}", "name", sc->name, "cron",
-                              cron_text(sc->cron), "zone", text_or_null(cron_zone(sc->cron)),
-                              "select", select_text(sc->select), "jitter_s",
-                              (json_int_t)sc->jitter_s, "retention",
+            scheds, json_pack("{s:s, s:s, s:s, s:o, s:s, s:I, s:o}", "name", sc->name, "action",
+                              schedule_action_name(sc->action), "cron", cron_text(sc->cron), "zone",
+                              text_or_null(cron_zone(sc->cron)), "select", select_text(sc->select),
+                              "jitter_s", (json_int_t)sc->jitter_s, "retention",
                               text_or_null(sc->retention_ref ? sc->retention_ref->name : NULL)));
     }
     json_t *runs = json_array();
@@ -794,44 +865,48 @@ json_t *schedd_next_runs_json(schedd *s)
     size_t ndbs = s->ndbs;
     sched_database *dbs = calloc(ndbs ? ndbs : 1, sizeof(*dbs));
     sched_state *sts = calloc(s->nstates ? s->nstates : 1, sizeof(*sts));
-    sched_run *r = NULL;
-    size_t nr = 0;
-    pgs_error e = {0};
-    if (dbs != NULL && sts != NULL && s->nscheds > 0 && ndbs > 0) {
-        for (size_t j = 0; j < ndbs; j++)
-            dbs[j] = (sched_database){.agent = s->dbs[j].agent,
-                                      .database = s->dbs[j].name,
-                                      .environment = s->dbs[j].env[0] ? s->dbs[j].env : NULL,
-                                      .connected = s->dbs[j].connected};
-        for (size_t k = 0; k < s->nstates; k++)
-            sts[k] = (sched_state){s->states[k].schedule, s->states[k].agent, s->states[k].db,
-                                   s->states[k].last_due};
-        sched_input in = {.schedules = s->scheds,
-                          .nschedules = s->nscheds,
-                          .databases = dbs,
-                          .ndatabases = ndbs,
-                          .states = sts,
-                          .nstates = s->nstates,
-                          .now = now,
-                          .up_since = s->up_real};
-        if (sched_next_runs(&in, &r, &nr, &e) != 0)
-            log_warn("scheduler: %s", e.msg);
-    }
-    for (size_t k = 0; runs != NULL && k < nr; k++) {
-        const sched_run *x = &r[k];
-        json_array_append_new(
-            runs, json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:b, s:o}", "schedule", x->schedule,
-                            "agent", x->agent, "database", x->database, "environment",
-                            text_or_null(x->environment), "due", time_or_null(x->due), "run_at",
-                            time_or_null(x->due ? x->run_at : 0), "due_now", x->due_now,
-                            "merged_into", text_or_null(x->merged_into)));
+    for (int g = 0, off = 0; g < 2; off += (int)s->ngroup[g], g++) {
+        sched_run *r = NULL;
+        size_t nr = 0;
+        pgs_error e = {0};
+        if (dbs != NULL && sts != NULL && s->ngroup[g] > 0 && ndbs > 0) {
+            for (size_t j = 0; j < ndbs; j++)
+                dbs[j] = (sched_database){.agent = s->dbs[j].agent,
+                                          .database = s->dbs[j].name,
+                                          .environment = s->dbs[j].env[0] ? s->dbs[j].env : NULL,
+                                          .connected = s->dbs[j].connected};
+            for (size_t k = 0; k < s->nstates; k++)
+                sts[k] = (sched_state){s->states[k].schedule, s->states[k].agent, s->states[k].db,
+                                       s->states[k].last_due};
+            sched_input in = {.schedules = &s->scheds[off],
+                              .nschedules = s->ngroup[g],
+                              .databases = dbs,
+                              .ndatabases = ndbs,
+                              .states = sts,
+                              .nstates = s->nstates,
+                              .now = now,
+                              .up_since = s->up_real};
+            if (sched_next_runs(&in, &r, &nr, &e) != 0)
+                log_warn("scheduler: %s", e.msg);
+        }
+        for (size_t k = 0; runs != NULL && k < nr; k++) {
+            const sched_run *x = &r[k];
+            json_array_append_new(
+                runs,
+                json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:b, s:o, s:s}", "schedule", x->schedule,
+                          "agent", x->agent, "database", x->database, "environment",
+                          text_or_null(x->environment), "due", time_or_null(x->due), "run_at",
+                          time_or_null(x->due ? x->run_at : 0), "due_now", x->due_now,
+                          "merged_into", text_or_null(x->merged_into), "action",
+                          schedule_action_name(s->cfg->schedules[s->map[off + x->isched]].action)));
+        }
+        free(r);
     }
     pthread_mutex_unlock(&s->mu);
-    free(r);
     free(dbs);
     free(sts);
-    json_t *o = json_pack("{s:o, s:I, s:o, s:o}", "now", time_or_null(now), "speed",
-                          (json_int_t)s->speed, "schedules", scheds ? scheds : json_array(),
-                          "runs", runs ? runs : json_array());
+    json_t *o =
+        json_pack("{s:o, s:I, s:o, s:o}", "now", time_or_null(now), "speed", (json_int_t)s->speed,
+                  "schedules", scheds ? scheds : json_array(), "runs", runs ? runs : json_array());
     return o;
 }

@@ -827,6 +827,7 @@ static void test_coordinator_schedules(void **state)
                                 "select                   = env=prod agent=db-*\n"
                                 "jitter                   = 1h30m\n"
                                 "retention                = STD\n"
+                                "action                   = backup  (default)\n"
                                 "# runs at \"30 2 * * *\" (time zone UTC) for the databases "
                                 "agent=db-* environment=prod\n"));
     assert_non_null(strstr(out, "jitter                   = 0  (default)\n"
@@ -894,6 +895,14 @@ static void test_coordinator_schedules(void **state)
                  PGS_EINVAL,
                  "coord.conf:8: [schedule s] retention: there is no [retention std] section in "
                  "this file");
+    coord_expect(&f,
+                 COORD_TLS "[schedule s]\ncron = @daily\nselect = *\nretention = std\n"
+                           "action = verify\n" RET_STD,
+                 PGS_EINVAL,
+                 "coord.conf:8: [schedule s] retention: only a schedule of backups (action = "
+                 "backup) prunes; this one verifies");
+    coord_expect(&f, COORD_TLS "[schedule s]\ncron = @daily\nselect = *\naction = drill\n",
+                 PGS_EINVAL, "coord.conf:8: [schedule s] action: *");
     coord_expect(&f, COORD_TLS "[schedule s]\ncron = @daily\nselect = *\nkeep_daily = 7\n",
                  PGS_EINVAL, "coord.conf:8: unknown key \"keep_daily\" in [schedule s]*");
     coord_expect(&f,
@@ -1864,7 +1873,8 @@ static void test_examples_load(void **state)
     assert_string_equal(cfg.agents[1].name, "db-staging-1");
     assert_int_equal(cfg.scheduler.src.line > 0, 1);
     assert_int_equal(cfg.nretentions, 2);
-    assert_int_equal(cfg.nschedules, 2);
+    assert_int_equal(cfg.nschedules, 3);
+    assert_int_equal(cfg.schedules[2].action, SCHEDULE_RESTORE_TEST);
     assert_ptr_equal(cfg.schedules[0].retention_ref, &cfg.retentions[0]);
     assert_int_equal(cfg.schedules[0].jitter_s, 15 * 60);
     assert_int_equal(cfg.ntokens, 2);

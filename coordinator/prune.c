@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
 
@@ -372,6 +373,57 @@ int prune_sidecar_key(const char *object_key, char *out, size_t cap)
     return 0;
 }
 
+int prune_pin_key(const char *object_key, char *out, size_t cap)
+{
+    static const char ext[] = ".pgship", pin[] = ".pin";
+    size_t n = object_key ? strlen(object_key) : 0, el = sizeof(ext) - 1;
+    if (n <= el || strcmp(object_key + n - el, ext) != 0)
+        return PGS_EINVAL;
+    if (n - el + sizeof(pin) > cap)
+        return PGS_ELIMIT;
+    memcpy(out, object_key, n - el);
+    memcpy(out + n - el, pin, sizeof(pin));
+    return 0;
+}
+
+int prune_pin(catalog *cat, storage *st, const char *id, int pinned, const char *by,
+              pgs_error *e)
+{
+    catalog_backup b;
+    char key[STORAGE_KEY_MAX + 1];
+    int rc = catalog_backup_get(cat, id, &b, e);
+    if (rc != 0)
+        return rc;
+    int marker = st != NULL && b.storage_key[0] != '\0' &&
+                 prune_pin_key(b.storage_key, key, sizeof(key)) == 0;
+    if (pinned) {
+        /* marker first: if the row's update fails, a rebuild pins it (the safe side) */
+        if (marker) {
+            char now[CATALOG_TIME_SIZE], body[256];
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            catalog_time_format((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, now);
+            json_t *j = json_pack("{s:s, s:s, s:s}", "backup_id", b.id, "pinned_at", now,
+                                  "pinned_by", by != NULL ? by : "");
+            char *text = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+            json_decref(j);
+            snprintf(body, sizeof(body), "%s\n", text != NULL ? text : "{}");
+            free(text);
+            if ((rc = storage_put(st, key, body, strlen(body), e)) != 0)
+                return pgs_wrap(e, "backup %s: writing its pin marker", id);
+        }
+        return catalog_backup_pin(cat, id, 1, e);
+    }
+    /* row first: if the marker's deletion fails, a rebuild pins it again (the safe side) */
+    if ((rc = catalog_backup_pin(cat, id, 0, e)) != 0)
+        return rc;
+    if (marker && (rc = storage_delete(st, key, e)) != 0)
+        return pgs_wrap(e, "backup %s: unpinned in the catalog, but its pin marker %s stays "
+                           "(a catalog rebuild would pin it again)",
+                        id, key);
+    return 0;
+}
+
 /* Whether key is "<id>.pgship" or ends in "/<id>.pgship": prune deletes only a backup's own
  * object, whatever a (hand-edited) row says. */
 static int key_names(const char *key, const char *id)
@@ -413,6 +465,12 @@ static enum try_result try_delete(catalog *cat, storage *st, const prune_entry *
         if (prune_sidecar_key(b.storage_key, side, sizeof(side)) == 0 &&
             (rc = storage_delete(st, side, e)) != 0) {
             pgs_wrap(e, "deleting its sidecar");
+            return TRY_FAILED;
+        }
+        /* a stale pin marker (an unpin that could not delete it) goes too */
+        if (prune_pin_key(b.storage_key, side, sizeof(side)) == 0 &&
+            (rc = storage_delete(st, side, e)) != 0) {
+            pgs_wrap(e, "deleting its pin marker");
             return TRY_FAILED;
         }
     }

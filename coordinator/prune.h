@@ -124,4 +124,18 @@ int prune_apply(catalog *cat, storage *st, const prune_plan_t *plan, prune_count
  * out (cap bytes) is too small. */
 int prune_sidecar_key(const char *object_key, char *out, size_t cap);
 
+/*
+ * Pins: a pin is the operator's intent, so it lives in storage too, where `catalog rebuild`
+ * finds it again: a small marker "<...>/<id>.pin" beside the object (JSON: backup_id,
+ * pinned_at, pinned_by). prune_pin pins (writes the marker, then the row) or unpins (the row,
+ * then the marker), so that a failure half-way leaves the backup pinned somewhere: never a
+ * pin lost. st may be NULL (the catalog only). A backup without an object (failed, running) is
+ * pinned in the catalog only. PGS_ENOTFOUND for an unknown id. prune_apply deletes a backup's
+ * marker with it.
+ */
+int prune_pin(catalog *cat, storage *st, const char *id, int pinned, const char *by,
+              pgs_error *e);
+/* The pin marker of an object key ("<...>/<id>.pgship" -> "<...>/<id>.pin"); errors as
+ * prune_sidecar_key. */
+int prune_pin_key(const char *object_key, char *out, size_t cap);
 #endif

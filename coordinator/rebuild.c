@@ -162,7 +162,7 @@ out:
 
 /* ---- the listing ---- */
 
-enum key_kind { KEY_OBJECT = 0, KEY_SIDECAR = 1 };
+enum key_kind { KEY_OBJECT = 0, KEY_SIDECAR = 1, KEY_PIN = 2 }; /* the sort order of a stem */
 
 /* A pgship key: "<environment>/<agent>/<database>/<id>" (its stem) and its kind. */
 typedef struct rkey {
@@ -215,6 +215,9 @@ static int parse_key(const char *key, rkey *k)
     } else if (ends_with(segs[3], lens[3], ".manifest.json")) {
         k->kind = KEY_SIDECAR;
         idlen = lens[3] - strlen(".manifest.json");
+    } else if (ends_with(segs[3], lens[3], ".pin")) {
+        k->kind = KEY_PIN;
+        idlen = lens[3] - strlen(".pin");
     } else {
         return -1;
     }
@@ -263,7 +266,7 @@ static int list_cb(void *arg, const char *key, uint64_t size)
     k.size = size;
     if (k.kind == KEY_OBJECT)
         l->c->objects++;
-    else
+    else if (k.kind == KEY_SIDECAR)
         l->c->sidecars++;
     l->v[l->n++] = k;
     return 0;
@@ -511,13 +514,17 @@ int rebuild_catalog(storage *st, const char *prefix, catalog *fresh, rebuild_cou
 
     for (size_t i = 0; i < l.n;) {
         const rkey *k = &l.v[i];
+        if (k->kind == KEY_PIN) { /* after the imports, below */
+            i++;
+            continue;
+        }
         if (k->kind == KEY_SIDECAR) {
             out->orphan_sidecars++;
             problem(out, k->key, "%s", "sidecar without an object: not imported");
             i++;
             continue;
         }
-        if (i + 1 >= l.n || !same_stem(k, &l.v[i + 1])) {
+        if (i + 1 >= l.n || !same_stem(k, &l.v[i + 1]) || l.v[i + 1].kind != KEY_SIDECAR) {
             out->orphan_objects++;
             problem(out, k->key, "%s", "object without a sidecar: not imported");
             i++;
@@ -570,10 +577,28 @@ int rebuild_catalog(storage *st, const char *prefix, catalog *fresh, rebuild_cou
                 "its link)",
                 d.v[i].source_backup_id);
     }
+    /* Pins: the operator's intent outlives the catalog (prune.h, prune_pin). */
+    for (size_t i = 0; i < l.n; i++) {
+        if (l.v[i].kind != KEY_PIN)
+            continue;
+        pgs_error pe = {0};
+        int r = catalog_backup_pin(fresh, l.v[i].id, 1, &pe);
+        if (r == 0) {
+            out->pinned++;
+        } else if (r == PGS_ENOTFOUND) {
+            out->ignored++;
+            log_debug("rebuild: %s: its backup is not in the catalog: ignored", l.v[i].key);
+        } else {
+            *e = pe;
+            rc = pgs_wrap(e, "rebuild: pinning %s", l.v[i].id);
+            goto out;
+        }
+    }
     log_info("rebuild: %zu backups imported, %zu already in the catalog, %zu objects without a "
-             "sidecar, %zu sidecars without an object, %zu bad, %zu other keys ignored",
+             "sidecar, %zu sidecars without an object, %zu bad, %zu pinned, %zu other keys "
+             "ignored",
              out->imported, out->existing, out->orphan_objects, out->orphan_sidecars, out->bad,
-             out->ignored);
+             out->pinned, out->ignored);
 out:
     for (size_t i = 0; i < d.n; i++)
         rebuild_sidecar_clear(&d.v[i]);

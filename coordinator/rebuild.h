@@ -88,7 +88,9 @@ typedef struct rebuild_counts {
     size_t orphan_objects;     /* objects without a sidecar: not imported */
     size_t orphan_sidecars;    /* sidecars without an object: not imported */
     size_t bad;                /* sidecars that failed a check, or that the catalog refused */
-    size_t ignored;            /* other keys under the prefix */
+    size_t ignored;            /* other keys under the prefix (and pin markers whose backup
+                                  is not in the catalog) */
+    size_t pinned;             /* backups pinned from their "<id>.pin" markers */
     rebuild_problem *problems; /* malloc'd: the first REBUILD_PROBLEMS_MAX problems, as found
                                   (rebuild_counts_clear frees them) */
     size_t nproblems;

@@ -8,7 +8,7 @@ set_tests_properties(unit_prune PROPERTIES LABELS unit TIMEOUT 300)
 
 # Rebuild's test makes its backups through the real ingest path.
 add_executable(rebuild_test ${CMAKE_CURRENT_LIST_DIR}/unit/rebuild_test.c)
-target_link_libraries(rebuild_test PRIVATE pgship_rebuild pgship_ingest pgship_testutil
+target_link_libraries(rebuild_test PRIVATE pgship_rebuild pgship_prune pgship_ingest pgship_testutil
                                            PkgConfig::CMOCKA)
 add_test(NAME unit_rebuild COMMAND rebuild_test)
 set_tests_properties(unit_rebuild PROPERTIES LABELS unit TIMEOUT 300)

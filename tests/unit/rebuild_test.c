@@ -20,6 +20,7 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "coordinator/ingest.h"
+#include "coordinator/prune.h"
 #include "coordinator/rebuild.h"
 #include "proto/manifest.h"
 #include "tests/unit/testutil.h"
@@ -346,6 +347,53 @@ static void test_rebuild_full_sidecars_are_identical(void **state)
     assert_string_equal(bk.requested_by, "alice");
 }
 
+static int null_sink(void *arg, const void *buf, size_t len)
+{
+    (void)arg;
+    (void)buf;
+    (void)len;
+    return 0;
+}
+
+/* Pins live in storage too (prune_pin's markers), so a rebuilt catalog keeps them. */
+static void test_rebuild_keeps_pins(void **state)
+{
+    fixture *f = *state;
+    char id[2][CATALOG_ID_SIZE], key[512];
+    pgs_error e = {0};
+    ingest_one(f, "a1", "appdb", "prod", NULL, NULL, NULL, 0, id[0]);
+    ingest_one(f, "a1", "appdb", "prod", NULL, NULL, NULL, 60, id[1]);
+    assert_int_equal(prune_pin(f->cat, f->st, id[0], 1, "alice", &e), 0);
+    assert_int_equal(prune_pin(f->cat, f->st, id[1], 1, "alice", &e), 0);
+    assert_int_equal(prune_pin(f->cat, f->st, id[1], 0, "alice", &e), 0); /* unpinned again */
+    snprintf(key, sizeof(key), "prod/a1/appdb/%s.pin", id[1]);
+    TU_ASSERT_ERR(storage_get(f->st, key, null_sink, NULL, &e), e, PGS_ENOTFOUND, "");
+    snprintf(key, sizeof(key), "prod/a1/appdb/%s.pin", id[0]);
+    assert_int_equal(storage_get(f->st, key, null_sink, NULL, &e), 0);
+    /* a marker whose backup is gone, and an object with a marker but no sidecar */
+    assert_int_equal(storage_put(f->st, "prod/a1/appdb/20261121T000000Z-00000000.pin", "{}", 2, &e),
+                     0);
+    assert_int_equal(storage_put(f->st, "prod/a1/appdb/20261121T000001Z-00000001.pgship", "x", 1, &e),
+                     0);
+    assert_int_equal(storage_put(f->st, "prod/a1/appdb/20261121T000001Z-00000001.pin", "{}", 2, &e),
+                     0);
+    TU_ASSERT_ERR(prune_pin(f->cat, f->st, "20261121T000000Z-00000000", 1, "x", &e), e,
+                  PGS_ENOTFOUND, "");
+
+    rebuild_counts c;
+    rebuild(f, f->fresh, &c);
+    assert_int_equal(c.imported, 2);
+    assert_int_equal(c.pinned, 1);
+    assert_int_equal(c.orphan_objects, 1); /* its pin marker is not taken for a sidecar */
+    assert_int_equal(c.ignored, 2);        /* the two markers without a backup */
+    rebuild_counts_clear(&c);
+    catalog_backup b;
+    assert_int_equal(catalog_backup_get(f->fresh, id[0], &b, &e), 0);
+    assert_int_equal(b.pinned, 1);
+    assert_int_equal(catalog_backup_get(f->fresh, id[1], &b, &e), 0);
+    assert_int_equal(b.pinned, 0);
+}
+
 static int has_problem(const rebuild_counts *c, const char *key, const char *why)
 {
     for (size_t i = 0; i < c->nproblems; i++)
@@ -599,6 +647,7 @@ int main(void)
         T(test_rebuild_from_ingested_backups),          T(test_rebuild_full_sidecars_are_identical),
         T(test_rebuild_reports_what_it_cannot_import),  T(test_rebuild_under_a_prefix),
         cmocka_unit_test(test_rebuild_sidecar_decoder),
+        T(test_rebuild_keeps_pins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -520,6 +520,7 @@ typedef struct job {
     const uint8_t *piece_at;
     size_t piece_left;
     int eof;          /* EOF came and matched what arrived */
+    char got_hex[SHA256_HEX_LEN + 1]; /* then: the source's SHA-256, as the catalog has it */
     int fetch_failed; /* the source failed a check, or the coordinator could not serve it */
     /* END's outcome (backup, sanitize) */
     int stored;                          /* RESULT complete */
@@ -940,8 +941,10 @@ static void fetch_eof(job *j, const wire_msg *rep)
                    "the source's SHA-256 is %s, but the coordinator's catalog says %s: the "
                    "archive changed in storage or on the way",
                    got, want);
-    else
+    else {
         j->eof = 1;
+        memcpy(j->got_hex, got, sizeof(j->got_hex));
+    }
 }
 
 /* Brings in the next piece of the source, or its EOF. Returns 0 with j->piece_left > 0 or j->eof
@@ -1259,6 +1262,7 @@ static sess_rc run_restore(session *s, const wire_msg *jm)
     const agent_config *cfg = s->cfg;
     const wire_restore_spec *r = jm->u.job.restore;
     int sanitize = strcmp(jm->u.job.kind, "sanitize") == 0;
+    int verify = strcmp(jm->u.job.kind, "verify") == 0;
     int64_t started = now_ms();
     job j;
     memset(&j, 0, sizeof(j));
@@ -1268,12 +1272,21 @@ static sess_rc run_restore(session *s, const wire_msg *jm)
     if (sanitize) {
         snprintf(j.what, sizeof(j.what), "sanitize of %s in %s", r->source, j.database);
         snprintf(j.sent_what, sizeof(j.sent_what), "sanitized backup %s", r->output);
+    } else if (verify && r->restore_test) {
+        snprintf(j.what, sizeof(j.what), "verify of %s with a restore test beside %s", r->source,
+                 j.database);
+    } else if (verify) {
+        snprintf(j.what, sizeof(j.what), "verify of %s", r->source);
     } else
         snprintf(j.what, sizeof(j.what), "restore of %s into %s", r->source, j.database);
     const char *keep = !sanitize && r->keep_old ? ", keep old" : "";
-    log_info("job %s: %s started (profile %s, %u job%s%s%s%s)", j.id, j.what,
-             r->profile[0] ? r->profile : "none", r->jobs, r->jobs == 1 ? "" : "s",
-             r->schema_only ? ", schema only" : "", r->data_only ? ", data only" : "", keep);
+    if (verify)
+        log_info("job %s: %s started%s%s", j.id, j.what, r->restore_test ? ": scratch database " : "",
+                 r->restore_test ? r->scratch : "");
+    else
+        log_info("job %s: %s started (profile %s, %u job%s%s%s%s)", j.id, j.what,
+                 r->profile[0] ? r->profile : "none", r->jobs, r->jobs == 1 ? "" : "s",
+                 r->schema_only ? ", schema only" : "", r->data_only ? ", data only" : "", keep);
     char why[WIRE_TEXT_MAX + 1];
     const agent_database_config *d = find_database(cfg, j.database);
     if (d == NULL) {
@@ -1309,6 +1322,7 @@ static sess_rc run_restore(session *s, const wire_msg *jm)
                       .sanitize_sql = r->sanitize_sql,
                       .check_sql = r->check_sql,
                       .keep_old = r->keep_old,
+                      .scratch = verify && r->restore_test ? r->scratch : NULL,
                       .on_step = job_step,
                       .step_arg = &j};
     dump_opts redump;
@@ -1344,7 +1358,10 @@ static sess_rc run_restore(session *s, const wire_msg *jm)
     snprintf(why, sizeof(why), "%s from the coordinator",
              fs_human_bytes(r->source_bytes, size, sizeof(size)));
     job_step(&j, "fetch", why);
-    int rc = restore_run(&o, &report, step, &e);
+    /* A verification without a restore test reads the archive to its verified end and keeps
+     * nothing; with one, it is a restore into the scratch database, which is then dropped. */
+    int rc = verify && !r->restore_test ? restore_verify(&o, &report, step, &e)
+                                        : restore_run(&o, &report, step, &e);
     if (j.piece != NULL)
         nng_msg_free(j.piece);
     j.piece = NULL;
@@ -1359,6 +1376,21 @@ static sess_rc run_restore(session *s, const wire_msg *jm)
     rcpt_files_close(&rf);
     if (rc == 0 && !j.eof && !j.fetch_failed)
         log_warn("job %s: %s: restore_run ended before the source's EOF", j.id, j.what);
+    if (verify && report != NULL) {
+        /* What the fetch checked: the whole object against the catalog's size and digest. */
+        json_object_set_new(report, "object",
+                            j.eof ? json_pack("{s:I, s:I, s:s}", "bytes", (json_int_t)j.got,
+                                              "pieces", (json_int_t)j.piece_seq, "sha256",
+                                              j.got_hex)
+                                  : json_null());
+        json_object_set_new(report, "restore_test", json_boolean(r->restore_test));
+    }
+    if (verify && rc == 0 && !j.eof && !j.fetch_failed && j.end == SESS_OK) {
+        /* A verification proves the whole object, or nothing. */
+        rc = pgs_fail(&e, PGS_ETRUNC,
+                      "the archive ended before the object did: its SHA-256 was not checked");
+        snprintf(step, sizeof(step), "fetch");
+    }
 
     sess_rc out = SESS_OK;
     if (j.end == SESS_LOST) {
@@ -1409,7 +1441,8 @@ static sess_rc run_job(session *s, const wire_msg *jm)
     if (strcmp(jm->u.job.kind, "backup") == 0)
         return run_backup(s, jm);
     if (jm->u.job.restore != NULL &&
-        (strcmp(jm->u.job.kind, "restore") == 0 || strcmp(jm->u.job.kind, "sanitize") == 0))
+        (strcmp(jm->u.job.kind, "restore") == 0 || strcmp(jm->u.job.kind, "sanitize") == 0 ||
+         strcmp(jm->u.job.kind, "verify") == 0))
         return run_restore(s, jm);
     /* The codec refuses other kinds; this is a guard against a codec that stops doing so. */
     log_error("protocol error: a JOB of kind \"%s\"%s; closing the connection", jm->u.job.kind,

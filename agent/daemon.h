@@ -8,6 +8,9 @@
  *             the coordinator each step, REPORT the outcome
  *   sanitize  the same into a scratch temporary database, sanitized, then dumped again to the
  *             job's recipients and streamed as DATA/END like a backup; then REPORT
+ *   verify    the source archive pulled as for a restore and checked to its verified end
+ *             (restore_verify), kept nowhere; with restore_test, restored into the job's scratch
+ *             database (restore_run), its rows counted, then dropped; REPORT says what was checked
  *
  * It runs in the foreground until SIGTERM, SIGINT or SIGHUP. Nothing that goes wrong with the
  * coordinator or a database ends it: a refused handshake, a lost or silent connection and a

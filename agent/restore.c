@@ -18,6 +18,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <signal.h>
@@ -39,6 +40,7 @@
 #include "common/sha256.h"
 #include "common/spawn.h"
 #include "proto/extract.h"
+#include "proto/wire.h"
 
 #define DBNAME_MAX 63
 #define SPOOL_PREFIX "pgship-restore-"
@@ -76,6 +78,7 @@ typedef struct restore_ctx {
     char owner[DBNAME_MAX + 1], encoding[64], collate[256], ctype[256], provider[4], icu[256];
     /* what we did, for the undo path */
     int created_tmp, closed_target, swapped;
+    int dropped_tmp; /* the temporary (or scratch) database we created was dropped again */
     int no_cancel; /* set on the undo path: its queries are not cancelled by a stop */
     /* the custom format's pre-data and data, fed to pg_restore while the archive is unpacked */
     int streamed;     /* create and pg_restore's first part ran inside the unpack */
@@ -823,6 +826,18 @@ static int stream_end(restore_ctx *c, int rc, pgs_error *e)
     return do_pg_restore(c, PGR_POST, e);
 }
 
+/* What reading the archive to its verified end checked: "archive" in the reports. */
+static json_t *archive_json(const envelope_reader *env, const extract_info *info)
+{
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", "bytes",
+                     (json_int_t)envelope_reader_offset(env), "chunks",
+                     (json_int_t)envelope_reader_chunks(env), "chunk_size",
+                     (json_int_t)envelope_reader_chunk_size(env), "members",
+                     (json_int_t)info->members, "parts", (json_int_t)info->parts, "files",
+                     (json_int_t)info->files, "dump_bytes", (json_int_t)info->dump_bytes, "format",
+                     info->man.format);
+}
+
 static int do_unpack(restore_ctx *c, pgs_error *e)
 {
     envelope_reader *env = NULL;
@@ -857,6 +872,7 @@ static int do_unpack(restore_ctx *c, pgs_error *e)
     json_object_set_new(src, "manifest",
                         c->info.manifest_json ? json_incref(c->info.manifest_json) : json_object());
     json_object_set_new(c->report, "source", src);
+    json_object_set_new(c->report, "archive", archive_json(env, &c->info));
     snprintf(c->dump_path, sizeof(c->dump_path), "%s/%s", c->spool, extract_dump_name(&c->info));
     char b[32];
     log_info("restore %s: unpacked %s (%s format, %s, pg_dump %s, every checksum verified)",
@@ -1077,7 +1093,8 @@ static int do_create(restore_ctx *c, pgs_error *e)
     if (admin_conn(c, e) == NULL)
         return e->code;
     c->server_num = PQserverVersion(c->admin);
-    int rc = read_target(c, e);
+    /* A scratch database copies nothing of the database it sits beside. */
+    int rc = c->o->scratch != NULL ? 0 : read_target(c, e);
     if (rc != 0)
         return rc;
     char sql[2048];
@@ -1725,6 +1742,34 @@ static int do_redump(restore_ctx *c, pgs_error *e)
     return 0;
 }
 
+/* Drops the temporary (or scratch) database we created, ending its sessions first (c->admin is
+ * connected). */
+static int drop_tmp(restore_ctx *c, pgs_error *e)
+{
+    char *mq = ident(c->admin, c->tmp);
+    char sql[256];
+    if (c->server_num >= 130000 || c->server_num == 0)
+        snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", mq ? mq : "\"\"");
+    else
+        snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", mq ? mq : "\"\"");
+    PQfreemem(mq);
+    if (c->server_num < 130000) {
+        const char *params[] = {c->tmp};
+        pq_exec(c, c->admin, "ending the connections to the temporary database",
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", 1,
+                params, NULL, &(pgs_error){0});
+    }
+    int rc = pq_exec(c, c->admin,
+                     c->o->scratch ? "dropping the scratch database"
+                                   : "dropping the temporary database",
+                     sql, 0, NULL, NULL, e);
+    if (rc == 0) {
+        c->created_tmp = 0;
+        c->dropped_tmp = 1;
+    }
+    return rc;
+}
+
 /* The undo path: whatever a failure (or the sanitize mode) leaves to take back. Never cancelled. */
 static void undo(restore_ctx *c)
 {
@@ -1746,25 +1791,25 @@ static void undo(restore_ctx *c)
             warn(c, "%s", e.msg);
     }
     if (c->created_tmp && !c->swapped) {
-        char *mq = ident(c->admin, c->tmp);
-        char sql[256];
-        if (c->server_num >= 130000 || c->server_num == 0)
-            snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", mq ? mq : "\"\"");
-        else
-            snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", mq ? mq : "\"\"");
-        PQfreemem(mq);
-        if (c->server_num < 130000) {
-            const char *params[] = {c->tmp};
-            pq_exec(c, c->admin, "ending the connections to the temporary database",
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", 1,
-                    params, NULL, &e);
-        }
-        if (pq_exec(c, c->admin, "dropping the temporary database", sql, 0, NULL, NULL, &e) != 0)
+        if (drop_tmp(c, &e) != 0)
             warn(c, "%s; the agent's next start drops it", e.msg);
         else
-            log_info("restore %s: dropped the temporary database %s", c->o->id, c->tmp);
+            log_info("restore %s: dropped the %s database %s", c->o->id,
+                     c->o->scratch ? "scratch" : "temporary", c->tmp);
     }
     c->no_cancel--;
+}
+
+/* verify --restore-test's last step: the scratch database goes, its connections ended. */
+static int do_drop_scratch(restore_ctx *c, pgs_error *e)
+{
+    close_db(c);
+    c->no_cancel++; /* a stop must not leave the scratch database behind */
+    int rc = admin_conn(c, e) == NULL ? e->code : drop_tmp(c, e);
+    c->no_cancel--;
+    if (rc == 0)
+        log_info("restore %s: dropped the scratch database %s", c->o->id, c->tmp);
+    return rc;
 }
 
 static int validate(const restore_opts *o, pgs_error *e)
@@ -1780,6 +1825,11 @@ static int validate(const restore_opts *o, pgs_error *e)
         return pgs_fail(e, PGS_EINVAL, "jobs must be between 1 and 64");
     if (o->schema_only && o->data_only)
         return pgs_fail(e, PGS_EINVAL, "schema_only and data_only exclude each other");
+    if (o->scratch != NULL && !wire_scratch_name_valid(o->scratch))
+        return pgs_fail(e, PGS_EINVAL, "a scratch database is named %s and 8 lowercase hex digits",
+                        WIRE_SCRATCH_PREFIX);
+    if (o->scratch != NULL && (o->redump != NULL || o->sanitize_sql != NULL || o->check_sql != NULL))
+        return pgs_fail(e, PGS_EINVAL, "a restore test into a scratch database only restores");
     return 0;
 }
 
@@ -1809,8 +1859,13 @@ int restore_run(const restore_opts *o, json_t **report, char failed_step[32], pg
     int rc = validate(o, e);
     if (rc == 0)
         rc = pgconn_dbname(o->conninfo, c->dbname, sizeof(c->dbname), e);
-    if (rc == 0 && db_name(c->tmp, c->dbname, RESTORE_TMP_MARK, o->id) != 0)
+    if (rc == 0 && o->scratch != NULL)
+        snprintf(c->tmp, sizeof(c->tmp), "%s", o->scratch);
+    else if (rc == 0 && db_name(c->tmp, c->dbname, RESTORE_TMP_MARK, o->id) != 0)
         rc = pgs_fail(e, PGS_EINVAL, "the restore id is too long for a database name");
+    if (rc == 0 && o->scratch != NULL && strcmp(c->dbname, o->scratch) == 0)
+        rc = pgs_fail(e, PGS_EINVAL, "the scratch database cannot be the database %s itself",
+                      c->dbname);
     /* restore_cleanup drops what carries the mark: never let a target carry it. */
     if (rc == 0 && (strstr(c->dbname, RESTORE_TMP_MARK) || strstr(c->dbname, RESTORE_OLD_MARK)))
         rc = pgs_fail(e, PGS_EINVAL,
@@ -1822,6 +1877,8 @@ int restore_run(const restore_opts *o, json_t **report, char failed_step[32], pg
     if (o->target == NULL)
         json_object_set_new(c->report, "target", json_string(c->dbname));
     json_object_set_new(c->report, "temp_database", json_string(c->tmp));
+    if (o->scratch != NULL)
+        json_object_set_new(c->report, "scratch_database", json_string(c->tmp));
 
 #define STEP(name, detail, call)                                                                   \
     do {                                                                                           \
@@ -1844,7 +1901,9 @@ int restore_run(const restore_opts *o, json_t **report, char failed_step[32], pg
     if (o->check_sql != NULL)
         STEP("check", o->profile ? o->profile : "", do_check(c, e));
     STEP("analyze", "", do_analyze(c, e));
-    if (o->redump != NULL)
+    if (o->scratch != NULL)
+        STEP("drop", c->tmp, do_drop_scratch(c, e));
+    else if (o->redump != NULL)
         STEP("dump", "", do_redump(c, e));
     else
         STEP("swap", c->dbname, do_swap(c, e));
@@ -1863,7 +1922,11 @@ out:
         log_info("restore %s: %s failed: %s", o->id, c->step[0] ? c->step : "restore", e->msg);
     loader_free(c->ld); /* its sessions end before the undo drops their database */
     c->ld = NULL;
+    int made_tmp = c->created_tmp || c->dropped_tmp;
     undo(c);
+    if (o->scratch != NULL)
+        json_object_set_new(c->report, "scratch_dropped",
+                            made_tmp ? json_boolean(c->dropped_tmp) : json_null());
     PQfinish(c->admin);
     if (c->spool[0] != '\0' && fs_rm_rf(c->spool) != 0)
         log_warn("restore %s: could not remove the spool directory %s: %s", o->id, c->spool,
@@ -1875,6 +1938,89 @@ out:
     json_decref(c->warnings);
     if (rc != 0)
         json_object_set_new(c->report, "error", json_string(e->msg));
+    if (report != NULL)
+        *report = c->report;
+    else
+        json_decref(c->report);
+    return rc;
+}
+
+/* ---- verification without a restore ---- */
+
+/* The archive behind c->o->src read to its verified end and thrown away. */
+static int verify_archive(restore_ctx *c, pgs_error *e)
+{
+    envelope_reader *env = NULL;
+    int rc = envelope_reader_new(&env, c->o->src, c->o->src_arg);
+    if (rc != 0)
+        return pgs_fail(e, rc, "out of memory");
+    if ((rc = envelope_reader_read_header(env, e)) != 0)
+        goto out;
+    if (c->o->nkeys == 0 ||
+        (rc = envelope_reader_unlock(env, c->o->keys, c->o->nkeys, e)) == PGS_ENOKEY) {
+        rc = no_key_error(c, env, e);
+        goto out;
+    }
+    if (rc != 0)
+        goto out;
+    /* No directory: every member is hashed and compared with SHA256SUMS, nothing is written. */
+    if ((rc = extract_archive(env, NULL, 0, &c->info, e)) != 0)
+        goto out;
+    json_t *src = json_object();
+    json_object_set_new(src, "manifest",
+                        c->info.manifest_json ? json_incref(c->info.manifest_json) : json_object());
+    json_object_set_new(c->report, "source", src);
+    json_object_set_new(c->report, "archive", archive_json(env, &c->info));
+    char b[32];
+    log_info("verify %s: %s checked (%s format, %" PRIu64 " chunks, %" PRIu64 " members, %s of "
+             "dump, every checksum verified)",
+             c->o->id, c->info.man.database, c->info.man.format, envelope_reader_chunks(env),
+             c->info.members, fs_human_bytes(c->info.dump_bytes, b, sizeof(b)));
+out:
+    envelope_reader_free(env);
+    if (rc != 0 && rc != PGS_ENOKEY && rc != PGS_EINTR)
+        pgs_wrap(e, "reading the archive");
+    return rc;
+}
+
+int restore_verify(const restore_opts *o, json_t **report, char failed_step[32], pgs_error *e)
+{
+    restore_ctx cx;
+    restore_ctx *c = &cx;
+    memset(c, 0, sizeof(*c));
+    c->o = o;
+    c->e = e;
+    c->spool_fd = -1;
+    c->feed_fd = -1;
+    if (failed_step != NULL)
+        failed_step[0] = '\0';
+    c->report = json_object();
+    c->steps = json_array();
+    json_object_set_new(c->report, "source", json_null());
+    json_object_set(c->report, "steps", c->steps);
+    json_object_set_new(c->report, "archive", json_null());
+    int rc = 0;
+    if (o->id == NULL || o->id[0] == '\0' || o->src == NULL)
+        rc = pgs_fail(e, PGS_EINVAL, "a verification needs an id and a source");
+    else {
+        if ((rc = step_begin(c, "verify", "every chunk and checksum")) == 0)
+            rc = verify_archive(c, e);
+        step_end(c, rc == 0);
+    }
+    if (rc != 0 && sig_stop_requested() && rc != PGS_EINTR) {
+        char was[sizeof(e->msg)];
+        snprintf(was, sizeof(was), "%s", e->msg);
+        rc = pgs_fail(e, PGS_EINTR, "interrupted by signal %d (%s)", sig_stop_requested(), was);
+    }
+    if (rc != 0) {
+        if (failed_step != NULL)
+            snprintf(failed_step, 32, "%s", c->step);
+        log_info("verify %s: %s failed: %s", o->id ? o->id : "?",
+                 c->step[0] ? c->step : "verify", e->msg);
+        json_object_set_new(c->report, "error", json_string(e->msg));
+    }
+    extract_info_clear(&c->info);
+    json_decref(c->steps);
     if (report != NULL)
         *report = c->report;
     else
@@ -1905,11 +2051,12 @@ int restore_cleanup(const char *conninfo, pgs_error *e)
     for (int i = 0; i < n; i++) {
         const char *name = PQgetvalue(r, i, 0);
         const char *mark = strstr(name, RESTORE_TMP_MARK);
-        if (mark == NULL)
+        if (mark == NULL && !wire_scratch_name_valid(name))
             continue;
-        const char *id = mark + strlen(RESTORE_TMP_MARK);
-        /* A target a crash left closed: the one whose name, cut the same way, made this one. */
-        for (int j = 0; j < n; j++) {
+        const char *id = mark != NULL ? mark + strlen(RESTORE_TMP_MARK) : "";
+        /* A target a crash left closed: the one whose name, cut the same way, made this one (a
+         * verification's scratch database replaces nothing). */
+        for (int j = 0; mark != NULL && j < n; j++) {
             const char *t = PQgetvalue(r, j, 0);
             char expect[DBNAME_MAX + 1];
             if (strcmp(PQgetvalue(r, j, 1), "f") != 0 || strstr(t, RESTORE_TMP_MARK) != NULL ||

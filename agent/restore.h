@@ -17,6 +17,9 @@
  *               transaction; then the old one is dropped unless keep_old
  *   dump        (sanitize) the temporary database is dumped again, encrypted to the given
  *               recipients, through dump_opts' sink; then it is dropped
+ *   drop        (verify --restore-test, with scratch set) the restore went into the new database
+ *               `scratch` instead of a temporary one, beside the target, which is only read for
+ *               its server; after analyze it is dropped: nothing is swapped or dumped
  * Any failure before the swap drops the temporary database: the target is untouched.
  *
  * A custom-format archive is streamed: once its manifest is read, create runs and pg_restore's
@@ -26,7 +29,9 @@
  *
  * Database names are cut so that they fit PostgreSQL's 63 bytes: the target's part is shortened,
  * the __pgship_tmp_ / __pgship_old_ marker and the suffix are kept (restore_cleanup finds them by
- * the marker).
+ * the marker, and scratch databases by their exact form, WIRE_SCRATCH_PREFIX and 8 hex digits).
+ *
+ * restore_verify is a verification without a restore: the unpack step alone, into nowhere.
  */
 #ifndef PGSHIP_AGENT_RESTORE_H
 #define PGSHIP_AGENT_RESTORE_H
@@ -72,6 +77,9 @@ typedef struct restore_opts {
     /* sanitize instead of swap: dump the sanitized temporary database into this (its conninfo
      * and output are set by restore_run; sink and recipients by the caller). NULL: swap. */
     dump_opts *redump;
+    /* a restore test instead of swap: restore into this new database (WIRE_SCRATCH_PREFIX and 8
+     * lowercase hex; it must not exist), count its rows, drop it. Not with redump or SQL. */
+    const char *scratch;
     restore_step_fn on_step;
     void *step_arg;
 } restore_opts;
@@ -87,6 +95,9 @@ typedef struct restore_opts {
  *    "old_database": "..." (kept, or left because it could not be dropped) or null,
  *    "profile": "..." or null,
  *    "source": {"manifest": {...}} (the archive's manifest.json, once unpacked) or null,
+ *    "archive": {"bytes", "chunks", "chunk_size", "members", "parts", "files", "dump_bytes",
+ *        "format"} (what the unpack read and verified: envelope bytes and chunks, tar members,
+ *        custom parts or directory files), once unpacked,
  *    "steps": [{"name": "unpack", "ms": 1234, "ok": true}, ...] (in order, the failed one last),
  *    "tables": [{"schema": "public", "name": "users", "rows": 50000}, ...] (after analyze; at
  *        most 10000 listed), "tables_total": N, "rows_total": N,
@@ -98,9 +109,21 @@ typedef struct restore_opts {
  *    "dump": {"bytes": ..., "archive_bytes": ..., "sha256": "...", "manifest": {...}} (sanitize),
  *    "warnings": ["..."] (only when there are: the old database could not be dropped, an undo
  *        left something for restore_cleanup),
+ *    "scratch_database": "...", "scratch_dropped": true, false (it may be left: the agent's next
+ *        start drops it) or null (never created) (scratch only),
  *    "error": "..." (only on failure: e's message)}
  */
 int restore_run(const restore_opts *o, json_t **report, char failed_step[32], pgs_error *e);
+
+/*
+ * A verification without a restore (a verify job): reads the archive from o->src to its verified
+ * end (header MAC, every chunk's authentication, every member against SHA256SUMS, end.json) in
+ * one step, "verify", and keeps nothing: no spool, no database. Only id, src, keys, on_step and
+ * step_arg of o are used. Returns as restore_run; *report (if not NULL) always receives
+ *   {"source": {"manifest": {...}} or null, "steps": [...], "archive": {...} (as above) or null,
+ *    "error": "..." (only on failure)}
+ */
+int restore_verify(const restore_opts *o, json_t **report, char failed_step[32], pgs_error *e);
 
 /*
  * At agent start: drops every database whose name carries RESTORE_TMP_MARK on the server behind

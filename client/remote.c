@@ -53,6 +53,8 @@
 #define WAIT_RETRY_S 30 /* --wait keeps polling through an outage this long */
 #define LIST_MAX 10000  /* as the API's API_LIST_MAX */
 #define LABEL_MAX 128   /* as the catalog's CATALOG_LABEL_MAX */
+#define VERIFY_TEXT_MAX 1100 /* a verify_result (up to 1008 bytes) and its time */
+#define LS_NOTE_MAX 100 /* ls shows this much of a failure's reason (show has all of it) */
 
 /* ---- common options ---- */
 
@@ -640,7 +642,10 @@ static void ls_usage(FILE *f)
     fprintf(f, "usage: pgship ls [AGENT[/DATABASE]] [--state STATE] [--environment ENV]\n"
                "                 [--limit N] [--json] [--url URL] [--token-file FILE]\n"
                "\n"
-               "Lists backups, newest first.\n"
+               "Lists backups, newest first. FLAGS: P pinned (no prune deletes it), S taken by\n"
+               "a schedule, V verified ok, X verification failed. NOTE: the label, and for a\n"
+               "failed backup why it failed (\"missed: ...\" for a scheduled run that did not\n"
+               "happen).\n"
                "\n"
                "  -s, --state STATE     queued, running, complete, failed or any (default any)\n"
                "  -e, --environment ENV only this environment's backups\n"
@@ -666,6 +671,43 @@ static int ls_opt(void *ctx, int ch, const char *arg)
         return REMOTE_EXIT_USAGE;
     }
     return 0;
+}
+
+/* The FLAGS cell of a backup: P pinned, S scheduled, V verified ok, X verification failed;
+ * "-" for none. */
+static void backup_flags(json_t *b, char *out, size_t cap)
+{
+    size_t n = 0;
+    const char *vr = jstr(b, "verify_result");
+    if (json_is_true(json_object_get(b, "pinned")) && n + 1 < cap)
+        out[n++] = 'P';
+    if (jstr(b, "scheduled") != NULL && n + 1 < cap)
+        out[n++] = 'S';
+    if (vr != NULL && n + 1 < cap)
+        out[n++] = strcmp(vr, "ok") == 0 ? 'V' : 'X';
+    if (n == 0 && n + 1 < cap)
+        out[n++] = '-';
+    out[n] = '\0';
+}
+
+/* The NOTE cell: the label; for a failed backup its reason, cut to LS_NOTE_MAX bytes (at a
+ * character boundary), after the label when there is one. */
+static void backup_note(json_t *b, char *out, size_t cap)
+{
+    const char *label = jstr(b, "label"), *err = jstr(b, "error"), *state = jstr(b, "state");
+    if (err == NULL || state == NULL || strcmp(state, "failed") != 0) {
+        snprintf(out, cap, "%s", label != NULL ? label : "");
+        return;
+    }
+    size_t n = strlen(err);
+    int cut = n > LS_NOTE_MAX;
+    if (cut) {
+        n = LS_NOTE_MAX;
+        while (n > 0 && ((unsigned char)err[n] & 0xc0) == 0x80)
+            n--;
+    }
+    snprintf(out, cap, "%s%s%.*s%s", label != NULL ? label : "", label != NULL ? ": " : "",
+             (int)n, err, cut ? "..." : "");
 }
 
 int cmd_ls(int argc, char **argv)
@@ -731,20 +773,23 @@ int cmd_ls(int argc, char **argv)
                     LIST_MAX);
         goto out;
     }
-    table t = {.ncols = 7};
-    const char *head[] = {"ID", "AGENT/DATABASE", "ENV", "STATE", "SIZE", "CREATED", "LABEL"};
+    table t = {.ncols = 8};
+    const char *head[] = {"ID",   "AGENT/DATABASE", "ENV",   "STATE",
+                          "SIZE", "CREATED",        "FLAGS", "NOTE"};
     table_row(&t, head);
     json_t *b;
     size_t i;
     json_array_foreach(list, i, b)
     {
-        char target[160], size[32], created[32];
+        char target[160], size[32], created[32], flags[8], note[LS_NOTE_MAX + 160];
         snprintf(target, sizeof(target), "%s/%s", jstr(b, "agent") ? jstr(b, "agent") : "?",
                  jstr(b, "database") ? jstr(b, "database") : "?");
         size_text(json_object_get(b, "size_bytes"), size, sizeof(size));
         short_time(jstr(b, "created_at"), created, sizeof(created));
+        backup_flags(b, flags, sizeof(flags));
+        backup_note(b, note, sizeof(note));
         const char *row[] = {jstr(b, "id"), target,  jstr(b, "environment"), jstr(b, "state"),
-                             size,          created, jstr(b, "label")};
+                             size,          created, flags,                  note};
         table_row(&t, row);
     }
     if (t.nrows == 1) {
@@ -768,8 +813,9 @@ static void show_usage(FILE *f)
 {
     fprintf(f, "usage: pgship show ID [--json] [--url URL] [--token-file FILE]\n"
                "\n"
-               "Shows one backup: its state, times, size, digest, where it is stored and, while\n"
-               "it runs, its progress.\n"
+               "Shows one backup: its state (and why it failed), times, size, digest, where it\n"
+               "is stored, whether it is pinned, which schedule took it, its last verification\n"
+               "and, while it runs, its progress.\n"
                "\n" COMMON_USAGE);
 }
 
@@ -852,6 +898,19 @@ static void show_backup(json_t *b)
     show_field("recipients", rcpts);
     if (jstr(b, "source_backup_id") != NULL)
         show_field("derived from", jstr(b, "source_backup_id"));
+    show_field("pinned", json_is_true(json_object_get(b, "pinned"))
+                             ? "yes (no prune deletes it)"
+                             : "no");
+    show_field("schedule", jstr(b, "scheduled"));
+    const char *vr = jstr(b, "verify_result");
+    if (vr != NULL) {
+        char v[VERIFY_TEXT_MAX];
+        short_time(jstr(b, "verified_at"), t, sizeof(t));
+        snprintf(v, sizeof(v), "%s (%s)", vr, t);
+        show_field("verified", v);
+    } else {
+        show_field("verified", "never");
+    }
 }
 
 /* GET /v1/backups/ID into *out. */

@@ -38,6 +38,7 @@
 
 #include "common/log.h"
 #include "common/sha256.h"
+#include "coordinator/status.h"
 #include "proto/jsonutil.h"
 
 /* Downloads are written in pieces of at most API_WRITE_PIECE bytes; a client that does not take
@@ -80,6 +81,7 @@ static void api_unref(api *a)
     pthread_cond_destroy(&a->cv);
     pthread_mutex_destroy(&a->mu);
     pthread_mutex_destroy(&a->cat_mu);
+    free(a->catalog_path);
     free(a);
 }
 
@@ -215,36 +217,37 @@ static void token_hash(const char *token, size_t len, uint8_t out[API_TOKEN_HASH
     crypto_generichash(out, API_TOKEN_HASH_LEN, (const unsigned char *)token, len, NULL, 0);
 }
 
-/* The role of the token req carries in "Authorization: Bearer <token>" (its name into who), or 0.
- * Called under a->mu. */
+/* The role of the token req carries (its name into who), or 0: "Authorization: Bearer <token>",
+ * or, for GET and HEAD only, "Basic" with the token as the password (browsers on the status
+ * page). Basic is kept to the read methods because a browser, once it holds Basic credentials,
+ * sends them with every request to the origin, cross-site form posts included: a POST that does
+ * not insist on a JSON body would then be open to any web page the operator visits. Called
+ * under a->mu. */
 static int authorized(const api *a, nng_http_req *req, char who[API_WHO_MAX + 1])
 {
-    const char *h = nng_http_req_get_header(req, "Authorization");
-    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
-        return 0;
-    h += 7;
-    while (*h == ' ')
-        h++;
-    size_t n = strlen(h);
-    while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t'))
-        n--;
-    if (n == 0 || n > API_TOKEN_MAX)
-        return 0;
+    char tok[API_TOKEN_MAX + 1];
+    size_t n = 0;
+    int scheme = status_auth_token(nng_http_req_get_header(req, "Authorization"), tok,
+                                   sizeof(tok), &n);
+    int role = 0;
+    if (scheme == STATUS_AUTH_NONE ||
+        (scheme == STATUS_AUTH_BASIC && !api_is_get(nng_http_req_get_method(req))))
+        goto out;
     if (a->lookup != NULL) {
-        char tok[API_TOKEN_MAX + 1];
-        memcpy(tok, h, n);
-        tok[n] = '\0';
-        int role = a->lookup(a->lookup_arg, tok, who, API_WHO_MAX + 1);
-        sodium_memzero(tok, sizeof(tok));
-        return role >= API_ROLE_READ && role <= API_ROLE_ADMIN ? role : 0;
+        role = a->lookup(a->lookup_arg, tok, who, API_WHO_MAX + 1);
+        role = role >= API_ROLE_READ && role <= API_ROLE_ADMIN ? role : 0;
+        goto out;
     }
     uint8_t got[API_TOKEN_HASH_LEN];
-    token_hash(h, n, got);
-    int ok = sodium_memcmp(got, a->token_hash, API_TOKEN_HASH_LEN) == 0;
-    sodium_memzero(got, sizeof(got));
-    if (ok)
+    token_hash(tok, n, got);
+    if (sodium_memcmp(got, a->token_hash, API_TOKEN_HASH_LEN) == 0) {
         snprintf(who, API_WHO_MAX + 1, "api");
-    return ok ? API_ROLE_ADMIN : 0;
+        role = API_ROLE_ADMIN;
+    }
+    sodium_memzero(got, sizeof(got));
+out:
+    sodium_memzero(tok, sizeof(tok));
+    return role;
 }
 
 const char *api_role_name(int role)
@@ -288,8 +291,17 @@ static void api_handle(nng_aio *aio)
         free(job);
         char path[128];
         api_log_clean(nng_http_req_get_uri(req), path, sizeof(path));
-        log_warn("api: refused %s %s: no valid bearer token", nng_http_req_get_method(req), path);
-        api_reply_error(aio, 401, "unauthorized", "a valid API token is required");
+        log_warn("api: refused %s %s: no valid token", nng_http_req_get_method(req), path);
+        if (status_is_page(nng_http_req_get_uri(req))) {
+            /* A browser asks its user for Basic credentials only when challenged for Basic. */
+            nng_http_res *res =
+                json_res(401, error_json("unauthorized", "a valid API token is required"));
+            if (res != NULL)
+                nng_http_res_set_header(res, "WWW-Authenticate", "Basic realm=\"pgship\"");
+            api_finish_res(aio, res);
+        } else {
+            api_reply_error(aio, 401, "unauthorized", "a valid API token is required");
+        }
         return;
     }
     if (job == NULL || a->queued >= API_QUEUE_MAX) {
@@ -1008,32 +1020,55 @@ int api_json_content_type(nng_http_req *req)
            (ct[16] == '\0' || ct[16] == ';' || ct[16] == ' ');
 }
 
+/* The audit entry of a request that failed, "error: " and why. */
+static void audit_error(api *a, api_job *job, const char *action, const char *target,
+                        const char *why)
+{
+    char result[600];
+    snprintf(result, sizeof(result), "error: %s", why);
+    api_audit(a, job, action, target, result);
+}
+
 static void post_backup(api *a, api_job *job)
 {
     nng_aio *aio = job->aio;
     nng_http_req *req = job->req;
     pgs_error e = {0};
-    if (!api_json_content_type(req)) {
-        api_reply_error(aio, 415, "unsupported_media_type",
-                    "send the body as Content-Type: application/json");
-        return;
-    }
+    char target[2 * CATALOG_NAME_MAX + 2] = "", why[600];
     void *body = NULL;
     size_t len = 0;
     nng_http_req_get_data(req, &body, &len);
     api_backup_body in;
-    if (api_backup_body_parse(body, len, &in, &e) != 0) {
+    /* Decoded before the role check only to name the target of a refusal in the audit log. */
+    int parsed = api_backup_body_parse(body, len, &in, &e);
+    if (parsed == 0)
+        snprintf(target, sizeof(target), "%s/%s", in.agent, in.database);
+    if (!api_allowed_audit(a, job, API_ROLE_OPERATE, "POST /v1/backups", "backup.request",
+                           target))
+        return;
+    if (!api_json_content_type(req)) {
+        audit_error(a, job, "backup.request", target, "not application/json");
+        api_reply_error(aio, 415, "unsupported_media_type",
+                    "send the body as Content-Type: application/json");
+        return;
+    }
+    if (parsed != 0) {
+        audit_error(a, job, "backup.request", target, e.msg);
         api_reply_error(aio, 400, "bad_request", "%s", e.msg);
         return;
     }
     int has_db;
     if (!fleet_has(a, in.agent, in.database, &has_db)) {
-        api_reply_error(aio, 409, "not_connected", "agent %s is not connected", in.agent);
+        snprintf(why, sizeof(why), "agent %s is not connected", in.agent);
+        audit_error(a, job, "backup.request", target, why);
+        api_reply_error(aio, 409, "not_connected", "%s", why);
         return;
     }
     if (!has_db) {
-        api_reply_error(aio, 404, "not_found", "agent %s did not announce a database %s", in.agent,
-                    in.database);
+        snprintf(why, sizeof(why), "agent %s did not announce a database %s", in.agent,
+                 in.database);
+        audit_error(a, job, "backup.request", target, why);
+        api_reply_error(aio, 404, "not_found", "%s", why);
         return;
     }
     char id[CATALOG_ID_SIZE];
@@ -1044,6 +1079,8 @@ static void post_backup(api *a, api_job *job)
     if (rc == 0)
         rc = catalog_backup_get(a->cat, id, &b, &e);
     api_cat_unlock(a);
+    if (rc != 0)
+        audit_error(a, job, "backup.request", target, e.msg);
     if (rc == PGS_ENOTFOUND) {
         api_reply_error(aio, 409, "not_connected", "%s", e.msg);
         return;
@@ -1057,6 +1094,8 @@ static void post_backup(api *a, api_job *job)
         return;
     }
     log_info("api: backup %s of %s/%s requested", id, in.agent, in.database);
+    snprintf(why, sizeof(why), "%s %s", target, id); /* the new backup's id with its database */
+    api_audit(a, job, "backup.request", why, "ok");
     json_t *o = catalog_backup_to_json(&b);
     if (o != NULL)
         json_object_set_new(o, "progress", progress_json(a, id));
@@ -1126,11 +1165,6 @@ static void post_restore(api *a, api_job *job)
     nng_aio *aio = job->aio;
     nng_http_req *req = job->req;
     pgs_error e = {0};
-    if (!api_json_content_type(req)) {
-        api_reply_error(aio, 415, "unsupported_media_type",
-                    "send the body as Content-Type: application/json");
-        return;
-    }
     void *body = NULL;
     size_t len = 0;
     nng_http_req_get_data(req, &body, &len);
@@ -1142,15 +1176,34 @@ static void post_restore(api *a, api_job *job)
     catalog_restore r;
     memset(&r, 0, sizeof(r));
     char id[CATALOG_ID_SIZE] = "";
-    if (api_restore_body_parse(body, len, in, &e) != 0) {
+    /* "SOURCE -> AGENT/DB" for the audit log; decoded before the role check for that only. */
+    char target[CATALOG_SOURCE_MAX + 2 * CATALOG_NAME_MAX + 8] = "";
+    int parsed = api_restore_body_parse(body, len, in, &e);
+    if (parsed == 0)
+        snprintf(target, sizeof(target), "%s -> %s/%s", in->source, in->target_agent,
+                 in->target_database);
+    if (!api_allowed_audit(a, job, API_ROLE_OPERATE, "POST /v1/restores", "restore.request",
+                           target))
+        goto out;
+    if (!api_json_content_type(req)) {
+        audit_error(a, job, "restore.request", target, "not application/json");
+        api_reply_error(aio, 415, "unsupported_media_type",
+                    "send the body as Content-Type: application/json");
+        goto out;
+    }
+    if (parsed != 0) {
+        audit_error(a, job, "restore.request", target, e.msg);
         api_reply_error(aio, 400, "bad_request", "%s", e.msg);
         goto out;
     }
     /* Writing over a prod database is an admin's decision (the policy asks for overwrite_prod
      * on top of it). */
-    if (in->overwrite_prod && !api_allowed(job, API_ROLE_ADMIN, "a restore with overwrite_prod"))
+    if (in->overwrite_prod && !api_allowed_audit(a, job, API_ROLE_ADMIN,
+                                                 "a restore with overwrite_prod",
+                                                 "restore.request", target))
         goto out;
     if (a->restorer == NULL) {
+        audit_error(a, job, "restore.request", target, "this coordinator runs no restores");
         api_reply_error(aio, 409, "not_connected",
                     "this coordinator runs no restores (its API serves without agents)");
         goto out;
@@ -1159,6 +1212,13 @@ static void post_restore(api *a, api_job *job)
     int rc = restorer_request(a->restorer, a->cat, in, job->who, id, &e);
     int got = rc == 0 ? catalog_restore_get(a->cat, id, &r, &e) : rc;
     api_cat_unlock(a);
+    if (rc != 0) {
+        audit_error(a, job, "restore.request", target, e.msg);
+    } else {
+        char done[sizeof(target) + CATALOG_ID_SIZE + 16];
+        snprintf(done, sizeof(done), "%s (restore %s)", target, id);
+        api_audit(a, job, "restore.request", done, "ok");
+    }
     if (rc != 0) {
         const char *name;
         uint16_t st = restore_status(rc, &name);
@@ -1572,8 +1632,8 @@ static void dispatch(api *a, api_job *job)
         if (strcmp(method, "POST") == 0) {
             if (query != NULL && query[0] != '\0')
                 api_reply_error(aio, 400, "bad_request", "POST /v1/backups takes no query");
-            else if (api_allowed(job, API_ROLE_OPERATE, "POST /v1/backups"))
-                post_backup(a, job);
+            else
+                post_backup(a, job); /* checks the role, to audit a refusal with its target */
         } else if (api_is_get(method)) {
             get_backups(a, aio, query);
         } else {
@@ -1608,8 +1668,8 @@ static void dispatch(api *a, api_job *job)
         if (strcmp(method, "POST") == 0) {
             if (query != NULL && query[0] != '\0')
                 api_reply_error(aio, 400, "bad_request", "POST /v1/restores takes no query");
-            else if (api_allowed(job, API_ROLE_OPERATE, "POST /v1/restores"))
-                post_restore(a, job);
+            else
+                post_restore(a, job); /* checks the role, as post_backup */
         } else if (api_is_get(method)) {
             get_restores(a, aio, query);
         } else {
@@ -1695,6 +1755,10 @@ int api_start(const api_opts *o, api **out, pgs_error *e)
     nng_url *url = NULL;
     nng_http_handler *h = NULL;
     int rv, rc;
+    if ((a->catalog_path = strdup(o->catalog_path)) == NULL) {
+        rc = pgs_fail(e, PGS_ENOMEM, "out of memory");
+        goto fail;
+    }
     if ((rc = catalog_open(o->catalog_path, &a->cat, e)) != 0) {
         pgs_wrap(e, "api");
         goto fail;

@@ -58,6 +58,8 @@ struct api {
     verifier *verifier;            /* verifications; NULL: none */
     pthread_mutex_t cat_mu; /* one catalog call at a time */
     catalog *cat;
+    char *catalog_path; /* for handles of their own (a prune: api_ops.c) */
+    int pruning;        /* a POST /v1/prune is running (under mu) */
 };
 
 /* Responses. Each completes the job's aio exactly once. */
@@ -86,6 +88,19 @@ void api_time_ms_text(int64_t ms, char out[CATALOG_TIME_SIZE]);
 int64_t api_now_ms(void);
 /* A printable, bounded copy of request text for logs. */
 void api_log_clean(const char *s, char *out, size_t outlen);
+
+/*
+ * The audit log (api_ops.c): records that job's token asked for action on target with result
+ * ("ok", "denied", or "error: " and why) in the catalog, under the catalog lock (never call it
+ * holding that lock). Every request that changes something records one entry, refusals
+ * included, before its answer is sent. action is a constant of the caller: lowercase letters
+ * with '_' or '.' between words ("backup.request", "pin"); the catalog keeps '.' as '_'. A
+ * failure to record is logged, never answered: the request's own outcome stands.
+ */
+void api_audit(api *a, api_job *job, const char *action, const char *target, const char *result);
+/* api_allowed that first records a refusal as action on target with result "denied". */
+int api_allowed_audit(api *a, api_job *job, int need, const char *what, const char *action,
+                      const char *target);
 
 /* The routes of api_ops.c, api_verify.c and api_status.c: each returns 1 when path is one of its
  * own (and the request has been answered), 0 to let the dispatcher go on. query is NULL when

@@ -3145,3 +3145,81 @@ int catalog_schedule_last_due_set(catalog *cat, const char *schedule, const char
     sqlite3_finalize(st);
     return rc;
 }
+
+/* ---- what failed since (the alerter) ---- */
+
+/* The failed rows of one table whose finished_at is at or after since; sql binds since as ?1 and
+ * orders by finished_at, then rowid, so rows ending in the same millisecond come in the order
+ * they were created and a reader's pass is stable. */
+static int failed_since(catalog *cat, const char *sql, const char *since, int have_cb, row_fn row,
+                        void *ctx, pgs_error *e)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+    if ((rc = catalog_enter(cat, e)) != 0)
+        return rc;
+    if (!have_cb)
+        return pgs_fail(e, PGS_EINVAL, "no callback");
+    if ((rc = check_time("since", since, e)) != 0)
+        return rc;
+    if ((rc = sql_prepare(cat, sql, &st, e)) != 0)
+        return rc;
+    if ((rc = bind_text(st, 1, since)) != 0)
+        rc = sql_fail(cat, rc, e, "cannot list failures");
+    else
+        rc = run_list(cat, st, row, ctx, e);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int catalog_backup_failed_since(catalog *cat, const char *since,
+                                int (*cb)(void *arg, const catalog_backup *b), void *arg,
+                                pgs_error *e)
+{
+    static const char sql[] = "SELECT " BACKUP_COLUMNS " FROM backups"
+                              " WHERE state = 'failed' AND finished_at >= ?1"
+                              " ORDER BY finished_at, rowid";
+    struct backup_ctx c = {cb, arg};
+    return failed_since(cat, sql, since, cb != NULL, backup_row, &c, e);
+}
+
+int catalog_restore_failed_since(catalog *cat, const char *since,
+                                 int (*cb)(void *arg, const catalog_restore *r), void *arg,
+                                 pgs_error *e)
+{
+    static const char sql[] = "SELECT " RESTORE_COLUMNS " FROM restores"
+                              " WHERE state = 'failed' AND finished_at >= ?1"
+                              " ORDER BY finished_at, rowid";
+    struct restore_ctx c = {cb, arg};
+    return failed_since(cat, sql, since, cb != NULL, restore_row, &c, e);
+}
+
+int catalog_verify_failed_since(catalog *cat, const char *since,
+                                int (*cb)(void *arg, const catalog_verification *v), void *arg,
+                                pgs_error *e)
+{
+    static const char sql[] = "SELECT " VERIFY_COLUMNS " FROM verifications"
+                              " WHERE state = 'failed' AND finished_at >= ?1"
+                              " ORDER BY finished_at, rowid";
+    struct verify_ctx c = {cb, arg};
+    return failed_since(cat, sql, since, cb != NULL, verify_row, &c, e);
+}
+
+int catalog_data_version(catalog *cat, int64_t *out, pgs_error *e)
+{
+    int rc;
+    if ((rc = catalog_enter(cat, e)) != 0)
+        return rc;
+    if (out == NULL)
+        return pgs_fail(e, PGS_EINVAL, "nowhere to put the data version");
+    sqlite3_stmt *st = NULL;
+    if ((rc = sql_prepare(cat, "PRAGMA data_version", &st, e)) != 0)
+        return rc;
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    else
+        rc = sql_fail(cat, src, e, "cannot read the data version");
+    sqlite3_finalize(st);
+    return rc;
+}

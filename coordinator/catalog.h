@@ -553,4 +553,30 @@ int catalog_schedule_last_due_set(catalog *cat, const char *schedule, const char
                                   const char *db, int64_t last_due, const char *last_backup_id,
                                   pgs_error *e);
 
+/* ---- what failed since (the alerter) ----
+ *
+ * The failed backups (missed runs included), restores and verifications whose finished_at is at
+ * or after since (a catalog time, catalog_time_parse's form: PGS_EINVAL otherwise), oldest end
+ * first (finished_at, then insertion order), for a reader that asks every second "what failed
+ * since I last looked" (coordinator/alerter.c). finished_at is stamped before the write that
+ * records it commits, and writers wait for each other (up to the busy timeout), so a row can
+ * become visible after rows with a later finished_at: a reader that must see every row once asks
+ * again from some time before its last look and remembers the ids it has handled. cb returns as
+ * for catalog_agents_list.
+ */
+int catalog_backup_failed_since(catalog *cat, const char *since,
+                                int (*cb)(void *arg, const catalog_backup *b), void *arg,
+                                pgs_error *e);
+int catalog_restore_failed_since(catalog *cat, const char *since,
+                                 int (*cb)(void *arg, const catalog_restore *r), void *arg,
+                                 pgs_error *e);
+int catalog_verify_failed_since(catalog *cat, const char *since,
+                                int (*cb)(void *arg, const catalog_verification *v), void *arg,
+                                pgs_error *e);
+
+/* SQLite's data version of this handle: it changes after another handle (of this process or
+ * another) commits a change to the file, and only then, so a reader can skip its queries while
+ * nothing changed. Writes through this same handle do not change it. */
+int catalog_data_version(catalog *cat, int64_t *out, pgs_error *e);
+
 #endif

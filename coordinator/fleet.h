@@ -84,7 +84,7 @@ typedef void (*fleet_restore_done_fn)(void *arg, const fleet_restore_outcome *ou
 /* A restore or sanitize job for one agent. */
 typedef struct fleet_restore_job {
     const char *id;     /* the restore's id: the job id on the wire */
-    const char *kind;   /* "restore" or "sanitize" */
+    const char *kind;   /* "restore", "sanitize" or "verify" */
     const char *agent;  /* who runs it */
     const char *database; /* restored into (restore), or the scratch database (sanitize) */
     const catalog_backup *source; /* complete; its storage_key, bytes and sha256 are served */

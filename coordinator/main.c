@@ -13,6 +13,8 @@
 
 #include "common/log.h"
 #include "common/net.h"
+#include "common/timeutil.h"
+#include "coordinator/alerter.h"
 #include "coordinator/catalog.h"
 #include "coordinator/config.h"
 #include "coordinator/fleet.h"
@@ -21,6 +23,7 @@
 #include "coordinator/restore.h"
 #include "coordinator/schedd.h"
 #include "coordinator/storage.h"
+#include "coordinator/verify.h"
 #ifdef PGSHIP_HAVE_API
 #include "coordinator/api.h"
 #endif
@@ -140,8 +143,10 @@ static int run(coordinator_config *cfg)
     storage *st = NULL;
     fleet *fl = NULL;
     restorer *rs = NULL;
+    verifier *vf = NULL;
     monitor *mon = NULL;
     schedd *sd = NULL;
+    alerter *al = NULL;
 #ifdef PGSHIP_HAVE_API
     api *ap = NULL;
 #endif
@@ -192,12 +197,25 @@ static int run(coordinator_config *cfg)
         log_error("%s", e.msg);
         goto out;
     }
+    verifier_opts vo = {.fleet = fl, .catalog_path = cfg->coordinator.catalog, .cfg = cfg};
+    if (verifier_start(&vo, &vf, &e) != 0) {
+        log_error("%s", e.msg);
+        goto out;
+    }
     if (monitor_new(&mon, cfg->coordinator.catalog, fl, &e) != 0) {
         log_error("%s", e.msg);
         goto out;
     }
-    schedd_opts so = {.cfg = cfg, .fleet = fl, .st = st, .catalog_path = cfg->coordinator.catalog};
+    schedd_opts so = {.cfg = cfg, .fleet = fl, .st = st, .catalog_path = cfg->coordinator.catalog,
+                      .verifier = vf};
+    int64_t alerts_since = time_now_ms(); /* before the scheduler records its first missed run */
     if (schedd_start(&so, &sd, &e) != 0) {
+        log_error("%s", e.msg);
+        goto out;
+    }
+    alerter_opts alo = {.cfg = cfg, .sched = sd, .catalog_path = cfg->coordinator.catalog,
+                        .monitor = mon, .since_ms = alerts_since};
+    if (alerter_start(&alo, &al, &e) != 0) {
         log_error("%s", e.msg);
         goto out;
     }
@@ -212,6 +230,7 @@ static int run(coordinator_config *cfg)
                        .token = cfg->api_token,
                        .fleet = fl,
                        .restorer = rs,
+                       .verifier = vf,
                        .storage = st,
                        .catalog_path = cfg->coordinator.catalog};
         if (api_start(&ao, &ap, &e) != 0) {
@@ -233,9 +252,12 @@ out:
 #ifdef PGSHIP_HAVE_API
     api_stop(ap);
 #endif
+    alerter_stop(al);  /* webhooks get one timeout to deliver; before the scheduler it asks */
     schedd_stop(sd);   /* no new scheduled backups; after the API, which asks it */
+    verifier_stop(vf); /* verifications in flight fail; after the scheduler, which asks it */
     restorer_stop(rs); /* restores in flight fail */
     fleet_stop(fl);    /* which tells the restorer how their agents' jobs ended */
+    verifier_free(vf);
     restorer_free(rs);
     monitor_free(mon); /* after the API, which renders its metrics */
     storage_close(st);
@@ -267,13 +289,14 @@ static int catalog_rebuild(const coordinator_config *cfg, int as_json)
         for (size_t i = 0; i < c.nproblems; i++)
             json_array_append_new(probs, json_pack("{s:s, s:s}", "key", c.problems[i].key, "why",
                                                    c.problems[i].why));
-        json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "objects",
+        json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "objects",
                               (json_int_t)c.objects, "sidecars", (json_int_t)c.sidecars,
                               "imported", (json_int_t)c.imported, "existing",
                               (json_int_t)c.existing, "orphan_objects",
                               (json_int_t)c.orphan_objects, "orphan_sidecars",
                               (json_int_t)c.orphan_sidecars, "bad", (json_int_t)c.bad, "ignored",
-                              (json_int_t)c.ignored, "problems", probs);
+                              (json_int_t)c.ignored, "pinned", (json_int_t)c.pinned,
+                              "problems", probs);
         char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
         if (text != NULL)
             printf("%s\n", text);
@@ -281,9 +304,10 @@ static int catalog_rebuild(const coordinator_config *cfg, int as_json)
         json_decref(j);
     } else {
         printf("catalog rebuild of %s: %zu objects, %zu sidecars: %zu imported, %zu already "
-               "there, %zu objects without a sidecar, %zu sidecars without an object, %zu bad\n",
+               "there, %zu objects without a sidecar, %zu sidecars without an object, %zu bad, "
+               "%zu pinned\n",
                cfg->coordinator.catalog, c.objects, c.sidecars, c.imported, c.existing,
-               c.orphan_objects, c.orphan_sidecars, c.bad);
+               c.orphan_objects, c.orphan_sidecars, c.bad, c.pinned);
         for (size_t i = 0; i < c.nproblems; i++)
             printf("  %s: %s\n", c.problems[i].key, c.problems[i].why);
     }

@@ -393,6 +393,8 @@ int metrics_declare_standard(metrics *m)
     static const char *const adb[] = {"agent", "database", NULL};
     static const char *const op[] = {"op", NULL};
     static const char *const result[] = {"result", NULL};
+    static const char *const webhook_result[] = {"webhook", "result", NULL};
+    static const char *const webhook[] = {"webhook", NULL};
     static const struct {
         const char *name;
         metrics_type type;
@@ -421,11 +423,11 @@ int metrics_declare_standard(metrics *m)
          "Restores that ended, by result (complete or failed)."},
         {METRICS_VERIFICATIONS, METRICS_COUNTER, result,
          "Verifications that ended, by result (complete or failed)."},
-        {METRICS_WEBHOOK_DELIVERIES, METRICS_COUNTER, result,
-         "Webhook events by outcome: delivered, failed (refused or out of attempts), dropped "
-         "(queue full or shutdown)."},
-        {METRICS_WEBHOOK_RETRIES, METRICS_COUNTER, NULL,
-         "Webhook delivery attempts after the first one of an event."},
+        {METRICS_WEBHOOK_DELIVERIES, METRICS_COUNTER, webhook_result,
+         "Webhook events by webhook and outcome: delivered, failed (refused or out of attempts), "
+         "dropped (queue full or shutdown)."},
+        {METRICS_WEBHOOK_RETRIES, METRICS_COUNTER, webhook,
+         "Webhook delivery attempts after the first one of an event, by webhook."},
     };
     for (size_t i = 0; i < sizeof(std) / sizeof(std[0]); i++) {
         int rc = metrics_declare(m, std[i].name, std[i].type, std[i].help, std[i].labels);

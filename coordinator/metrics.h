@@ -26,8 +26,9 @@
  *   pgship_jobs_running                           gauge    -
  *   pgship_restores_total                         counter  result
  *   pgship_verifications_total                    counter  result
- *   pgship_webhook_deliveries_total               counter  result (delivered, failed, dropped)
- *   pgship_webhook_retries_total                  counter  -
+ *   pgship_webhook_deliveries_total               counter  webhook, result (delivered, failed,
+ *                                                          dropped)
+ *   pgship_webhook_retries_total                  counter  webhook
  *
  * result is "success" or "failure"; reason and op are short lowercase words chosen by the
  * caller (docs/monitoring.md lists them).

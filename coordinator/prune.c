@@ -101,8 +101,14 @@ static int plan_group(const prune_rules *rules, item *it, size_t n, pgs_error *e
     if (ri == NULL)
         return pgs_fail(e, PGS_ENOMEM, "out of memory");
     item **back = calloc(m, sizeof(*back));
-    if (back == NULL) {
+    /* The planner counts in seconds and orders ties by id; backups made in the same second
+     * must still come in the order they were made, so the id it sees starts with the time in
+     * milliseconds ("0001795277129250-<id>"). */
+    char(*keys)[CATALOG_ID_SIZE + 24] = calloc(m, sizeof(*keys));
+    if (back == NULL || keys == NULL) {
         free(ri);
+        free(back);
+        free(keys);
         return pgs_fail(e, PGS_ENOMEM, "out of memory");
     }
     int rc = 0;
@@ -116,7 +122,8 @@ static int plan_group(const prune_rules *rules, item *it, size_t n, pgs_error *e
             rc = pgs_fail(e, PGS_EFORMAT, "backup %s has an unreadable time", pe->id);
             goto out;
         }
-        ri[k] = (retention_item){.id = pe->id,
+        snprintf(keys[k], sizeof(keys[k]), "%016lld-%s", (long long)ms, pe->id);
+        ri[k] = (retention_item){.id = keys[k],
                                  .time = ms / 1000,
                                  .complete = pe->state == CATALOG_COMPLETE,
                                  .pinned = pe->pinned};
@@ -137,6 +144,7 @@ static int plan_group(const prune_rules *rules, item *it, size_t n, pgs_error *e
 out:
     free(ri);
     free(back);
+    free(keys);
     return rc;
 }
 

@@ -12,6 +12,7 @@ PACKAGES=(
     procps time util-linux coreutils tar           # pgrep, /usr/bin/time, runuser: tests, benchmark
     nodejs python3-botocore rclone curl            # storage test: s3rver, SigV4 proxy, S3 client
     pgbackrest jq sqlite3 openssl                  # ship_bench baseline; fleet.sh (jq); fleet_ship (sqlite3); certs
+    chromium                                       # status_page test: the page in headless Chromium
 )
 
 missing=()

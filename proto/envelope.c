@@ -364,6 +364,11 @@ uint64_t envelope_reader_offset(const envelope_reader *r)
     return r->offset;
 }
 
+uint64_t envelope_reader_chunks(const envelope_reader *r)
+{
+    return r->seq;
+}
+
 int envelope_reader_unlock(envelope_reader *r, const pgs_seckey *keys, size_t nkeys, pgs_error *e)
 {
     if (r->state != R_HEADER)

@@ -68,6 +68,8 @@ int envelope_reader_unlock(envelope_reader *r, const pgs_seckey *keys, size_t nk
 int envelope_reader_next(envelope_reader *r, const uint8_t **data, size_t *len, pgs_error *e);
 /* Bytes of input consumed so far. */
 uint64_t envelope_reader_offset(const envelope_reader *r);
+/* Chunks authenticated so far (the final one included once the reader reached the end). */
+uint64_t envelope_reader_chunks(const envelope_reader *r);
 void envelope_reader_free(envelope_reader *r);
 
 #endif

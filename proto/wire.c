@@ -3,7 +3,8 @@
  * bodies are JSON because they are small, rare and must evolve readably; DATA and PIECE are binary
  * because they carry every byte of every backup and of every restore.
  *
- * The rules a restore JOB, an AUTH's restore keys, an EOF or a REPORT must satisfy are written once
+ * The rules a restore, sanitize or verify JOB, an AUTH's restore keys, an EOF or a REPORT must
+ * satisfy are written once
  * (the *_check functions) and applied by both the encoder and the decoder: a coordinator cannot
  * build a job its agents would refuse, and the error shows up where the mistake was made.
  */
@@ -120,6 +121,15 @@ int wire_job_id_valid(const char *id)
             return 0;
     }
     return 1;
+}
+
+int wire_scratch_name_valid(const char *name)
+{
+    size_t pl = sizeof(WIRE_SCRATCH_PREFIX) - 1;
+    if (strnlen(name, WIRE_SCRATCH_LEN + 1) != WIRE_SCRATCH_LEN ||
+        strncmp(name, WIRE_SCRATCH_PREFIX, pl) != 0)
+        return 0;
+    return strspn(name + pl, "0123456789abcdef") == WIRE_SCRATCH_LEN - pl;
 }
 
 static int env_valid(const char *s)
@@ -257,6 +267,30 @@ static int sql_check(const char *sql, const char *field, pgs_error *e)
     return 0;
 }
 
+/*
+ * A verify job restores nothing the operator chose: no SQL, no filters, no role, nothing kept.
+ * Refusing the other fields' non-"none" values keeps a verification from ever doing more than
+ * its name says (a stray schema_only would make a restore test that proves nothing).
+ */
+static int verify_spec_check(const wire_restore_spec *r, pgs_error *e)
+{
+    if (r->profile[0] != '\0' || r->sanitize_sql != NULL || r->check_sql != NULL ||
+        r->schema_only || r->data_only || r->keep_old || r->role[0] != '\0' || r->nschemas != 0 ||
+        r->ntables != 0 || r->output[0] != '\0' || r->nrecipients != 0)
+        return pgs_fail(e, PGS_EFORMAT,
+                        "a verify job takes only \"source\", \"source_bytes\", \"jobs\", "
+                        "\"no_owner\", \"restore_test\" and \"scratch\" (the other fields are "
+                        "\"\", null, false or [])");
+    if (r->restore_test && !wire_scratch_name_valid(r->scratch))
+        return pgs_fail(e, PGS_EFORMAT,
+                        "field \"scratch\" is not %s followed by 8 lowercase hex digits (a "
+                        "restore test needs its scratch database)",
+                        WIRE_SCRATCH_PREFIX);
+    if (!r->restore_test && r->scratch[0] != '\0')
+        return pgs_fail(e, PGS_EFORMAT, "field \"scratch\" is \"\" without \"restore_test\"");
+    return 0;
+}
+
 /* Everything a restore spec of JOB kind `kind` must satisfy, for the encoder and the decoder. */
 static int restore_spec_check(const char *kind, const wire_restore_spec *r, pgs_error *e)
 {
@@ -278,6 +312,12 @@ static int restore_spec_check(const char *kind, const wire_restore_spec *r, pgs_
     if ((rc = patterns_check(r->schemas, r->nschemas, "schemas", e)) ||
         (rc = patterns_check(r->tables, r->ntables, "tables", e)))
         return rc;
+    if (strcmp(kind, "verify") == 0)
+        return verify_spec_check(r, e);
+    if (r->restore_test || r->scratch[0] != '\0')
+        return pgs_fail(e, PGS_EFORMAT,
+                        "fields \"restore_test\" and \"scratch\" are for verify jobs only (false "
+                        "and \"\" here)");
     if (sanitize) {
         if (!wire_job_id_valid(r->output))
             return pgs_fail(e, PGS_EFORMAT,
@@ -299,7 +339,8 @@ static int job_kind_check(const char *kind, const wire_restore_spec *r, pgs_erro
             return pgs_fail(e, PGS_EFORMAT, "a backup job carries no field \"restore\"");
         return 0;
     }
-    if (strcmp(kind, "restore") != 0 && strcmp(kind, "sanitize") != 0)
+    if (strcmp(kind, "restore") != 0 && strcmp(kind, "sanitize") != 0 &&
+        strcmp(kind, "verify") != 0)
         return pgs_fail(e, PGS_EFORMAT, "unknown job kind \"%.16s\"", kind);
     if (r == NULL)
         return pgs_fail(e, PGS_EFORMAT, "a %s job needs field \"restore\"", kind);
@@ -497,7 +538,8 @@ static int decode_restore_spec(json_t *o, wire_restore_spec *r, pgs_error *e)
     static const char *const k[] = {"source",    "source_bytes", "profile",    "sanitize_sql",
                                     "check_sql", "jobs",         "schema_only", "data_only",
                                     "no_owner",  "keep_old",     "role",       "schemas",
-                                    "tables",    "output",       "recipients", NULL};
+                                    "tables",    "output",       "recipients", "restore_test",
+                                    "scratch",   NULL};
     uint64_t jobs = 0;
     int rc;
     if (!json_is_object(o))
@@ -520,7 +562,9 @@ static int decode_restore_spec(json_t *o, wire_restore_spec *r, pgs_error *e)
                            &r->ntables, e)) ||
         (rc = jsonu_get_str(o, "output", r->output, sizeof(r->output), e)) ||
         (rc = get_str_list(o, "recipients", WIRE_RECIPIENTS_MAX, WIRE_PUBKEY_TEXT_MAX + 1,
-                           &r->recipients, &r->nrecipients, e)))
+                           &r->recipients, &r->nrecipients, e)) ||
+        (rc = get_bool(o, "restore_test", &r->restore_test, e)) ||
+        (rc = jsonu_get_str(o, "scratch", r->scratch, sizeof(r->scratch), e)))
         return pgs_wrap(e, "field \"restore\"");
     r->jobs = (uint32_t)jobs;
     return 0;
@@ -711,12 +755,13 @@ int wire_decode(const void *buf, size_t len, wire_msg *m, pgs_error *e)
         return pgs_fail(e, PGS_ETRUNC, "frame of %zu bytes is shorter than its header", len);
     if (p[0] != (uint8_t)WIRE_MAGIC[0] || p[1] != (uint8_t)WIRE_MAGIC[1])
         return pgs_fail(e, PGS_EFORMAT, "not a pgship frame (bad magic)");
-    /* Version 1 had no restore; a v1 peer would misread a v2 JOB, so nothing mixes. */
-    if (p[2] == 1)
+    /* Version 1 had no restore and version 2 no verify; an older peer would misread a newer
+     * JOB, so nothing mixes. */
+    if (p[2] >= 1 && p[2] < WIRE_VERSION)
         return pgs_fail(e, PGS_EVERSION,
-                        "the peer speaks wire protocol 1 and this side speaks %d: upgrade the "
+                        "the peer speaks wire protocol %u and this side speaks %d: upgrade the "
                         "coordinator and its agents together",
-                        WIRE_VERSION);
+                        p[2], WIRE_VERSION);
     if (p[2] != WIRE_VERSION)
         return pgs_fail(e, PGS_EVERSION, "wire protocol version %u is not supported (this is %d)",
                         p[2], WIRE_VERSION);
@@ -853,7 +898,8 @@ static int encode_restore_spec(const wire_restore_spec *r, json_t *o, pgs_error 
         (rc = jsonu_set_str(o, "output", r->output, e)) ||
         (rc = set_str_list(o, "recipients", r->recipients, sizeof(pubkey), r->nrecipients, e)))
         return rc;
-    return 0;
+    json_object_set_new(o, "restore_test", json_boolean(r->restore_test));
+    return jsonu_set_str(o, "scratch", r->scratch, e);
 }
 
 static int encode_body(const wire_msg *m, json_t *o, pgs_error *e)

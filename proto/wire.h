@@ -1,5 +1,5 @@
 /*
- * The wire protocol between agents and the coordinator, version 2 (docs/wire-protocol.md).
+ * The wire protocol between agents and the coordinator, version 3 (docs/wire-protocol.md).
  *
  * Transport: nng req/rep over tls+tcp. The agent's REQ socket dials; every message from the agent
  * is a request and the coordinator answers each with exactly one reply. Jobs reach an agent as the
@@ -7,7 +7,7 @@
  * bounds the memory on both sides.
  *
  * A frame is an 8-byte header and a body:
- *   magic "PW" | version u8 (1) | type u8 | body length u32 (big-endian)
+ *   magic "PW" | version u8 (3) | type u8 | body length u32 (big-endian)
  * Control bodies are JSON objects with exactly the documented fields; a DATA body is binary:
  *   job id length u8 | job id | seq u64 | payload (1 .. WIRE_DATA_MAX bytes)
  * The decoder checks everything and consumes the frame exactly; a frame that fails it is a reason
@@ -24,7 +24,7 @@
 #include "common/keys.h"
 #include "common/sha256.h"
 
-#define WIRE_VERSION 2
+#define WIRE_VERSION 3
 #define WIRE_HEADER_LEN 8
 #define WIRE_CONTROL_MAX (64u << 10)  /* control body */
 #define WIRE_END_MAX (1u << 20)       /* END carries the archive's manifest */
@@ -46,6 +46,10 @@
 #define WIRE_RECIPIENTS_MAX 32        /* as ENVELOPE_RECIPIENTS_MAX */
 #define WIRE_PUBKEY_TEXT_MAX 160      /* a recipient public key in its text form */
 #define WIRE_STEP_MAX 31              /* step names: [a-z_]{1,31} */
+/* A verify job's scratch database: this prefix and 8 lowercase hex digits, nothing else, so
+ * that an agent never creates or drops a database of any other name for a verification. */
+#define WIRE_SCRATCH_PREFIX "pgship_verify_"
+#define WIRE_SCRATCH_LEN (sizeof(WIRE_SCRATCH_PREFIX) - 1 + 8)
 
 typedef enum wire_type {
     /* agent -> coordinator (requests) */
@@ -55,9 +59,9 @@ typedef enum wire_type {
     WIRE_DATA = 4,
     WIRE_END = 5,
     WIRE_FAIL = 6,
-    WIRE_FETCH = 7,  /* restore/sanitize: the next piece of the job's source object */
-    WIRE_STEP = 8,   /* restore/sanitize: the step the job has reached (progress) */
-    WIRE_REPORT = 9, /* restore/sanitize: the job's outcome; always its last request */
+    WIRE_FETCH = 7,  /* restore/sanitize/verify: the next piece of the job's source object */
+    WIRE_STEP = 8,   /* restore/sanitize/verify: the step the job has reached (progress) */
+    WIRE_REPORT = 9, /* restore/sanitize/verify: the job's outcome; always its last request */
     /* coordinator -> agent (replies) */
     WIRE_CHALLENGE = 64,
     WIRE_WELCOME = 65,
@@ -77,7 +81,8 @@ typedef struct wire_db {
 } wire_db;
 
 /*
- * What a restore or sanitize JOB asks for (JSON field "restore" of JOB; docs/wire-protocol.md).
+ * What a restore, sanitize or verify JOB asks for (JSON field "restore" of JOB;
+ * docs/wire-protocol.md).
  *
  * restore:  fetch the source object (FETCH), unpack it, pg_restore it into a temporary database,
  *           run sanitize_sql (one transaction) and check_sql when given, ANALYZE, and swap it in
@@ -85,6 +90,11 @@ typedef struct wire_db {
  * sanitize: the same into a temporary database of `database` (the sanitizer's scratch database),
  *           then pg_dump that again, encrypted to `recipients` only, and send it as DATA/END: the
  *           new backup `output`. The temporary database is dropped; nothing is swapped.
+ * verify:   fetch the source object and check it end to end (every chunk, the checksum list, its
+ *           SHA-256) without keeping it; with restore_test, also restore it into the new database
+ *           `scratch` on the server of `database`, count the rows of every table and drop it.
+ *           Only source, source_bytes, jobs and no_owner mean anything; the other fields are
+ *           their "none" values.
  */
 typedef struct wire_restore_spec {
     char source[WIRE_JOB_ID_LEN + 1]; /* the backup being restored */
@@ -104,6 +114,9 @@ typedef struct wire_restore_spec {
     char output[WIRE_JOB_ID_LEN + 1]; /* the id of the sanitized backup being made */
     size_t nrecipients;               /* 1..WIRE_RECIPIENTS_MAX for sanitize */
     char (*recipients)[WIRE_PUBKEY_TEXT_MAX + 1]; /* owned; public keys in their text form */
+    /* verify only (0 and "" otherwise): */
+    int restore_test;                  /* also restore into scratch, count its rows, drop it */
+    char scratch[WIRE_NAME_MAX + 1];   /* with restore_test: WIRE_SCRATCH_PREFIX + 8 hex; else "" */
 } wire_restore_spec;
 
 typedef struct wire_msg {
@@ -134,10 +147,12 @@ typedef struct wire_msg {
         } welcome;
         struct {
             char job[WIRE_JOB_ID_LEN + 1];
-            char kind[16]; /* "backup", "restore" or "sanitize" */
-            char database[WIRE_NAME_MAX + 1]; /* the database backed up, or restored into */
-            char label[WIRE_LABEL_MAX + 1];   /* backup only; "" otherwise */
-            wire_restore_spec *restore;       /* owned; restore and sanitize only, else NULL */
+            char kind[16]; /* "backup", "restore", "sanitize" or "verify" */
+            /* the database backed up, or restored into; verify: the one whose server holds the
+             * scratch database */
+            char database[WIRE_NAME_MAX + 1];
+            char label[WIRE_LABEL_MAX + 1]; /* backup only; "" otherwise */
+            wire_restore_spec *restore;     /* owned; restore, sanitize and verify, else NULL */
         } job;
         struct {
             char job[WIRE_JOB_ID_LEN + 1];
@@ -220,5 +235,7 @@ size_t wire_auth_message(const uint8_t nonce[WIRE_NONCE_LEN], const char *agent,
 
 /* Checks a job id: YYYYMMDDTHHMMSSZ-xxxxxxxx (digits, then 8 lowercase hex). */
 int wire_job_id_valid(const char *id);
+/* Checks a verify job's scratch database name: WIRE_SCRATCH_PREFIX and 8 lowercase hex. */
+int wire_scratch_name_valid(const char *name);
 
 #endif

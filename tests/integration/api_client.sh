@@ -90,7 +90,7 @@ check "agents --json" test "$(jq -r '[.[] | "\(.name)=\(.connected)"] | join(","
     "$WORK/agents.json")" = "prod-db1=true,stage-db1=false"
 
 "$P" ls >"$WORK/ls.txt"
-check "ls: the header" grep -q -E '^ID +AGENT/DATABASE +ENV +STATE +SIZE +CREATED +LABEL$' \
+check "ls: the header" grep -q -E '^ID +AGENT/DATABASE +ENV +STATE +SIZE +CREATED +FLAGS +NOTE$' \
     "$WORK/ls.txt"
 check "ls: newest first" test "$(sed -n 2p "$WORK/ls.txt" | cut -d' ' -f1)" = "$id_running"
 check "ls: then the failed one" test "$(sed -n 3p "$WORK/ls.txt" | cut -d' ' -f1)" = "$id_failed"

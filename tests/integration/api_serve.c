@@ -239,6 +239,16 @@ int fleet_backup_request(fleet *f, catalog *cat, const char *agent, const char *
     return 0;
 }
 
+/* The scheduler's way in (no [schedule] here: never called, but linked). */
+int fleet_backup_request_scheduled(fleet *f, catalog *cat, const char *agent, const char *db,
+                                   const char *label, const char *requested_by,
+                                   const char *schedule, char id_out[CATALOG_ID_SIZE],
+                                   pgs_error *e)
+{
+    (void)schedule;
+    return fleet_backup_request(f, cat, agent, db, label, requested_by, id_out, e);
+}
+
 /* ---- the restorer, scripted ---- */
 
 /*

@@ -464,7 +464,7 @@ static void test_metrics_standard_names(void **state)
         "# TYPE pgship_restores_total counter\n",
         "# TYPE pgship_verifications_total counter\n",
         "# TYPE pgship_webhook_deliveries_total counter\n",
-        "\npgship_webhook_retries_total 0\n",
+        "# TYPE pgship_webhook_retries_total counter\n",
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         if (strstr(text, want[i]) == NULL)

@@ -81,13 +81,13 @@ static void object_key(const char *env, const char *agent, const char *db, const
 
 /* A complete backup of agent/db in env made at day `day` (the clock then), with its object and
  * sidecar in storage, as ingest leaves them. source may be NULL. */
-static void make_backup(fixture *f, const char *agent, const char *db, const char *env, int day,
-                        const char *source, char id[CATALOG_ID_SIZE])
+static void make_backup_at(fixture *f, const char *agent, const char *db, const char *env,
+                           int64_t at_ms, const char *source, char id[CATALOG_ID_SIZE])
 {
     char key[512], side[512], hex[SHA256_HEX_LEN + 1];
     uint8_t sha[SHA256_LEN];
     pgs_error e = {0};
-    f->now = T0 + day * DAY;
+    f->now = at_ms;
     catalog_backup_req req = {
         .agent = agent, .database = db, .environment = env, .source_backup_id = source};
     if (catalog_backup_new(f->cat, &req, id, &e) != 0)
@@ -108,6 +108,12 @@ static void make_backup(fixture *f, const char *agent, const char *db, const cha
         storage_put(f->st, side, "{}", 2, &e) != 0 ||
         catalog_backup_complete(f->cat, id, (uint64_t)n, 0, hex, key, &e) != 0)
         fail_msg("make_backup: %s", e.msg);
+}
+
+static void make_backup(fixture *f, const char *agent, const char *db, const char *env, int day,
+                        const char *source, char id[CATALOG_ID_SIZE])
+{
+    make_backup_at(f, agent, db, env, T0 + day * DAY, source, id);
 }
 
 /* A failed backup at day `day`; started ones have a planned key (and nothing stored). */
@@ -224,6 +230,21 @@ static void apply(fixture *f, const prune_plan_t *plan, prune_counts *c)
     pgs_error e = {0};
     if (prune_apply(f->cat, f->st, plan, c, &e) != 0)
         fail_msg("prune_apply: %s", e.msg);
+}
+
+/* Backups made in the same second: keep_last keeps the ones made last, whatever their ids'
+ * random parts say. */
+static void test_prune_same_second_keeps_the_newest(void **state)
+{
+    fixture *f = *state;
+    char id[8][CATALOG_ID_SIZE];
+    for (int i = 0; i < 8; i++)
+        make_backup_at(f, "a1", "db1", "prod", T0 + 100 * i, NULL, id[i]);
+    rule_set rs = {.r = {{"a1", "db1", "prod", "p", {.keep_last = 2}}}, .n = 1};
+    prune_plan_t *plan = plan_of(f, &rs);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(entry(plan, id[i])->keep, i >= 6);
+    prune_plan_free(plan);
 }
 
 /* keep_last 2 on a1/db1/prod: the two newest complete stay, older ones and failures go; other
@@ -610,6 +631,7 @@ int main(void)
     log_set_level(LOG_ERROR); /* prune logs every deletion at info, failures as warnings */
     const struct CMUnitTest tests[] = {
         T(test_prune_plan_and_apply),
+        T(test_prune_same_second_keeps_the_newest),
         T(test_prune_finishes_after_crash),
         T(test_prune_pinned_and_skipped),
         T(test_prune_derived_copies),

@@ -2,7 +2,8 @@
  * Tests of the wire codec (proto/wire.c): every frame type round-trips, and the decoder refuses
  * each kind of hostile frame with its own code: short, bad magic, unknown version or type, lengths
  * that disagree, oversize bodies, malformed JSON, unknown, missing or ill-typed fields, bad names,
- * ids and text. The auth message binds nonce, name and key.
+ * ids and text. The auth message binds nonce, name and key. Verify jobs carry only what a
+ * verification uses, and their scratch database has exactly one form.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -183,13 +184,18 @@ static void test_wire_decode_rejects_hostile_frames(void **state)
     size_t n = frame(buf, WIRE_VERSION, WIRE_POLL, "{}");
     buf[0] = 'X';
     TU_ASSERT_ERR(wire_decode(buf, n, &m, &e), e, PGS_EFORMAT, "bad magic");
-    n = frame(buf, 3, WIRE_POLL, "{}");
-    TU_ASSERT_ERR(wire_decode(buf, n, &m, &e), e, PGS_EVERSION, "version 3");
-    /* A version-1 peer is told what to do about it. */
+    n = frame(buf, 4, WIRE_POLL, "{}");
+    TU_ASSERT_ERR(wire_decode(buf, n, &m, &e), e, PGS_EVERSION, "version 4 is not supported");
+    n = frame(buf, 0, WIRE_POLL, "{}");
+    TU_ASSERT_ERR(wire_decode(buf, n, &m, &e), e, PGS_EVERSION, "version 0 is not supported");
+    /* An older peer is told what to do about it. */
     n = frame(buf, 1, WIRE_POLL, "{}");
     TU_ASSERT_ERR(wire_decode(buf, n, &m, &e), e, PGS_EVERSION,
-                  "speaks wire protocol 1 and this side speaks 2: upgrade the coordinator and its "
+                  "speaks wire protocol 1 and this side speaks 3: upgrade the coordinator and its "
                   "agents together");
+    n = frame(buf, 2, WIRE_POLL, "{}");
+    TU_ASSERT_ERR(wire_decode(buf, n, &m, &e), e, PGS_EVERSION,
+                  "speaks wire protocol 2 and this side speaks 3");
     EXPECT(10, "{}", PGS_EFORMAT, "unknown frame type 10");
     EXPECT(72, "{}", PGS_EFORMAT, "unknown frame type 72");
 
@@ -407,6 +413,8 @@ static void assert_spec_equal(const wire_restore_spec *a, const wire_restore_spe
     assert_int_equal(a->nrecipients, b->nrecipients);
     for (size_t i = 0; i < a->nrecipients; i++)
         assert_string_equal(a->recipients[i], b->recipients[i]);
+    assert_int_equal(!!a->restore_test, b->restore_test);
+    assert_string_equal(a->scratch, b->scratch);
 }
 
 /* Encodes m, decodes it, encodes the result: both frames must be the same bytes. */
@@ -609,6 +617,8 @@ static void restore_body(char *out, size_t cap, const char *kind, const char *ke
         {"tables", "[]"},
         {"output", ""},
         {"recipients", ""},
+        {"restore_test", "false"},
+        {"scratch", "\"\""},
         {NULL, ""},
     };
     snprintf(f[13].v, sizeof(f[13].v), "%s", sanitize ? "\"20261121T164302Z-00c0ffee\"" : "\"\"");
@@ -616,6 +626,14 @@ static void restore_body(char *out, size_t cap, const char *kind, const char *ke
         snprintf(f[14].v, sizeof(f[14].v), "[\"%s\"]", rcpt);
     else
         snprintf(f[14].v, sizeof(f[14].v), "[]");
+    if (strcmp(kind, "verify") == 0) {
+        /* the valid verify job: a restore test, and nothing a verification does not use */
+        snprintf(f[2].v, sizeof(f[2].v), "\"\"");
+        snprintf(f[3].v, sizeof(f[3].v), "null");
+        snprintf(f[11].v, sizeof(f[11].v), "[]");
+        snprintf(f[15].v, sizeof(f[15].v), "true");
+        snprintf(f[16].v, sizeof(f[16].v), "\"pgship_verify_0a1b2c3d\"");
+    }
     size_t off = (size_t)snprintf(out, cap,
                                   "{\"job\":\"" JOB "\",\"kind\":\"%s\",\"database\":\"appdb\","
                                   "\"label\":\"\",\"restore\":{",
@@ -851,6 +869,179 @@ static void test_wire_encode_refuses_invalid_restore_messages(void **state)
     TU_ASSERT_ERR(wire_encode(&m, &f, &n, &e), e, PGS_EINVAL, "PIECE frame: bad job id or payload");
 }
 
+/* A verify spec without a restore test: only what a verification uses. */
+static wire_restore_spec *verify_spec_new(void)
+{
+    wire_restore_spec *r = calloc(1, sizeof(*r));
+    assert_non_null(r);
+    strcpy(r->source, "20261120T010203Z-0badcafe");
+    r->source_bytes = 4096;
+    r->jobs = 2;
+    r->no_owner = 1;
+    return r;
+}
+
+static void test_wire_scratch_names(void **state)
+{
+    (void)state;
+    assert_true(wire_scratch_name_valid("pgship_verify_0a1b2c3d"));
+    assert_true(wire_scratch_name_valid("pgship_verify_00000000"));
+    assert_false(wire_scratch_name_valid("pgship_verify_0A1B2C3D"));
+    assert_false(wire_scratch_name_valid("pgship_verify_0a1b2c3"));
+    assert_false(wire_scratch_name_valid("pgship_verify_0a1b2c3d0"));
+    assert_false(wire_scratch_name_valid("pgship_verify_0a1b2c3g"));
+    assert_false(wire_scratch_name_valid("pgship_verify_"));
+    assert_false(wire_scratch_name_valid("pgship_verify__pgship_tmp_"));
+    assert_false(wire_scratch_name_valid("xgship_verify_0a1b2c3d"));
+    assert_false(wire_scratch_name_valid("appdb"));
+    assert_false(wire_scratch_name_valid(""));
+}
+
+/* Verify jobs round-trip with and without a restore test; the encoder refuses what the decoder
+ * would. */
+static void test_wire_round_trip_verify_jobs(void **state)
+{
+    (void)state;
+    wire_msg in, out;
+    uint8_t *f = NULL;
+    size_t n = 0;
+    pgs_error e = {0};
+    memset(&in, 0, sizeof(in));
+    in.type = WIRE_JOB;
+    strcpy(in.u.job.job, JOB);
+    strcpy(in.u.job.kind, "verify");
+    strcpy(in.u.job.database, "appdb");
+    wire_restore_spec *r = in.u.job.restore = verify_spec_new();
+    round_trip(&in, &out);
+    assert_string_equal(out.u.job.kind, "verify");
+    assert_spec_equal(r, out.u.job.restore);
+    assert_false(out.u.job.restore->restore_test);
+    wire_msg_clear(&out);
+    assert_stable(&in);
+    r->restore_test = 1;
+    strcpy(r->scratch, "pgship_verify_00c0ffee");
+    round_trip(&in, &out);
+    assert_true(out.u.job.restore->restore_test);
+    assert_string_equal(out.u.job.restore->scratch, "pgship_verify_00c0ffee");
+    wire_msg_clear(&out);
+    assert_stable(&in);
+
+    /* The scratch database: its one form, and only with a restore test. */
+    strcpy(r->scratch, "appdb");
+    TU_ASSERT_ERR(wire_encode(&in, &f, &n, &e), e, PGS_EFORMAT,
+                  "\"scratch\" is not pgship_verify_ followed by 8 lowercase hex digits");
+    r->scratch[0] = '\0';
+    TU_ASSERT_ERR(wire_encode(&in, &f, &n, &e), e, PGS_EFORMAT, "needs its scratch database");
+    r->restore_test = 0;
+    strcpy(r->scratch, "pgship_verify_00c0ffee");
+    TU_ASSERT_ERR(wire_encode(&in, &f, &n, &e), e, PGS_EFORMAT, "without \"restore_test\"");
+    r->scratch[0] = '\0';
+    /* Nothing a verification does not use. */
+    r->keep_old = 1;
+    TU_ASSERT_ERR(wire_encode(&in, &f, &n, &e), e, PGS_EFORMAT, "a verify job takes only");
+    r->keep_old = 0;
+    r->check_sql = strdup("SELECT 1");
+    TU_ASSERT_ERR(wire_encode(&in, &f, &n, &e), e, PGS_EFORMAT, "a verify job takes only");
+    free(r->check_sql);
+    r->check_sql = NULL;
+    strcpy(r->role, "postgres");
+    TU_ASSERT_ERR(wire_encode(&in, &f, &n, &e), e, PGS_EFORMAT, "a verify job takes only");
+    r->role[0] = '\0';
+    r->schema_only = 1;
+    TU_ASSERT_ERR(wire_encode(&in, &f, &n, &e), e, PGS_EFORMAT, "a verify job takes only");
+    r->schema_only = 0;
+    strcpy(r->output, JOB);
+    TU_ASSERT_ERR(wire_encode(&in, &f, &n, &e), e, PGS_EFORMAT, "a verify job takes only");
+    r->output[0] = '\0';
+    r->jobs = 65;
+    TU_ASSERT_ERR(wire_encode(&in, &f, &n, &e), e, PGS_ELIMIT, "\"jobs\" must be 1 to 64");
+    r->jobs = 1;
+    assert_int_equal(wire_encode(&in, &f, &n, &e), 0);
+    free(f);
+    /* A restore (or sanitize) job has no restore test. */
+    r->restore_test = 1;
+    strcpy(r->scratch, "pgship_verify_00c0ffee");
+    strcpy(in.u.job.kind, "restore");
+    TU_ASSERT_ERR(wire_encode(&in, &f, &n, &e), e, PGS_EFORMAT, "for verify jobs only");
+    wire_restore_spec_free(r);
+    in.u.job.restore = NULL;
+    strcpy(in.u.job.kind, "verify");
+    TU_ASSERT_ERR(wire_encode(&in, &f, &n, &e), e, PGS_EFORMAT,
+                  "a verify job needs field \"restore\"");
+}
+
+static void test_wire_decode_rejects_hostile_verify_jobs(void **state)
+{
+    (void)state;
+    static uint8_t buf[WIRE_HEADER_LEN + WIRE_JOB_MAX + 64];
+    static char body[WIRE_JOB_MAX + 1];
+    wire_msg m;
+    pgs_error e = {0};
+
+    restore_body(body, sizeof(body), "verify", NULL, NULL);
+    size_t n = frame(buf, WIRE_VERSION, WIRE_JOB, body);
+    if (wire_decode(buf, n, &m, &e) != 0)
+        fail_msg("valid verify job refused: %s", e.msg);
+    assert_true(m.u.job.restore->restore_test);
+    assert_string_equal(m.u.job.restore->scratch, "pgship_verify_0a1b2c3d");
+    wire_msg_clear(&m);
+    restore_body(body, sizeof(body), "verify", "restore_test", "false");
+    char *sc = strstr(body, "\"pgship_verify_0a1b2c3d\"");
+    assert_non_null(sc);
+    memmove(sc + 1, sc + 23, strlen(sc + 23) + 1); /* scratch "" */
+    n = frame(buf, WIRE_VERSION, WIRE_JOB, body);
+    if (wire_decode(buf, n, &m, &e) != 0)
+        fail_msg("valid verify job without a restore test refused: %s", e.msg);
+    assert_false(m.u.job.restore->restore_test);
+    wire_msg_clear(&m);
+
+    /* The scratch database: the one name an agent may create and drop for a verification. */
+    EXPECT_RESTORE("verify", "scratch", "\"postgres\"", PGS_EFORMAT,
+                   "\"scratch\" is not pgship_verify_");
+    EXPECT_RESTORE("verify", "scratch", "\"pgship_verify_0A1B2C3D\"", PGS_EFORMAT,
+                   "\"scratch\" is not pgship_verify_");
+    EXPECT_RESTORE("verify", "scratch", "\"pgship_verify_0a1b2c3d; DROP\"", PGS_EFORMAT,
+                   "\"scratch\" is not pgship_verify_");
+    EXPECT_RESTORE("verify", "scratch", "\"\"", PGS_EFORMAT, "needs its scratch database");
+    EXPECT_RESTORE("verify", "scratch",
+                   "\"pgship_verify_0a1b2c3dxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"",
+                   PGS_ELIMIT, "\"scratch\" is longer than 63 bytes");
+    EXPECT_RESTORE("verify", "scratch", "7", PGS_EFORMAT, "\"scratch\" is missing or not a string");
+    EXPECT_RESTORE("verify", "scratch", NULL, PGS_EFORMAT, "\"scratch\" is missing");
+    EXPECT_RESTORE("verify", "restore_test", NULL, PGS_EFORMAT,
+                   "\"restore_test\" is missing or not a boolean");
+    EXPECT_RESTORE("verify", "restore_test", "1", PGS_EFORMAT,
+                   "\"restore_test\" is missing or not a boolean");
+    EXPECT_RESTORE("verify", "restore_test", "false", PGS_EFORMAT, "without \"restore_test\"");
+    /* What a verification does not use. */
+    EXPECT_RESTORE("verify", "keep_old", "true", PGS_EFORMAT, "a verify job takes only");
+    EXPECT_RESTORE("verify", "sanitize_sql", "\"DROP DATABASE appdb;\"", PGS_EFORMAT,
+                   "a verify job takes only");
+    EXPECT_RESTORE("verify", "check_sql", "\"SELECT 1\"", PGS_EFORMAT, "a verify job takes only");
+    EXPECT_RESTORE("verify", "profile", "\"app-anonymize\"", PGS_EFORMAT,
+                   "a verify job takes only");
+    EXPECT_RESTORE("verify", "tables", "[\"t\"]", PGS_EFORMAT, "a verify job takes only");
+    EXPECT_RESTORE("verify", "data_only", "true", PGS_EFORMAT, "a verify job takes only");
+    EXPECT_RESTORE("verify", "output", "\"20261121T164302Z-00c0ffee\"", PGS_EFORMAT,
+                   "a verify job takes only");
+    EXPECT_RESTORE("verify", "jobs", "0", PGS_ELIMIT, "\"jobs\" must be 1 to 64");
+    EXPECT_RESTORE("verify", "source", "\"../x\"", PGS_EFORMAT, "\"source\" is not valid");
+    /* The other kinds have no restore test. */
+    EXPECT_RESTORE("restore", "restore_test", "true", PGS_EFORMAT, "for verify jobs only");
+    EXPECT_RESTORE("restore", "scratch", "\"pgship_verify_0a1b2c3d\"", PGS_EFORMAT,
+                   "for verify jobs only");
+    EXPECT_RESTORE("sanitize", "restore_test", "true", PGS_EFORMAT, "for verify jobs only");
+    EXPECT(WIRE_JOB, "{\"job\":\"" JOB "\",\"kind\":\"verify\",\"database\":\"d\",\"label\":\"\"}",
+           PGS_EFORMAT, "a verify job needs field \"restore\"");
+    EXPECT(WIRE_JOB, "{\"job\":\"" JOB "\",\"kind\":\"verify2\",\"database\":\"d\",\"label\":\"\"}",
+           PGS_EFORMAT, "unknown job kind \"verify2\"");
+    restore_body(body, sizeof(body), "verify", NULL, NULL);
+    char *label = strstr(body, "\"label\":\"\"") + 9;
+    memmove(label + 1, label, strlen(label) + 1);
+    *label = 'x';
+    EXPECT(WIRE_JOB, body, PGS_EFORMAT, "field \"label\" is for backup jobs only");
+}
+
 static void test_wire_decode_rejects_hostile_restore_frames(void **state)
 {
     (void)state;
@@ -989,6 +1180,9 @@ int main(void)
         cmocka_unit_test(test_wire_decode_rejects_hostile_restore_jobs),
         cmocka_unit_test(test_wire_encode_refuses_invalid_restore_messages),
         cmocka_unit_test(test_wire_decode_rejects_hostile_restore_frames),
+        cmocka_unit_test(test_wire_scratch_names),
+        cmocka_unit_test(test_wire_round_trip_verify_jobs),
+        cmocka_unit_test(test_wire_decode_rejects_hostile_verify_jobs),
         cmocka_unit_test(test_wire_job_ids),
         cmocka_unit_test(test_wire_auth_message_binds_nonce_name_and_key),
     };

@@ -19,6 +19,7 @@
 #include "coordinator/config.h"
 #include "coordinator/fleet.h"
 #include "coordinator/monitor.h"
+#include "coordinator/prune.h"
 #include "coordinator/rebuild.h"
 #include "coordinator/restore.h"
 #include "coordinator/schedd.h"
@@ -78,18 +79,6 @@ static void storage_from_config(const coordinator_config *c, storage_config *s)
     s->parallel_parts = (unsigned)sc->parallel_parts;
 }
 
-/* The sidecar next to an object key ("<...>/<id>.pgship" -> "<...>/<id>.manifest.json"). */
-static void sidecar_key(const char *key, char *out, size_t cap)
-{
-    size_t n = strlen(key);
-    const char *ext = ".pgship";
-    size_t el = strlen(ext);
-    if (n > el && strcmp(key + n - el, ext) == 0)
-        snprintf(out, cap, "%.*s.manifest.json", (int)(n - el), key);
-    else
-        out[0] = 0;
-}
-
 /* Fails what the previous run left in flight and removes what it may have left in storage. */
 static int recover(catalog *cat, storage *st, pgs_error *e)
 {
@@ -104,7 +93,8 @@ static int recover(catalog *cat, storage *st, pgs_error *e)
         if (rec[i].storage_key[0] == 0)
             continue;
         char side[CATALOG_STORAGE_KEY_MAX + 32];
-        sidecar_key(rec[i].storage_key, side, sizeof(side));
+        if (prune_sidecar_key(rec[i].storage_key, side, sizeof(side)) != 0)
+            side[0] = '\0';
         pgs_error de = {0};
         if ((side[0] && storage_delete(st, side, &de) != 0) ||
             storage_delete(st, rec[i].storage_key, &de) != 0 ||

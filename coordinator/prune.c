@@ -368,34 +368,31 @@ json_t *prune_plan_to_json(const prune_plan_t *plan)
     return o;
 }
 
+/* "<...>/<id>.pgship" -> "<...>/<id><ext>" into out (cap bytes). */
+static int beside_object(const char *object_key, const char *ext, char *out, size_t cap)
+{
+    static const char obj[] = ".pgship";
+    size_t n = object_key ? strlen(object_key) : 0, ol = sizeof(obj) - 1, xl = strlen(ext);
+    if (n <= ol || strcmp(object_key + n - ol, obj) != 0)
+        return PGS_EINVAL;
+    if (n - ol + xl + 1 > cap)
+        return PGS_ELIMIT;
+    memcpy(out, object_key, n - ol);
+    memcpy(out + n - ol, ext, xl + 1);
+    return 0;
+}
+
 int prune_sidecar_key(const char *object_key, char *out, size_t cap)
 {
-    static const char ext[] = ".pgship", side[] = ".manifest.json";
-    size_t n = object_key ? strlen(object_key) : 0, el = sizeof(ext) - 1;
-    if (n <= el || strcmp(object_key + n - el, ext) != 0)
-        return PGS_EINVAL;
-    if (n - el + sizeof(side) > cap)
-        return PGS_ELIMIT;
-    memcpy(out, object_key, n - el);
-    memcpy(out + n - el, side, sizeof(side));
-    return 0;
+    return beside_object(object_key, ".manifest.json", out, cap);
 }
 
 int prune_pin_key(const char *object_key, char *out, size_t cap)
 {
-    static const char ext[] = ".pgship", pin[] = ".pin";
-    size_t n = object_key ? strlen(object_key) : 0, el = sizeof(ext) - 1;
-    if (n <= el || strcmp(object_key + n - el, ext) != 0)
-        return PGS_EINVAL;
-    if (n - el + sizeof(pin) > cap)
-        return PGS_ELIMIT;
-    memcpy(out, object_key, n - el);
-    memcpy(out + n - el, pin, sizeof(pin));
-    return 0;
+    return beside_object(object_key, ".pin", out, cap);
 }
 
-int prune_pin(catalog *cat, storage *st, const char *id, int pinned, const char *by,
-              pgs_error *e)
+int prune_pin(catalog *cat, storage *st, const char *id, int pinned, const char *by, pgs_error *e)
 {
     catalog_backup b;
     char key[STORAGE_KEY_MAX + 1];
@@ -426,8 +423,9 @@ int prune_pin(catalog *cat, storage *st, const char *id, int pinned, const char 
     if ((rc = catalog_backup_pin(cat, id, 0, e)) != 0)
         return rc;
     if (marker && (rc = storage_delete(st, key, e)) != 0)
-        return pgs_wrap(e, "backup %s: unpinned in the catalog, but its pin marker %s stays "
-                           "(a catalog rebuild would pin it again)",
+        return pgs_wrap(e,
+                        "backup %s: unpinned in the catalog, but its pin marker %s stays "
+                        "(a catalog rebuild would pin it again)",
                         id, key);
     return 0;
 }

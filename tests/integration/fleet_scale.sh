@@ -8,11 +8,13 @@
 #         by table locks so that all 30 are open together); one agent's memory and CPU. The
 #         figures table at the end is docs/scale.md's
 #   roles: a read token cannot start a backup (exit 1, 403 naming the role it needs)
-#   schedule: the coordinator restarted with a fast schedule (PGSHIP_SCHEDULER_SPEED) over all 31
-#         databases and keep_last = 3 for d1..d30, for several cycles; d31 made unreachable
-#         (ALLOW_CONNECTIONS false). Stopped between two cycles, the catalog (pgship ls --json
-#         and sqlite3) holds exactly 3 complete backups of each of d1..d30, all scheduled, and
-#         the storage exactly their objects and sidecars; d31 only failed backups saying why
+#   unreachable: d31 refuses connections (ALLOW_CONNECTIONS false); its backup fails saying so
+#   schedule: the coordinator restarted with a fast schedule (PGSHIP_SCHEDULER_SPEED=25) over all
+#         31 databases, due 5 times 12 s apart and then not for minutes, keep_last = 3 for
+#         d1..d30. Once every due time is dealt with and the fleet is at rest, the schedule is
+#         stopped, and the catalog (pgship ls --json and sqlite3) holds exactly the 3 newest
+#         scheduled backups of each of d1..d30, complete, and the storage exactly their objects
+#         and sidecars with the catalog's SHA-256; d31 only failed backups saying why
 #   metrics: scraped with the read token and checked against the catalog
 #   webhook: a receiver in this script gets backup.failed for d31, and for no other database
 # usage: fleet_scale.sh BINDIR       (KEEP=1 keeps the scratch directory)

@@ -1281,8 +1281,8 @@ static sess_rc run_restore(session *s, const wire_msg *jm)
         snprintf(j.what, sizeof(j.what), "restore of %s into %s", r->source, j.database);
     const char *keep = !sanitize && r->keep_old ? ", keep old" : "";
     if (verify)
-        log_info("job %s: %s started%s%s", j.id, j.what, r->restore_test ? ": scratch database " : "",
-                 r->restore_test ? r->scratch : "");
+        log_info("job %s: %s started%s%s", j.id, j.what,
+                 r->restore_test ? ": scratch database " : "", r->restore_test ? r->scratch : "");
     else
         log_info("job %s: %s started (profile %s, %u job%s%s%s%s)", j.id, j.what,
                  r->profile[0] ? r->profile : "none", r->jobs, r->jobs == 1 ? "" : "s",

@@ -1828,7 +1828,8 @@ static int validate(const restore_opts *o, pgs_error *e)
     if (o->scratch != NULL && !wire_scratch_name_valid(o->scratch))
         return pgs_fail(e, PGS_EINVAL, "a scratch database is named %s and 8 lowercase hex digits",
                         WIRE_SCRATCH_PREFIX);
-    if (o->scratch != NULL && (o->redump != NULL || o->sanitize_sql != NULL || o->check_sql != NULL))
+    if (o->scratch != NULL &&
+        (o->redump != NULL || o->sanitize_sql != NULL || o->check_sql != NULL))
         return pgs_fail(e, PGS_EINVAL, "a restore test into a scratch database only restores");
     return 0;
 }

@@ -18,8 +18,8 @@
 #include "common/log.h"
 #include "common/spawn.h"
 
-#define VID_MAX 31       /* ids go into URL paths */
-#define VLIST_MAX 10000  /* as the API's API_VERIFY_LIST_MAX */
+#define VID_MAX 31      /* ids go into URL paths */
+#define VLIST_MAX 10000 /* as the API's API_VERIFY_LIST_MAX */
 #define VLIST_DEFAULT 100
 
 /* ---- shared ---- */
@@ -62,8 +62,8 @@ static long long time_ms(const char *t)
     struct tm tm;
     int ms = 0;
     memset(&tm, 0, sizeof(tm));
-    if (t == NULL || sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon,
-                            &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
+    if (t == NULL || sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                            &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
         return -1;
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;
@@ -417,17 +417,17 @@ out:
 
 static void verifications_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: pgship verifications [ID] [--backup ID] [--limit N] [--json]\n"
-            "                            [--url URL] [--token-file FILE]\n"
-            "\n"
-            "Without ID: the history of verifications, newest first: which backup, on which\n"
-            "agent, whether with a restore test, the result, how long it took and the rows the\n"
-            "restore test counted. With ID: that one's report (what was checked, its steps, the\n"
-            "row count of every table, the error), with its progress while it runs.\n"
-            "\n"
-            "  -b, --backup ID       only the verifications of this backup\n"
-            "  -n, --limit N         at most N verifications (1-10000; default 100)\n" COMMON_USAGE);
+    fprintf(
+        f, "usage: pgship verifications [ID] [--backup ID] [--limit N] [--json]\n"
+           "                            [--url URL] [--token-file FILE]\n"
+           "\n"
+           "Without ID: the history of verifications, newest first: which backup, on which\n"
+           "agent, whether with a restore test, the result, how long it took and the rows the\n"
+           "restore test counted. With ID: that one's report (what was checked, its steps, the\n"
+           "row count of every table, the error), with its progress while it runs.\n"
+           "\n"
+           "  -b, --backup ID       only the verifications of this backup\n"
+           "  -n, --limit N         at most N verifications (1-10000; default 100)\n" COMMON_USAGE);
 }
 
 typedef struct verifications_opts {
@@ -463,8 +463,8 @@ int cmd_verifications(int argc, char **argv)
                                        {NULL, 0, NULL, 0}};
     common c = {0};
     verifications_opts o = {0};
-    int st0 = parse_args(argc, argv, "b:n:h", lo, verifications_usage, verifications_opt, &o, &c,
-                         0, 1);
+    int st0 =
+        parse_args(argc, argv, "b:n:h", lo, verifications_usage, verifications_opt, &o, &c, 0, 1);
     if (st0 >= 0)
         return st0;
     const char *id = optind < argc ? argv[optind] : NULL;
@@ -508,7 +508,7 @@ int cmd_verifications(int argc, char **argv)
         print_json(list);
     } else {
         table t = {.ncols = 8};
-        const char *head[] = {"ID",     "CREATED", "BACKUP", "AGENT",
+        const char *head[] = {"ID",      "CREATED", "BACKUP", "AGENT",
                               "RESTORE", "RESULT",  "TOOK",   "ROWS"};
         table_row(&t, head);
         json_t *x;
@@ -544,8 +544,7 @@ int cmd_verifications(int argc, char **argv)
         fflush(stdout);
     }
     if (more)
-        fprintf(stderr,
-                "pgship: there are more verifications; --limit N shows more (up to %d)\n",
+        fprintf(stderr, "pgship: there are more verifications; --limit N shows more (up to %d)\n",
                 VLIST_MAX);
 out:
     json_decref(j);

@@ -391,8 +391,8 @@ int api_verify_route(api *a, api_job *job, const char *method, const char *path,
             api_method_not_allowed(aio, "POST");
         else if (has_query)
             api_reply_error(aio, 400, "bad_request", "POST /v1/backups/ID/verify takes no query");
-        else if (api_allowed_audit(a, job, API_ROLE_OPERATE, "POST /v1/backups/ID/verify",
-                                   "verify", id))
+        else if (api_allowed_audit(a, job, API_ROLE_OPERATE, "POST /v1/backups/ID/verify", "verify",
+                                   id))
             post_verify(a, job, id);
         return 1;
     }

@@ -197,7 +197,8 @@ static int run(coordinator_config *cfg)
         goto out;
     }
     schedd_opts so = {.cfg = cfg, .fleet = fl, .st = st, .catalog_path = cfg->coordinator.catalog,
-                      .verifier = vf};
+                      .verifier = vf,
+                      .verify = verifier_request};
     int64_t alerts_since = time_now_ms(); /* before the scheduler records its first missed run */
     if (schedd_start(&so, &sd, &e) != 0) {
         log_error("%s", e.msg);

@@ -91,8 +91,7 @@ static void vjob_record(verifier *v, vjob *j, int ok, const char *step, const ch
     snprintf(why, sizeof(why), "%s: %s", step && *step ? step : "verify",
              error && *error ? error : "failed");
     /* A job that reached its agent ran: its start time is the catalog's too. */
-    if (!j->started && agent_report != NULL &&
-        catalog_verify_start(v->cat, j->id, &e) != 0)
+    if (!j->started && agent_report != NULL && catalog_verify_start(v->cat, j->id, &e) != 0)
         log_warn("verification %s: catalog: %s", j->id, e.msg);
     int rc = catalog_verify_finish(v->cat, j->id, ok, ok ? NULL : why, text, &e);
     if (rc == PGS_ELIMIT) /* a report too large for the catalog still leaves the outcome */
@@ -255,8 +254,7 @@ static int recover_stale(verifier *v, pgs_error *e)
                                   &fe) != 0)
             log_warn("verification %s: catalog: %s", s.id[i], fe.msg);
         else
-            log_warn("verification %s failed: the coordinator stopped before it finished",
-                     s.id[i]);
+            log_warn("verification %s failed: the coordinator stopped before it finished", s.id[i]);
     }
     free(s.id);
     return rc;
@@ -375,7 +373,7 @@ static int pick_agent(fleet *f, const catalog_backup *b, char agent[CATALOG_NAME
         json_decref(keys);
         if (!holds)
             continue;
-        if (load > FLEET_QUEUE_MAX) { /* one running and a full queue */
+        if (load >= FLEET_QUEUE_MAX) { /* its queue is full, or nearly (running + queued) */
             busy = 1;
             continue;
         }

@@ -8,8 +8,9 @@
 #   the two newest complete backups per database stay, in the catalog and in storage
 #   an agent killed -9 stays away past the grace: its database gets a failed backup whose
 #   reason starts with "missed:"; the agent comes back and its schedule runs again
-#   a schedule without retention keeps everything; the schedule state survives a restart (no
-#   run is repeated for a due time already handled)
+#   a schedule with action = verify checks d1's newest backup on its agent, apart from the
+#   backups due at the same times; the schedule state survives a restart (no run is repeated for
+#   a due time already handled)
 # usage: schedd.sh BINDIR
 set -euo pipefail
 BIN=$(cd "${1:?usage: schedd.sh BINDIR}" && pwd)
@@ -61,8 +62,14 @@ retention = keep2
 [schedule other]
 cron = */2 * * * *
 select = agent=a2
+
+[schedule drill]
+cron = */3 * * * *
+select = agent=a1 database=d1
+action = verify
 CONF
 fleet_agent_conf a1.conf a1 tls keys/a1.key --recipient keys/ops.pub \
+    --set "restore_keys=$WORK/keys/ops.key" \
     --db d1 prod "host=127.0.0.1 port=$PORT user=postgres dbname=d1" \
     --db d2 prod "host=127.0.0.1 port=$PORT user=postgres dbname=d2"
 fleet_agent_conf a2.conf a2 tls keys/a2.key --recipient keys/ops.pub \
@@ -94,6 +101,17 @@ for _ in $(seq 120); do
 done
 check "the schedule ran d1 at least 4 times ($(started d1))" test "$(started d1)" -ge 4
 check "the schedule ran d2 at least 4 times ($(started d2))" test "$(started d2)" -ge 4
+
+# the drill: scheduled verifications of d1's newest backup, run apart from the backups (the
+# "often" schedule's backups of d1 at the same due times still happen: counted above)
+for _ in $(seq 60); do
+    [ "$(catalog "SELECT count(*) FROM verifications WHERE state='ok'")" -ge 1 ] && break
+    sleep 0.5
+done
+check "the drill schedule verified d1's backup (ok)" \
+    test "$(catalog "SELECT count(*) FROM verifications v JOIN backups b ON b.id = v.backup_id WHERE v.state='ok' AND b.database='d1'")" -ge 1
+check "... and logged it as the schedule's" grep -q "schedule drill, a1/d1: verification .* of backup .* started" coord.log
+check "... and never verified d2" test "$(catalog "SELECT count(*) FROM verifications v JOIN backups b ON b.id = v.backup_id WHERE b.database='d2'")" = 0
 
 # missed runs of d3: a failed backup row saying so
 for _ in $(seq 60); do

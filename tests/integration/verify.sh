@@ -13,6 +13,8 @@
 #   damage:       a byte flipped in the stored object fails verify (exit 1) naming the chunk; a
 #                 restore test of it fails too and leaves no scratch database; restored, it
 #                 passes again
+#   crash:        kill -9 of the agent mid restore test fails the verification; the agent's next
+#                 start drops the scratch database it left
 #   no key:       with no connected agent holding a key, verify is refused saying so
 # usage: verify.sh BINDIR
 set -euo pipefail
@@ -195,15 +197,31 @@ check "restored, the object verifies again (exit $rc)" test "$rc" -eq 0
 check "... and the backup says ok again" \
     test "$(fleet_client show "$ID" --json | json 'd["verify_result"]')" = ok
 
+# ===================== crash =====================
+VID=$(fleet_client verify "$ID" --restore-test 2>/dev/null)
+for _ in $(seq 1 150); do [ "$(scratch_dbs)" = 0 ] || break; sleep 0.1; done
+check "a restore test under way has its scratch database" test "$(scratch_dbs)" = 1
+kill -9 "${FLEET_AGENT_PID[db1]}"
+wait "${FLEET_AGENT_PID[db1]}" 2>/dev/null || true
+vstate() { fleet_client verifications "$VID" --json | json 'd["state"] + ": " + str(d["error"])'; }
+for _ in $(seq 1 100); do [[ $(vstate) != failed* ]] || break; sleep 0.2; done
+check "killed mid restore test, the verification fails ($(vstate))" \
+    grep -q "^failed: .*connection to the agent was lost" <<<"$(vstate)"
+fleet_start_agent db1.conf db1-restart.log
+fleet_wait_agent db1 30 >/dev/null
+check "the agent's next start dropped the scratch database it left" test "$(scratch_dbs)" = 0
+check "... and said so" grep -q "dropped database pgship_verify_" db1-restart.log
+
 # ===================== no key =====================
 expect_fail "an unknown backup is refused" "no backup 20200101T000000Z-00000000" \
     fleet_client verify 20200101T000000Z-00000000
+count=$(fleet_client verifications --backup "$ID" --json | json 'len(d)')
 _fleet_stop "${FLEET_AGENT_PID[db1]}"
 unset 'FLEET_AGENT_PID[db1]'
 expect_fail "with no connected agent holding a key, verify is refused saying so" \
     "no connected agent holds a key of backup $ID" fleet_client verify "$ID" --wait
 check "the refused request left no verification behind" \
-    test "$(fleet_client verifications --backup "$ID" --json | json 'len(d)')" = 7
+    test "$(fleet_client verifications --backup "$ID" --json | json 'len(d)')" = "$count"
 
 fleet_stop_all
 check "SIGTERM stops the fleet cleanly" test $? -eq 0

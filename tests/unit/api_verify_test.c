@@ -48,7 +48,8 @@ static void test_api_verify_body_refuses_hostile(void **state)
     TU_ASSERT_ERR(body("{\"restore_test\": 1}", &b, &e), e, PGS_EFORMAT,
                   "\"restore_test\" is not true or false");
     assert_false(b.restore_test); /* zeroed on failure */
-    TU_ASSERT_ERR(body("{\"restore_test\": \"true\"}", &b, &e), e, PGS_EFORMAT, "not true or false");
+    TU_ASSERT_ERR(body("{\"restore_test\": \"true\"}", &b, &e), e, PGS_EFORMAT,
+                  "not true or false");
     TU_ASSERT_ERR(body("{\"restore_test\": null}", &b, &e), e, PGS_EFORMAT, "not true or false");
     TU_ASSERT_ERR(body("{\"restore_test\": true, \"restore_test\": false}", &b, &e), e, PGS_EFORMAT,
                   "not valid JSON");

@@ -1004,7 +1004,8 @@ static void test_wire_decode_rejects_hostile_verify_jobs(void **state)
                    "\"scratch\" is not pgship_verify_");
     EXPECT_RESTORE("verify", "scratch", "\"\"", PGS_EFORMAT, "needs its scratch database");
     EXPECT_RESTORE("verify", "scratch",
-                   "\"pgship_verify_0a1b2c3dxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"",
+                   "\"pgship_verify_0a1b2c3dxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                   "xxxxxx\"",
                    PGS_ELIMIT, "\"scratch\" is longer than 63 bytes");
     EXPECT_RESTORE("verify", "scratch", "7", PGS_EFORMAT, "\"scratch\" is missing or not a string");
     EXPECT_RESTORE("verify", "scratch", NULL, PGS_EFORMAT, "\"scratch\" is missing");

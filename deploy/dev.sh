@@ -31,7 +31,7 @@ test)
     build build-asan -DPGSHIP_SANITIZE=ON
     (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
         ctest -L unit --output-on-failure)
-    echo "== fuzz targets (libFuzzer, ${FUZZ_SECONDS:=10} s each)"
+    echo "== fuzz targets (libFuzzer, ${FUZZ_SECONDS:=6} s each)"
     CC=clang CFLAGS="-fsanitize=fuzzer-no-link,address,undefined -g" \
         build build-fuzz -DPGSHIP_FUZZ=ON -DPGSHIP_SANITIZE=OFF
     fuzzed=0

@@ -839,7 +839,7 @@ static void progress_text(json_t *p, char *out, size_t cap)
     free(ph);
 }
 
-static void show_field(const char *name, const char *value)
+void show_field(const char *name, const char *value)
 {
     char *v = clean_text(value);
     printf("%-14s %s\n", name, v);
@@ -1682,11 +1682,11 @@ static char *restore_body(const char *source, int fresh, const restore_opts *o)
 }
 
 /* ms as "850 ms", "12.3 s", "4 min 05 s", "1 h 02 min". */
-static void ms_text(double ms, char *out, size_t cap)
+void ms_text(double ms, char *out, size_t cap)
 {
     if (ms < 0)
-        ms = 0;
-    if (ms < 1000)
+        snprintf(out, cap, "-");
+    else if (ms < 1000)
         snprintf(out, cap, "%.0f ms", ms);
     else if (ms < 60000)
         snprintf(out, cap, "%.1f s", ms / 1000);
@@ -1697,7 +1697,7 @@ static void ms_text(double ms, char *out, size_t cap)
 }
 
 /* Unix ms of the API's time text ("2026-11-21T16:05:29.123Z"), or -1. */
-static int64_t time_ms(const char *t)
+int64_t time_ms(const char *t)
 {
     struct tm tm;
     int ms = 0;
@@ -1726,7 +1726,7 @@ static void took_text(json_t *r, char *out, size_t cap)
     ms_text((double)(b - a), out, cap);
 }
 
-static json_t *report_of(json_t *r)
+json_t *report_of(json_t *r)
 {
     json_t *rep = json_object_get(r, "report");
     return json_is_object(rep) ? rep : NULL;

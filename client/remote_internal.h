@@ -7,6 +7,7 @@
 #define PGSHIP_CLIENT_REMOTE_INTERNAL_H
 
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <curl/curl.h>
@@ -86,6 +87,15 @@ void table_print(table *t);
 /* A size in bytes (a JSON integer) as "1.2 MiB", or "-". */
 void size_text(json_t *v, char *out, size_t cap);
 void elapsed_text(double s, char *out, size_t cap);
+
+/* "name           value" (value cleaned; "-" when NULL or empty): show's lines. */
+void show_field(const char *name, const char *value);
+/* A duration: "850 ms", "12.3 s", "4 min 05 s", "2 h 03 min"; "-" when negative (unknown). */
+void ms_text(double ms, char *out, size_t cap);
+/* Unix ms of the API's time text ("2026-11-21T16:05:29.123Z"), or -1. */
+int64_t time_ms(const char *t);
+/* A job's "report" object, or NULL. */
+json_t *report_of(json_t *job);
 
 /* Ids go into URL paths: letters, digits and '-' only, 1..31 characters. */
 int id_ok(const char *id);

@@ -36,46 +36,6 @@ static long long jint(json_t *o, const char *key)
     return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
 }
 
-static void field(const char *name, const char *value)
-{
-    char *v = clean_text(value);
-    printf("%-14s %s\n", name, v);
-    free(v);
-}
-
-/* ms as "850 ms", "12.3 s", "4 min 05 s". */
-static void ms_text(long long ms, char *out, size_t cap)
-{
-    if (ms < 0)
-        snprintf(out, cap, "-");
-    else if (ms < 1000)
-        snprintf(out, cap, "%lld ms", ms);
-    else if (ms < 60000)
-        snprintf(out, cap, "%.1f s", (double)ms / 1000);
-    else
-        snprintf(out, cap, "%lld min %02lld s", ms / 60000, (ms / 1000) % 60);
-}
-
-/* Unix ms of the API's time text ("2026-11-21T16:05:29.123Z"), or -1. */
-static long long time_ms(const char *t)
-{
-    struct tm tm;
-    int ms = 0;
-    memset(&tm, 0, sizeof(tm));
-    if (t == NULL || sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                            &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
-        return -1;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return (long long)timegm(&tm) * 1000 + ms;
-}
-
-static json_t *report_of(json_t *v)
-{
-    json_t *r = json_object_get(v, "report");
-    return json_is_object(r) ? r : NULL;
-}
-
 /* "ok", "failed", "running: verify" (the agent's step while it runs), "queued". */
 static void result_text(json_t *v, char *out, size_t cap)
 {
@@ -164,28 +124,28 @@ static void show_verification(json_t *v)
 {
     char t[64], buf[600], res[96];
     json_t *rep = report_of(v);
-    field("verification", jstr(v, "id"));
-    field("backup", jstr(v, "backup_id"));
+    show_field("verification", jstr(v, "id"));
+    show_field("backup", jstr(v, "backup_id"));
     snprintf(buf, sizeof(buf), "%s%s%s%s", jstr_or(v, "agent", "?"),
              jstr(rep, "database") ? " (beside database " : "", jstr_or(rep, "database", ""),
              jstr(rep, "database") ? ")" : "");
-    field("agent", buf);
-    field("kind", json_is_true(json_object_get(v, "restore_test"))
+    show_field("agent", buf);
+    show_field("kind", json_is_true(json_object_get(v, "restore_test"))
                       ? "checksums and a restore test"
                       : "checksums (every chunk, the checksum list, the object's SHA-256)");
     result_text(v, res, sizeof(res));
-    field("state", res);
+    show_field("state", res);
     if (jstr(v, "error") != NULL)
-        field("error", jstr(v, "error"));
+        show_field("error", jstr(v, "error"));
     if (rep != NULL && jstr(rep, "requested_by") != NULL)
-        field("requested by", jstr(rep, "requested_by"));
+        show_field("requested by", jstr(rep, "requested_by"));
     short_time(jstr(v, "created_at"), t, sizeof(t));
-    field("created", t);
+    show_field("created", t);
     short_time(jstr(v, "finished_at"), t, sizeof(t));
-    field("finished", t);
+    show_field("finished", t);
     long long a = time_ms(jstr(v, "started_at")), b = time_ms(jstr(v, "finished_at"));
     ms_text(a >= 0 && b >= a ? b - a : -1, t, sizeof(t));
-    field("took", t);
+    show_field("took", t);
     if (rep == NULL)
         return;
 
@@ -196,7 +156,7 @@ static void show_verification(json_t *v)
                        sizeof(size));
         snprintf(buf, sizeof(buf), "%s in %lld pieces, sha256 %s: matches the catalog", size,
                  jint(obj, "pieces"), jstr_or(obj, "sha256", "?"));
-        field("object", buf);
+        show_field("object", buf);
     }
     json_t *ar = json_object_get(rep, "archive");
     if (json_is_object(ar)) {
@@ -212,7 +172,7 @@ static void show_verification(json_t *v)
                  "(%s format, %lld %s, %s of dump)",
                  jint(ar, "chunks"), chunk, jint(ar, "members"), fmt,
                  custom ? jint(ar, "parts") : jint(ar, "files"), custom ? "parts" : "files", dump);
-        field("archive", buf);
+        show_field("archive", buf);
     }
     const char *scratch = jstr(rep, "scratch_database");
     if (scratch != NULL) {
@@ -221,7 +181,7 @@ static void show_verification(json_t *v)
                  json_is_true(dropped)    ? "dropped"
                  : json_is_false(dropped) ? "NOT dropped (the agent's next start drops it)"
                                           : "never created");
-        field("scratch", buf);
+        show_field("scratch", buf);
     }
     json_t *steps = json_object_get(rep, "steps"), *s;
     size_t i;

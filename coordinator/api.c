@@ -1109,7 +1109,7 @@ static void post_backup(api *a, api_job *job)
 #define API_RESTORES_REPORT_BUDGET (16u * 1024 * 1024)
 
 /* A string from an agent (a step's detail), or null when it is not UTF-8. */
-static json_t *agent_text(const char *s)
+json_t *api_agent_text(const char *s)
 {
     json_t *v = s != NULL && s[0] != '\0' ? json_string(s) : NULL;
     return v != NULL ? v : json_null();
@@ -1124,9 +1124,9 @@ static json_t *restore_progress_json(api *a, const char *id)
     json_t *o = json_object();
     if (o == NULL)
         return NULL;
-    json_object_set_new(o, "step", agent_text(p.step));
-    json_object_set_new(o, "agent_step", p.has_job ? agent_text(p.job.step) : json_null());
-    json_object_set_new(o, "detail", p.has_job ? agent_text(p.job.detail) : json_null());
+    json_object_set_new(o, "step", api_agent_text(p.step));
+    json_object_set_new(o, "agent_step", p.has_job ? api_agent_text(p.job.step) : json_null());
+    json_object_set_new(o, "detail", p.has_job ? api_agent_text(p.job.detail) : json_null());
     json_object_set_new(o, "bytes",
                         p.has_job ? json_integer((json_int_t)p.job.bytes) : json_null());
     json_object_set_new(o, "phase",

@@ -83,6 +83,8 @@ int api_is_get(const char *method);
 /* 1 when the request says Content-Type: application/json. */
 int api_json_content_type(nng_http_req *req);
 json_t *api_text_or_null(const char *s);
+/* Text from an agent (a step's detail), or null when it is empty or not UTF-8. */
+json_t *api_agent_text(const char *s);
 /* RFC 3339 UTC with milliseconds, as the catalog writes times. */
 void api_time_ms_text(int64_t ms, char out[CATALOG_TIME_SIZE]);
 int64_t api_now_ms(void);

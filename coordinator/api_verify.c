@@ -140,13 +140,6 @@ int api_verify_query_parse(const char *query, api_verify_query *out, pgs_error *
 
 /* ---- helpers ---- */
 
-/* Text from an agent (a step's detail), or null when it is empty or not UTF-8. */
-static json_t *agent_text(const char *s)
-{
-    json_t *v = s != NULL && s[0] != '\0' ? json_string(s) : NULL;
-    return v != NULL ? v : json_null();
-}
-
 /* Where a live verification is, from the fleet (the job id on the wire is the verification's):
  * {"phase", "step", "detail", "bytes", "started_at"}; json null when the fleet no longer has it. */
 static json_t *progress_json(api *a, const char *id)
@@ -158,8 +151,8 @@ static json_t *progress_json(api *a, const char *id)
     if (o == NULL)
         return NULL;
     json_object_set_new(o, "phase", json_string(fleet_phase_name(p.phase)));
-    json_object_set_new(o, "step", agent_text(p.step));
-    json_object_set_new(o, "detail", agent_text(p.detail));
+    json_object_set_new(o, "step", api_agent_text(p.step));
+    json_object_set_new(o, "detail", api_agent_text(p.detail));
     json_object_set_new(o, "bytes", json_integer((json_int_t)p.bytes));
     if (p.started_ms > 0) {
         char t[CATALOG_TIME_SIZE];

@@ -913,20 +913,26 @@ static void show_backup(json_t *b)
     }
 }
 
-/* GET /v1/backups/ID into *out. */
-static int get_backup(remote *r, const char *id, json_t **out)
+int remote_get_job(remote *r, const char *collection, const char *noun, const char *id,
+                   json_t **out)
 {
-    char path[128];
-    snprintf(path, sizeof(path), "/v1/backups/%s", id);
+    char path[160];
+    snprintf(path, sizeof(path), "/v1/%s/%s", collection, id);
     long st;
     int rc = remote_json(r, "GET", path, NULL, out, &st);
     if (rc == 0 && (jstr(*out, "id") == NULL || jstr(*out, "state") == NULL)) {
-        log_error("%s answered without a backup", r->base);
+        log_error("%s answered without a %s", r->base, noun);
         json_decref(*out);
         *out = NULL;
         rc = REMOTE_EXIT_REACH;
     }
     return rc;
+}
+
+/* GET /v1/backups/ID into *out. */
+static int get_backup(remote *r, const char *id, json_t **out)
+{
+    return remote_get_job(r, "backups", "backup", id, out);
 }
 
 int cmd_show(int argc, char **argv)
@@ -1959,17 +1965,7 @@ static void show_restore(json_t *r)
 /* GET /v1/restores/ID into *out. */
 static int get_restore_json(remote *r, const char *id, json_t **out)
 {
-    char path[128];
-    snprintf(path, sizeof(path), "/v1/restores/%s", id);
-    long st;
-    int rc = remote_json(r, "GET", path, NULL, out, &st);
-    if (rc == 0 && (jstr(*out, "id") == NULL || jstr(*out, "state") == NULL)) {
-        log_error("%s answered without a restore", r->base);
-        json_decref(*out);
-        *out = NULL;
-        rc = REMOTE_EXIT_REACH;
-    }
-    return rc;
+    return remote_get_job(r, "restores", "restore", id, out);
 }
 
 /* Where a live restore is: "restore, agent: pg_restore (-j 2)", with bytes during fetch; key

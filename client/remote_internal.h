@@ -88,6 +88,10 @@ void table_print(table *t);
 void size_text(json_t *v, char *out, size_t cap);
 void elapsed_text(double s, char *out, size_t cap);
 
+/* GET /v1/<collection>/<id> into *out: a job the API describes with at least "id" and
+ * "state" (a backup, restore or verification; noun names it in messages). An exit status. */
+int remote_get_job(remote *r, const char *collection, const char *noun, const char *id,
+                   json_t **out);
 /* "name           value" (value cleaned; "-" when NULL or empty): show's lines. */
 void show_field(const char *name, const char *value);
 /* A duration: "850 ms", "12.3 s", "4 min 05 s", "2 h 03 min"; "-" when negative (unknown). */

@@ -54,17 +54,7 @@ static void result_text(json_t *v, char *out, size_t cap)
 /* GET /v1/verifications/ID into *out. */
 static int get_verification(remote *r, const char *id, json_t **out)
 {
-    char path[96];
-    snprintf(path, sizeof(path), "/v1/verifications/%s", id);
-    long st;
-    int rc = remote_json(r, "GET", path, NULL, out, &st);
-    if (rc == 0 && (jstr(*out, "id") == NULL || jstr(*out, "state") == NULL)) {
-        log_error("%s answered without a verification", r->base);
-        json_decref(*out);
-        *out = NULL;
-        rc = REMOTE_EXIT_REACH;
-    }
-    return rc;
+    return remote_get_job(r, "verifications", "verification", id, out);
 }
 
 /* The poll of --wait: "ok" is this command's "complete". */

@@ -515,10 +515,23 @@ static void record_missed(schedd *s, const char *sched, const char *agent, const
                               .scheduled = sched};
     pgs_error e = {0};
     id_out[0] = 0;
-    if (catalog_backup_new(s->cat, &req, id_out, &e) != 0 ||
-        catalog_backup_fail(s->cat, id_out, why, &e) != 0) {
+    if (catalog_backup_new(s->cat, &req, id_out, &e) != 0) {
         log_warn("scheduler: schedule %s, %s/%s: cannot record a missed run (%s): %s", sched, agent,
                  db, why, e.msg);
+        return;
+    }
+    /* A row left queued would count as a backup in flight and hold the database's schedule
+     * until the next restart: the failure is written a few times before giving up. */
+    int rc = -1;
+    for (int attempt = 0; attempt < 3 && rc != 0; attempt++) {
+        if (attempt > 0)
+            nanosleep(&(struct timespec){0, 200 * 1000000L}, NULL);
+        rc = catalog_backup_fail(s->cat, id_out, why, &e);
+    }
+    if (rc != 0) {
+        log_warn("scheduler: schedule %s, %s/%s: backup %s stays queued (the next start fails "
+                 "it): cannot record its missed run (%s): %s",
+                 sched, agent, db, id_out, why, e.msg);
         return;
     }
     log_warn("scheduler: schedule %s, %s/%s: backup %s failed: %s", sched, agent, db, id_out, why);
